@@ -1,0 +1,1 @@
+"""fleetpulse: streaming telemetry for LLM inference fleets."""
