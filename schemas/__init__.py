@@ -1,0 +1,7 @@
+"""Wire schemas (v1) for request events, GPU samples and alert events."""
+
+from fleetpulse.schemas.validate import Decoded, DeadLetter, decode_message, encode_batch, validate_event
+from fleetpulse.schemas.v1 import ALERT, GPU, REQUEST, SCHEMAS, VERSION
+
+__all__ = ["ALERT", "GPU", "REQUEST", "SCHEMAS", "VERSION", "Decoded", "DeadLetter",
+           "decode_message", "encode_batch", "validate_event"]

@@ -1,0 +1,69 @@
+"""Apply sql/ to ClickHouse idempotently, recording versions in a migrations table.
+
+Files are ``NNN_name.sql``; each runs once, in order, and its version is
+recorded in ``fleetpulse_migrations``. Statements are written to be safe to
+repeat (IF NOT EXISTS / OR REPLACE), so a crash between a statement and the
+record only means the file runs again. Settings-driven parts (TTLs) are applied
+on every run, so changing FLEETPULSE_RAW_EVENTS_TTL_DAYS takes effect at the
+next migrate.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.resources
+import re
+
+from fleetpulse.clickhouse import ClickHouse
+
+_FILE = re.compile(r"^(\d{3})_([a-z0-9_]+)\.sql$")
+
+MIGRATIONS_TABLE = """
+CREATE TABLE IF NOT EXISTS fleetpulse_migrations
+(version UInt32, name String, applied_at DateTime('UTC') DEFAULT now())
+ENGINE = MergeTree ORDER BY version
+"""
+
+
+@dataclasses.dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+    def statements(self) -> list[str]:
+        """Split on ';' at line ends; comments are dropped so empty chunks vanish."""
+        body = "\n".join(line for line in self.sql.splitlines() if not line.lstrip().startswith("--"))
+        return [s.strip() for s in re.split(r";\s*(?:\n|$)", body) if s.strip()]
+
+
+def load_migrations() -> list[Migration]:
+    found = []
+    for entry in importlib.resources.files("fleetpulse.sql").iterdir():
+        match = _FILE.match(entry.name)
+        if match:
+            found.append(Migration(int(match[1]), match[2], entry.read_text()))
+    return sorted(found, key=lambda m: m.version)
+
+
+def migrate(ch: ClickHouse, log=print) -> list[Migration]:
+    """Apply pending migrations; return the ones applied now."""
+    ch.command(MIGRATIONS_TABLE)
+    done = {row[0] for row in ch.query("SELECT version FROM fleetpulse_migrations").result_rows}
+    applied = []
+    for m in load_migrations():
+        if m.version in done:
+            continue
+        for statement in m.statements():
+            ch.command(statement)
+        ch.insert("fleetpulse_migrations", [[m.version, m.name]], ["version", "name"],
+                  dedup_token=f"migration-{m.version}")
+        log(f"applied {m.version:03d}_{m.name}")
+        applied.append(m)
+    _apply_ttls(ch)
+    return applied
+
+
+def _apply_ttls(ch: ClickHouse) -> None:
+    days = ch.settings.raw_events_ttl_days
+    ch.command(f"ALTER TABLE request_events MODIFY TTL toDateTime(timestamp) + INTERVAL {days} DAY")

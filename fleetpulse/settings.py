@@ -1,0 +1,129 @@
+"""The one settings object, read from ``FLEETPULSE_*`` environment variables.
+
+Nothing is read at import time: call :func:`load_settings` (the CLI does, once)
+and pass the result down through constructors.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import Mapping
+
+from fleetpulse.errors import ConfigError
+
+
+class Secret(str):
+    """A string that never shows itself in reprs, logs or tracebacks."""
+
+    def __repr__(self) -> str:
+        return "Secret('***')" if self else "Secret('')"
+
+    def reveal(self) -> str:
+        return str.__str__(self)
+
+    __str__ = __repr__
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """Every knob fleetpulse has. The README's settings table mirrors this class."""
+
+    kafka_bootstrap: str = ""  # empty: use the local broker on 127.0.0.1:kafka_port
+    kafka_port: int = 9092
+    kafka_version: str = "3.9.1"
+    topic_prefix: str = "fleetpulse."
+    requests_partitions: int = 6
+    requests_retention_hours: int = 168
+    consumer_group: str = "fleetpulse"
+    clickhouse_url: str = "chdb://./.fleetpulse/chdb"
+    clickhouse_database: str = "fleetpulse"
+    clickhouse_user: str = "default"
+    clickhouse_password: Secret = Secret("")
+    store_raw_events: bool = False
+    raw_events_ttl_days: int = 3
+    http_host: str = "127.0.0.1"
+    http_port: int = 6066
+    window_seconds: int = 10
+    batch_max_messages: int = 2000
+    batch_max_wait_seconds: float = 0.5
+    max_message_bytes: int = 524288
+    home: Path = Path(".fleetpulse")
+    cache_dir: Path = Path("~/.cache/fleetpulse")
+    log_level: str = "info"
+
+    @property
+    def uses_local_kafka(self) -> bool:
+        return not self.kafka_bootstrap
+
+    @property
+    def bootstrap(self) -> str:
+        return self.kafka_bootstrap or f"127.0.0.1:{self.kafka_port}"
+
+    @property
+    def uses_chdb(self) -> bool:
+        return self.clickhouse_url.startswith("chdb://")
+
+    def topic(self, name: str) -> str:
+        """Full topic name: ``requests`` -> ``fleetpulse.requests``."""
+        return f"{self.topic_prefix}{name}"
+
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def _convert(name: str, raw: str, kind: type) -> object:
+    env = f"FLEETPULSE_{name.upper()}"
+    try:
+        if kind is bool:
+            low = raw.strip().lower()
+            if low in _TRUE:
+                return True
+            if low in _FALSE:
+                return False
+            raise ValueError("expected true/false")
+        if kind is Path:
+            return Path(raw).expanduser()
+        if kind is Secret:
+            return Secret(raw)
+        return kind(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{env}={raw!r} is not a valid {kind.__name__}: {exc}") from exc
+
+
+_KINDS = {"str": str, "int": int, "float": float, "bool": bool, "Path": Path, "Secret": Secret}
+
+
+def load_settings(environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+    """Build :class:`Settings` from ``FLEETPULSE_*`` variables, then ``overrides``."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, object] = {}
+    for field in dataclasses.fields(Settings):
+        env = f"FLEETPULSE_{field.name.upper()}"
+        if env in environ:
+            values[field.name] = _convert(field.name, environ[env], _KINDS[str(field.type)])
+    values.update(overrides)
+    for name in ("home", "cache_dir"):
+        if name in values:
+            values[name] = Path(values[name]).expanduser()
+    settings = Settings(**values)
+    if "cache_dir" not in values:
+        settings = dataclasses.replace(settings, cache_dir=settings.cache_dir.expanduser())
+    _check(settings)
+    return settings
+
+
+def _check(s: Settings) -> None:
+    positive = ("kafka_port", "requests_partitions", "http_port", "window_seconds",
+                "batch_max_messages", "max_message_bytes", "raw_events_ttl_days")
+    for name in positive:
+        if getattr(s, name) <= 0:
+            raise ConfigError(f"FLEETPULSE_{name.upper()} must be > 0, got {getattr(s, name)}")
+    if not (s.clickhouse_url.startswith(("chdb://", "http://", "https://"))):
+        raise ConfigError(
+            f"FLEETPULSE_CLICKHOUSE_URL={s.clickhouse_url!r}: expected chdb://PATH, http://HOST:PORT or https://HOST:PORT"
+        )
+    if not s.clickhouse_database.replace("_", "").isalnum():
+        raise ConfigError(f"FLEETPULSE_CLICKHOUSE_DATABASE={s.clickhouse_database!r}: use letters, digits and _ only")

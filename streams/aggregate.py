@@ -1,0 +1,131 @@
+"""Stage 1: a batch of request events -> partial aggregates per (window, model, node).
+
+Pure functions, no I/O. Window assignment and all per-batch math is numpy; the
+only Python loop is the one that turns validated event dicts into columns.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter
+
+import numpy as np
+
+from fleetpulse.streams.sketch import bucket_indices
+
+_DURATION = "gen_ai.server.request.duration"
+_TTFT = "gen_ai.server.time_to_first_token"
+_TPOT = "gen_ai.server.time_per_output_token"
+
+
+@dataclasses.dataclass
+class RequestColumns:
+    """Validated request events as columns. Missing TTFT/TPOT are NaN."""
+
+    timestamp: np.ndarray
+    model: list[str]
+    node: list[str]
+    duration: np.ndarray
+    ttft: np.ndarray
+    tpot: np.ndarray
+    input_tokens: np.ndarray
+    output_tokens: np.ndarray
+    error_type: list[str | None]
+
+    def __len__(self) -> int:
+        return len(self.model)
+
+
+def to_columns(events: list[dict]) -> RequestColumns:
+    nan = float("nan")
+
+    def col(name: str) -> np.ndarray:
+        return np.array([nan if (v := e.get(name)) is None else v for e in events], dtype=np.float64)
+
+    return RequestColumns(
+        timestamp=np.array([e["timestamp"] for e in events], dtype=np.float64),
+        model=[e["gen_ai.request.model"] for e in events],
+        node=[e["host.name"] for e in events],
+        duration=np.array([e[_DURATION] for e in events], dtype=np.float64),
+        ttft=col(_TTFT),
+        tpot=col(_TPOT),
+        input_tokens=np.array([e["gen_ai.usage.input_tokens"] for e in events], dtype=np.int64),
+        output_tokens=np.array([e["gen_ai.usage.output_tokens"] for e in events], dtype=np.int64),
+        error_type=[e.get("error.type") for e in events],
+    )
+
+
+@dataclasses.dataclass
+class Partial:
+    """Mergeable aggregate of one (window, model, node) from one batch."""
+
+    window_start: int
+    model: str
+    node: str
+    requests: int
+    errors: int
+    errors_by_type: dict[str, int]
+    input_tokens: int
+    output_tokens: int
+    latency_sum: float
+    latency_buckets: dict[int, int]
+    ttft_buckets: dict[int, int]
+    tpot_buckets: dict[int, int]
+
+
+def window_starts(timestamps: np.ndarray, window_seconds: int) -> np.ndarray:
+    """Event-time tumbling windows: the epoch second each event's window starts at."""
+    return (np.floor(timestamps / window_seconds) * window_seconds).astype(np.int64)
+
+
+def aggregate(cols: RequestColumns, window_seconds: int) -> list[Partial]:
+    """Group a batch by (window, model, node) and reduce each group."""
+    if len(cols) == 0:
+        return []
+    keys = list(zip(window_starts(cols.timestamp, window_seconds).tolist(), cols.model, cols.node))
+    codes: dict[tuple, int] = {}
+    group = np.fromiter((codes.setdefault(k, len(codes)) for k in keys), dtype=np.int64, count=len(keys))
+    n_groups = len(codes)
+    is_error = np.array([t is not None for t in cols.error_type], dtype=bool)
+
+    def total(values: np.ndarray) -> np.ndarray:
+        return np.bincount(group, weights=values, minlength=n_groups)
+
+    requests = np.bincount(group, minlength=n_groups)
+    errors = np.bincount(group, weights=is_error, minlength=n_groups)
+    in_tok = np.bincount(group, weights=cols.input_tokens, minlength=n_groups)
+    out_tok = np.bincount(group, weights=cols.output_tokens, minlength=n_groups)
+    lat_sum = total(cols.duration)
+    lat_h = _histograms(group, cols.duration, n_groups)
+    ttft_h = _histograms(group, cols.ttft, n_groups)
+    tpot_h = _histograms(group, cols.tpot, n_groups)
+    err_types = _error_types(group, cols.error_type, is_error, n_groups)
+    return [
+        Partial(
+            window_start=key[0], model=key[1], node=key[2],
+            requests=int(requests[g]), errors=int(errors[g]), errors_by_type=err_types[g],
+            input_tokens=int(in_tok[g]), output_tokens=int(out_tok[g]), latency_sum=float(lat_sum[g]),
+            latency_buckets=lat_h[g], ttft_buckets=ttft_h[g], tpot_buckets=tpot_h[g],
+        )
+        for key, g in codes.items()
+    ]
+
+
+def _histograms(group: np.ndarray, values: np.ndarray, n_groups: int) -> list[dict[int, int]]:
+    """Per-group sparse bucket counts; NaN (value absent) is skipped."""
+    present = ~np.isnan(values)
+    buckets = bucket_indices(values[present]).astype(np.int64)
+    # One int64 key per (group, bucket) so a single np.unique counts everything.
+    combined = group[present] * 65536 + (buckets + 32768)
+    uniq, counts = np.unique(combined, return_counts=True)
+    out: list[dict[int, int]] = [{} for _ in range(n_groups)]
+    for key, count in zip(uniq.tolist(), counts.tolist()):
+        out[key >> 16][(key & 0xFFFF) - 32768] = count
+    return out
+
+
+def _error_types(group: np.ndarray, types: list, is_error: np.ndarray, n_groups: int) -> list[dict[str, int]]:
+    out: list[Counter] = [Counter() for _ in range(n_groups)]
+    for i in np.flatnonzero(is_error).tolist():
+        out[group[i]][types[i]] += 1
+    return [dict(c) for c in out]
