@@ -57,7 +57,8 @@ def admin_client(settings: Settings) -> AdminClient:
     Without the logger, an unreachable broker prints a stream of
     ``%3|FAIL|...`` lines over the one clear error we raise.
     """
-    return AdminClient({"bootstrap.servers": settings.bootstrap}, logger=logging.getLogger("fleetpulse.librdkafka"))
+    quiet = logging.getLogger("fleetpulse.librdkafka")
+    return AdminClient({"bootstrap.servers": settings.bootstrap}, logger=quiet)
 
 
 def check_kafka(settings: Settings, timeout: float = 5.0) -> None:
@@ -74,16 +75,28 @@ def ensure_topics(settings: Settings, timeout: float = 15.0) -> list[str]:
     deadline = time.monotonic() + timeout
     admin = admin_client(settings)
     existing = _cluster_metadata(admin, settings, timeout).topics
-    missing = [spec for spec in topic_specs(settings) if spec.name not in existing]
-    for spec in topic_specs(settings):
+    specs = topic_specs(settings)
+    for spec in specs:
         if spec.name in existing:
-            log.info("topic %s exists, left as it is", spec.name)
-    if not missing:
-        return []
-    created = _create(admin, settings, missing, deadline)
+            _report_existing(spec, len(existing[spec.name].partitions))
+    missing = [spec for spec in specs if spec.name not in existing]
+    created = _create(admin, settings, missing, deadline) if missing else []
     for name in created:
         log.info("topic %s created", name)
     return created
+
+
+def _report_existing(spec: TopicSpec, partitions: int) -> None:
+    """Say so when an existing topic has fewer partitions than the settings ask for.
+
+    We never alter it: adding partitions moves keys to other partitions, which
+    the operator has to decide on.
+    """
+    if partitions < spec.partitions:
+        log.warning("topic %s exists with %d partitions, settings ask for %d; left as it is",
+                    spec.name, partitions, spec.partitions)
+    else:
+        log.info("topic %s exists, left as it is", spec.name)
 
 
 def _create(admin: AdminClient, settings: Settings, specs: list[TopicSpec], deadline: float) -> list[str]:
@@ -102,9 +115,10 @@ def _create(admin: AdminClient, settings: Settings, specs: list[TopicSpec], dead
             created.append(name)
         except KafkaException as exc:
             if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
-                raise _unavailable(settings, f"creating {name} failed: {exc.args[0].str()}") from exc
+                why = exc.args[0].str()
+                raise KafkaUnavailable(f"Kafka at {settings.bootstrap} refused to create {name}: {why}") from exc
         except TimeoutError as exc:
-            raise _unavailable(settings, f"creating {name} got no answer") from exc
+            raise _unavailable(settings, f"no answer to creating {name}") from exc
     return created
 
 

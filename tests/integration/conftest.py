@@ -1,0 +1,32 @@
+"""Session-scoped fixtures for tests against real services.
+
+Each run gets its own state dir, port and topic prefix, so runs on one machine
+(or leftovers from an earlier run) never see each other's data.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from fleetpulse.localkafka import LocalKafka, free_port
+from fleetpulse.settings import Settings, load_settings
+
+
+@pytest.fixture(scope="session")
+def kafka_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """Settings pointing at a fresh local broker, which runs for the whole session.
+
+    The jars come from the shared default cache_dir: fetched once per machine.
+    """
+    settings = load_settings(
+        environ={},
+        home=tmp_path_factory.mktemp("home"),
+        kafka_port=free_port(),
+        topic_prefix=f"t{uuid.uuid4().hex[:8]}.",
+    )
+    broker = LocalKafka(settings)
+    broker.start()
+    yield settings
+    broker.stop()
