@@ -21,7 +21,7 @@ from fleetpulse.settings import Settings
 
 
 def _chdb_path(url: str) -> Path:
-    return Path(url[len("chdb://"):]).expanduser()
+    return Path(url[len("chdb://"):]).expanduser().resolve()
 
 
 def describe(settings: Settings) -> str:

@@ -1,0 +1,176 @@
+"""The ``fleetpulse`` command line.
+
+Every failure the user can fix prints one line on stderr, ``fleetpulse: error:
+...``, and exits 1; nothing prints a traceback unless FLEETPULSE_LOG_LEVEL=debug.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from fleetpulse.errors import FleetpulseError
+from fleetpulse.settings import Settings, load_settings
+
+
+def _kafka(settings: Settings, args: argparse.Namespace) -> int:
+    from fleetpulse.localkafka import LocalKafka
+
+    broker = LocalKafka(settings)
+    if args.action == "start":
+        broker.start()
+        print(broker.status())
+    elif args.action == "stop":
+        broker.stop()
+        print(broker.status())
+    else:
+        status = broker.status()
+        print(status)
+        return 0 if status.running else 3
+    return 0
+
+
+def _topics(settings: Settings, args: argparse.Namespace) -> int:
+    from fleetpulse.topics import ensure_topics, topic_specs
+
+    created = set(ensure_topics(settings))
+    for spec in topic_specs(settings):
+        state = "created" if spec.name in created else "exists"
+        print(f"{spec.name:<40} partitions={spec.partitions:<3} {state}")
+    return 0
+
+
+def _migrate(settings: Settings, args: argparse.Namespace) -> int:
+    from fleetpulse.clickhouse import ClickHouse
+    from fleetpulse.migrate import migrate
+
+    ch = ClickHouse(settings)
+    try:
+        applied = migrate(ch)
+        print(f"{ch.where}: database {settings.clickhouse_database} is up to date"
+              f" ({len(applied)} migration{'s' if len(applied) != 1 else ''} applied now)")
+    finally:
+        ch.close()
+    return 0
+
+
+def _query(settings: Settings, args: argparse.Namespace) -> int:
+    from fleetpulse.querycli import format_table, query_json_lines
+
+    lines = query_json_lines(settings, args.sql)
+    if args.format == "json":
+        sys.stdout.write(lines.decode())
+    else:
+        print(format_table(lines))
+    return 0
+
+
+def _worker(settings: Settings, args: argparse.Namespace) -> int:
+    from fleetpulse.streams.runner import run_worker
+
+    return run_worker(settings)
+
+
+def _simulate(settings: Settings, args: argparse.Namespace) -> int:
+    from fleetpulse.producers.simulator import SimulationConfig, run_simulation
+
+    config = SimulationConfig(
+        nodes=args.nodes, models=args.models, rate=args.rate, duration_s=args.duration,
+        count=args.count, seed=args.seed, start=args.start, error_rate=args.error_rate,
+        window_seconds=settings.window_seconds, single_events=args.single_events, pace=args.pace,
+    )
+    run_simulation(settings, config, truth_path=args.truth, progress=not args.quiet)
+    return 0
+
+
+def _demo(settings: Settings, args: argparse.Namespace) -> int:
+    from fleetpulse.demo import run_demo
+
+    return run_demo(settings, rate=args.rate, nodes=args.nodes, models=args.models)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fleetpulse",
+        description="Streaming telemetry for LLM inference fleets: Kafka -> faust -> ClickHouse + Prometheus. "
+                    "Settings come from FLEETPULSE_* environment variables (see the README).",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("demo", help="start a local broker, the worker and a simulated fleet; Ctrl-C stops all",
+                       description="Start the local Kafka broker (unless FLEETPULSE_KAFKA_BOOTSTRAP is set), "
+                                   "create topics, run the worker (which migrates ClickHouse) and a simulated "
+                                   "fleet, and print where to look. Ctrl-C stops everything.")
+    p.add_argument("--rate", type=float, default=2000.0, help="simulated requests per second (default 2000)")
+    p.add_argument("--nodes", type=int, default=4, help="simulated inference nodes (default 4)")
+    p.add_argument("--models", type=int, default=3, help="simulated models (default 3)")
+    p.set_defaults(run=_demo)
+
+    p = sub.add_parser("worker", help="run the stream worker (faust) with its web server",
+                       description="Consume the requests topic, aggregate event-time windows, write them to "
+                                   "ClickHouse, serve /metrics and /query on FLEETPULSE_HTTP_PORT. Applies "
+                                   "migrations and creates missing topics first.")
+    p.set_defaults(run=_worker)
+
+    p = sub.add_parser("simulate", help="send a simulated fleet's request events to Kafka",
+                       description="Generate realistic request events (lognormal latency, TTFT, TPOT, token "
+                                   "counts, error bursts) for N nodes x M models and send them with the SDK.")
+    p.add_argument("--nodes", type=int, default=4, help="inference nodes (default 4)")
+    p.add_argument("--models", type=int, default=3, help="models (default 3)")
+    p.add_argument("--rate", type=float, default=2000.0, help="events per second of event time (default 2000)")
+    span = p.add_mutually_exclusive_group()
+    span.add_argument("--duration", type=float, help="seconds of event time to simulate")
+    span.add_argument("--count", type=int, help="number of events to send")
+    p.add_argument("--seed", type=int, default=0, help="random seed; same seed, same events (default 0)")
+    p.add_argument("--start", type=float, help="event time of the first event, epoch seconds (default: now)")
+    p.add_argument("--error-rate", type=float, default=0.01, help="baseline error ratio (default 0.01)")
+    p.add_argument("--pace", choices=("realtime", "fast"), default="realtime",
+                   help="realtime: event time follows the clock; fast: send as fast as possible")
+    p.add_argument("--single-events", action="store_true",
+                   help="one JSON event per Kafka message instead of batch envelopes")
+    p.add_argument("--truth", help="write exact per-(window, model, node) ground truth as JSON lines here")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.set_defaults(run=_simulate)
+
+    p = sub.add_parser("kafka", help="run a local Apache Kafka broker from Maven Central's jars",
+                       description="start: fetch the jars with Maven once, format KRaft storage, start one "
+                                   "broker/controller on 127.0.0.1:FLEETPULSE_KAFKA_PORT and wait until it is "
+                                   "ready. stop: shut it down cleanly. status: exit 0 if running, 3 if not.")
+    p.add_argument("action", choices=("start", "stop", "status"))
+    p.set_defaults(run=_kafka)
+
+    p = sub.add_parser("topics", help="create the topics with their partitions and retention (idempotent)")
+    p.set_defaults(run=_topics)
+
+    p = sub.add_parser("migrate", help="apply the ClickHouse DDL in sql/ (idempotent, versioned)")
+    p.set_defaults(run=_migrate)
+
+    p = sub.add_parser("query", help="run read-only SQL (through the worker when it holds chDB)",
+                       description="Run one read-only SQL statement. With chDB, goes through the running "
+                                   "worker's /query endpoint, or opens chDB itself when no worker runs.")
+    p.add_argument("sql", help='e.g. "SELECT * FROM request_stats ORDER BY window_start DESC LIMIT 5"')
+    p.add_argument("--format", choices=("table", "json"), default="table",
+                   help="table (default) or json: one JSON object per row")
+    p.set_defaults(run=_query)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings()
+        logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        return args.run(settings, args)
+    except FleetpulseError as exc:
+        if logging.getLogger().isEnabledFor(logging.DEBUG):
+            raise
+        print(f"fleetpulse: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("fleetpulse: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,79 @@
+"""``fleetpulse query``: run read-only SQL wherever the data is reachable.
+
+With chDB only one process may open the path, and while a worker runs it is
+that process, so the query goes to the worker's /query endpoint. With no
+worker running, the CLI opens chDB itself. A ClickHouse server is queried
+directly.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import urllib.error
+import urllib.request
+from typing import Iterable
+
+import orjson
+
+from fleetpulse.clickhouse import ClickHouse
+from fleetpulse.errors import QueryError
+from fleetpulse.settings import Settings
+from fleetpulse.streams.query import run_query, to_json_lines
+
+
+def query_json_lines(settings: Settings, sql: str) -> bytes:
+    if settings.uses_chdb:
+        answer = _ask_worker(settings, sql)
+        if answer is not None:
+            return answer
+    ch = ClickHouse(settings)
+    try:
+        return to_json_lines(*run_query(ch, sql))
+    finally:
+        ch.close()
+
+
+def _ask_worker(settings: Settings, sql: str) -> bytes | None:
+    """The worker's answer, or None when no worker listens on FLEETPULSE_HTTP_PORT."""
+    url = f"http://{settings.http_host}:{settings.http_port}/query"
+    request = urllib.request.Request(url, data=sql.encode(), method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=120) as response:
+            return response.read()
+    except urllib.error.HTTPError as exc:
+        body = exc.read()
+        try:
+            message = json.loads(body)["error"]
+        except (ValueError, KeyError, TypeError):
+            message = body.decode(errors="replace")[:500]
+        raise QueryError(message) from exc
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        return None
+
+
+def format_table(lines: bytes) -> str:
+    rows = [orjson.loads(line) for line in lines.splitlines() if line.strip()]
+    if not rows:
+        return "(no rows)"
+    columns = list(rows[0])
+    cells = [[_cell(row.get(c)) for c in columns] for row in rows]
+    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
+    out = [_line(columns, widths), _line(["-" * w for w in widths], widths)]
+    out += [_line(r, widths) for r in cells]
+    out.append(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
+    return "\n".join(out)
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, float):
+        return "nan" if math.isnan(value) else f"{value:.6g}"
+    if isinstance(value, (dict, list)):
+        return orjson.dumps(value).decode()
+    return str(value)
+
+
+def _line(cells: Iterable[str], widths: list[int]) -> str:
+    return "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()

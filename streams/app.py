@@ -1,0 +1,110 @@
+"""Wire the worker: build each dependency once and pass it in.
+
+Nothing here computes anything; decoding, windows, sketches and rows live in
+pure modules, I/O in sinks. The faust app consumes the requests topic in
+batches with manual acks, and its web server serves /metrics, /query, /health.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import faust
+import faust.web
+from faust.exceptions import ConsumerNotStarted
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from fleetpulse.clickhouse import ClickHouse
+from fleetpulse.errors import QueryError
+from fleetpulse.settings import Settings
+from fleetpulse.streams.batch import RawMessage
+from fleetpulse.streams.deadletter import DeadLetterSink
+from fleetpulse.streams.handler import RequestBatchHandler
+from fleetpulse.streams.metrics import PipelineMetrics
+from fleetpulse.streams.query import run_query, to_json_lines
+from fleetpulse.streams.sink import ClickHouseSink
+
+log = logging.getLogger("fleetpulse.worker")
+
+#: aiohttp refuses a charset inside content_type; the exposition format is UTF-8 anyway.
+_TEXT_FORMAT = CONTENT_TYPE_LATEST.split("; charset")[0]
+
+
+def build_app(settings: Settings, ch: ClickHouse) -> tuple[faust.App, RequestBatchHandler]:
+    metrics = PipelineMetrics()
+    handler = RequestBatchHandler(
+        settings, ClickHouseSink(ch, metrics),
+        DeadLetterSink(settings.bootstrap, settings.topic("deadletter")), metrics,
+    )
+    app = faust.App(
+        settings.consumer_group,
+        broker=f"kafka://{settings.bootstrap}",
+        store="memory://",
+        autodiscover=False,
+        web_enabled=True,
+        web_bind=settings.http_host,
+        web_port=settings.http_port,
+        web_transport="tcp://",
+        consumer_auto_offset_reset="earliest",
+        topic_allow_declare=False,
+        topic_disable_leader=True,
+        broker_commit_interval=1.0,
+        stream_buffer_maxsize=settings.batch_max_messages,
+    )
+    requests = app.topic(settings.topic("requests"), value_serializer="raw", key_serializer="raw")
+
+    @app.agent(requests, name="request-windows")
+    async def request_windows(stream: faust.StreamT) -> None:
+        async for events in stream.noack_take(settings.batch_max_messages, within=settings.batch_max_wait_seconds):
+            messages = [RawMessage(e.message.topic, e.message.partition, e.message.offset, e.value)
+                        for e in events]
+            await handler.handle(messages)
+            for event in events:
+                await stream.ack(event)
+
+    metrics.watch_lag(lambda: _lag(app, handler))
+    _add_pages(app, ch, metrics)
+    return app, handler
+
+
+def _lag(app: faust.App, handler: RequestBatchHandler) -> dict[tuple[str, int], int]:
+    lag: dict[tuple[str, int], int] = {}
+    consumer = app.consumer
+    try:
+        assigned = consumer.assignment()
+    except ConsumerNotStarted:  # scraped before the consumer thread is up
+        return lag
+    for tp in assigned:
+        highwater = consumer.highwater(tp)
+        done = handler.next_offsets.get((tp.topic, tp.partition))
+        if highwater is not None and highwater >= 0 and done is not None:
+            lag[(tp.topic, tp.partition)] = max(0, highwater - done)
+    return lag
+
+
+def _add_pages(app: faust.App, ch: ClickHouse, metrics: PipelineMetrics) -> None:
+    @app.page("/metrics")
+    async def metrics_page(web, request):
+        return web.bytes(generate_latest(metrics.registry), content_type=_TEXT_FORMAT)
+
+    @app.page("/health")
+    async def health_page(web, request):
+        return web.json({"status": "ok"})
+
+    @app.page("/query")
+    class QueryView(faust.web.View):
+        """Read-only SQL: GET ?sql=... or POST the SQL as the body. Answers NDJSON."""
+
+        async def get(self, request):
+            return await self._answer(request.query.get("sql", ""))
+
+        async def post(self, request):
+            return await self._answer(await request.text())
+
+        async def _answer(self, sql: str):
+            try:
+                columns, rows = await asyncio.get_running_loop().run_in_executor(None, run_query, ch, sql)
+            except QueryError as exc:
+                return self.json({"error": str(exc)}, status=400)
+            return self.bytes(to_json_lines(columns, rows), content_type="application/x-ndjson")

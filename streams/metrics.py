@@ -1,0 +1,67 @@
+"""Every metric the worker exports, created in one place on one registry.
+
+The registry built here is the one ``/metrics`` serves. Units follow the
+Prometheus conventions: ``_total`` counters, ``_seconds`` durations.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Iterable, Mapping
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+
+class LagCollector(Collector):
+    """Consumer lag per partition, read from the consumer at scrape time, so the
+    number is as fresh as the scrape and costs nothing between scrapes."""
+
+    def __init__(self, read_lag: Callable[[], Mapping[tuple[str, int], int]]):
+        self._read_lag = read_lag
+
+    def describe(self) -> Iterable[GaugeMetricFamily]:
+        yield self._family()
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        family = self._family()
+        for (topic, partition), lag in sorted(self._read_lag().items()):
+            family.add_metric([topic, str(partition)], lag)
+        yield family
+
+    @staticmethod
+    def _family() -> GaugeMetricFamily:
+        return GaugeMetricFamily(
+            "fleetpulse_consumer_lag_messages",
+            "Messages in the partition not yet processed by this worker.",
+            labels=["topic", "partition"],
+        )
+
+
+class PipelineMetrics:
+    """The worker's own metrics."""
+
+    def __init__(self, registry: CollectorRegistry | None = None):
+        self.registry = registry or CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.messages_in = Counter("fleetpulse_messages_in", "Kafka messages consumed.", ["topic"], registry=r)
+        self.events_in = Counter("fleetpulse_events_in", "Valid events decoded.", ["topic"], registry=r)
+        self.events_invalid = Counter(
+            "fleetpulse_events_invalid", "Invalid messages or events sent to the dead-letter topic.",
+            ["topic", "field"], registry=r)
+        self.events_dropped = Counter(
+            "fleetpulse_events_dropped",
+            "Invalid inputs the dead-letter topic refused permanently (logged, then skipped).",
+            ["topic"], registry=r)
+        self.batches = Counter("fleetpulse_batches", "Batches processed.", ["topic"], registry=r)
+        self.rows_written = Counter(
+            "fleetpulse_rows_written", "Rows written to ClickHouse.", ["table"], registry=r)
+        self.flush_seconds = Histogram(
+            "fleetpulse_flush_duration_seconds", "Time to make one batch durable (dead letters + ClickHouse).",
+            ["topic"], registry=r,
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
+        self.sink_retries = Counter(
+            "fleetpulse_sink_retries", "Writes retried because a sink was unavailable.", ["sink"], registry=r)
+
+    def watch_lag(self, read_lag: Callable[[], Mapping[tuple[str, int], int]]) -> None:
+        self.registry.register(LagCollector(read_lag))

@@ -1,0 +1,44 @@
+"""Build ClickHouse rows from partial aggregates and raw events (pure)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from fleetpulse.streams.aggregate import Partial
+
+WINDOW_COLUMNS = (
+    "window_start", "window_seconds", "model", "node", "requests", "errors", "errors_by_type",
+    "input_tokens", "output_tokens", "latency_sum", "latency_buckets", "ttft_buckets",
+    "tpot_buckets", "source",
+)
+
+EVENT_COLUMNS = (
+    "timestamp", "request_id", "trace_id", "model", "node", "gpu", "operation", "duration",
+    "ttft", "tpot", "queue_time", "input_tokens", "output_tokens", "finish_reasons",
+    "error_type", "source",
+)
+
+
+def window_rows(partials: list[Partial], window_seconds: int, source: str) -> list[list]:
+    return [
+        [
+            datetime.fromtimestamp(p.window_start, tz=timezone.utc), window_seconds, p.model, p.node,
+            p.requests, p.errors, p.errors_by_type, p.input_tokens, p.output_tokens, p.latency_sum,
+            p.latency_buckets, p.ttft_buckets, p.tpot_buckets, source,
+        ]
+        for p in partials
+    ]
+
+
+def event_rows(events: list[dict], source: str) -> list[list]:
+    return [
+        [
+            datetime.fromtimestamp(e["timestamp"], tz=timezone.utc), e["request.id"], e["trace_id"],
+            e["gen_ai.request.model"], e["host.name"], e.get("gpu.id") or "",
+            e.get("gen_ai.operation.name") or "", e["gen_ai.server.request.duration"],
+            e.get("gen_ai.server.time_to_first_token"), e.get("gen_ai.server.time_per_output_token"),
+            e.get("fleetpulse.queue_time"), e["gen_ai.usage.input_tokens"], e["gen_ai.usage.output_tokens"],
+            e.get("gen_ai.response.finish_reasons") or [], e.get("error.type") or "", source,
+        ]
+        for e in events
+    ]
