@@ -65,6 +65,18 @@ class Settings:
     def uses_chdb(self) -> bool:
         return self.clickhouse_url.startswith("chdb://")
 
+    def to_environ(self) -> dict[str, str]:
+        """The FLEETPULSE_* variables that rebuild these settings in a child process."""
+        env = {}
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if isinstance(value, Secret):
+                value = value.reveal()
+            elif isinstance(value, bool):
+                value = "true" if value else "false"
+            env[f"FLEETPULSE_{field.name.upper()}"] = str(value)
+        return env
+
     def topic(self, name: str) -> str:
         """Full topic name: ``requests`` -> ``fleetpulse.requests``."""
         return f"{self.topic_prefix}{name}"

@@ -10,6 +10,7 @@ bytes, so the worker can route it and keep going.
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import orjson
 
@@ -64,8 +65,8 @@ def decode_message(raw: bytes, expected_type: str, max_bytes: int) -> Decoded:
         reason = f"message: {len(raw)} bytes is over the {max_bytes}-byte limit (FLEETPULSE_MAX_MESSAGE_BYTES)"
         return Decoded([], [DeadLetter(reason, raw)])
     try:
-        obj = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
+        obj = _parse(raw)
+    except ValueError as exc:
         return Decoded([], [DeadLetter(f"message: not valid JSON: {exc}", raw)])
     if isinstance(obj, dict) and obj.get("type") == BATCH:
         return _decode_batch(obj, raw, expected_type)
@@ -73,6 +74,16 @@ def decode_message(raw: bytes, expected_type: str, max_bytes: int) -> Decoded:
         return Decoded([validate_event(obj, expected_type)], [])
     except ValidationError as exc:
         return Decoded([], [DeadLetter(str(exc), raw)])
+
+
+def _parse(raw: bytes) -> object:
+    """orjson first; the stdlib parser only for what orjson refuses, because it
+    also reads the NaN/Infinity that many JSON encoders emit. Those then fail
+    validation with the field named, and the good events beside them survive."""
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return json.loads(raw)
 
 
 def _decode_batch(obj: dict, raw: bytes, expected_type: str) -> Decoded:
@@ -88,8 +99,14 @@ def _decode_batch(obj: dict, raw: bytes, expected_type: str) -> Decoded:
         try:
             out.events.append(validate_event(event, expected_type))
         except ValidationError as exc:
-            out.dead.append(DeadLetter(f"events[{i}].{exc}", orjson.dumps(event)))
+            out.dead.append(DeadLetter(f"events[{i}].{exc}", _reencode(event)))
     return out
+
+
+def _reencode(event: object) -> bytes:
+    """One bad event of an envelope, as JSON. The stdlib keeps NaN/Infinity as
+    written (orjson would turn them into null and hide the problem)."""
+    return json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def encode_batch(events: list[dict]) -> bytes:

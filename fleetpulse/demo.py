@@ -1,0 +1,151 @@
+"""``fleetpulse demo``: the whole pipeline on one machine, stopped by Ctrl-C.
+
+Starts the local broker (unless FLEETPULSE_KAFKA_BOOTSTRAP names one), creates
+the topics, then runs the worker and the simulator as child processes (the
+worker owns chDB, so the demo itself never opens it) and prints what arrives.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import orjson
+
+from fleetpulse.clickhouse import describe
+from fleetpulse.errors import FleetpulseError
+from fleetpulse.localkafka import LocalKafka
+from fleetpulse.settings import Settings
+from fleetpulse.topics import check_kafka, ensure_topics
+
+WORKER_READY_TIMEOUT_S = 90
+STATUS_EVERY_S = 5
+PROGRESS_SQL = "SELECT count() AS windows, sum(requests) AS requests, max(window_start) AS newest FROM request_stats"
+EXAMPLE_SQL = ("SELECT window_start, model, sum(requests) AS requests, sum(errors) AS errors, "
+               "round(max(latency_p99), 3) AS worst_node_p99_s FROM request_stats "
+               "GROUP BY window_start, model ORDER BY window_start DESC, model LIMIT 9")
+
+
+def run_demo(settings: Settings, *, rate: float, nodes: int, models: int) -> int:
+    broker = _start_broker(settings)
+    children: list[subprocess.Popen] = []
+    try:
+        ensure_topics(settings)
+        settings.home.mkdir(parents=True, exist_ok=True)
+        worker_log = settings.home / "worker.log"
+        children.append(_spawn(["worker"], worker_log))
+        _wait_for_worker(settings, children[0], worker_log)
+        sim_log = settings.home / "simulator.log"
+        children.append(_spawn(["simulate", "--rate", str(rate), "--nodes", str(nodes), "--models",
+                                str(models), "--duration", str(7 * 24 * 3600), "--pace", "realtime"], sim_log))
+        _banner(settings, worker_log, sim_log, broker)
+        _watch(settings, children)
+    except KeyboardInterrupt:
+        print("\nstopping...", flush=True)
+    finally:
+        _stop_children(children)
+        if broker is not None:
+            broker.stop()
+            print("local Kafka broker stopped", flush=True)
+    return 0
+
+
+def _start_broker(settings: Settings) -> LocalKafka | None:
+    """Start the local broker if we should; None when the user named their own."""
+    if not settings.uses_local_kafka:
+        check_kafka(settings, timeout=10)
+        print(f"using Kafka at {settings.bootstrap} (FLEETPULSE_KAFKA_BOOTSTRAP)", flush=True)
+        return None
+    broker = LocalKafka(settings)
+    if broker.status().running:
+        print(f"local Kafka broker already running at {settings.bootstrap}; leaving it running", flush=True)
+        return None
+    print(f"starting a local Kafka broker on {settings.bootstrap} ...", flush=True)
+    broker.start()
+    return broker
+
+
+def _spawn(args: list[str], log_file: Path) -> subprocess.Popen:
+    # Own process group: Ctrl-C reaches only the demo, which then stops the
+    # children in order (simulator flushes first, then the worker commits).
+    with open(log_file, "ab") as out:
+        return subprocess.Popen([sys.executable, "-m", "fleetpulse", *args], stdout=out,
+                                stderr=subprocess.STDOUT, env=os.environ.copy(), start_new_session=True)
+
+
+def _wait_for_worker(settings: Settings, worker: subprocess.Popen, log_file: Path) -> None:
+    deadline = time.monotonic() + WORKER_READY_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if worker.poll() is not None:
+            raise FleetpulseError(f"the worker exited with code {worker.returncode}:\n{_tail(log_file)}")
+        if _query(settings, "SELECT 1") is not None:
+            return
+        time.sleep(0.5)
+    raise FleetpulseError(f"the worker did not answer within {WORKER_READY_TIMEOUT_S}s; see {log_file}")
+
+
+def _query(settings: Settings, sql: str) -> list[dict] | None:
+    url = f"http://{settings.http_host}:{settings.http_port}/query?" + urllib.parse.urlencode({"sql": sql})
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return [orjson.loads(line) for line in response.read().splitlines() if line]
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        return None
+
+
+def _banner(settings: Settings, worker_log: Path, sim_log: Path, broker: LocalKafka | None) -> None:
+    web = f"http://{settings.http_host}:{settings.http_port}"
+    kafka = f"{settings.bootstrap}" + (f" (local broker, log {broker.log_file})" if broker else "")
+    print(f"""
+fleetpulse demo is running
+  Kafka        {kafka}
+  ClickHouse   {describe(settings)}, database {settings.clickhouse_database}
+  metrics      {web}/metrics
+  SQL over HTTP {web}/query?sql=SELECT+*+FROM+request_stats+LIMIT+5
+  logs         {worker_log}, {sim_log}
+
+Try, in another terminal:
+  fleetpulse query "{EXAMPLE_SQL}"
+  fleetpulse query "SELECT * FROM request_stats ORDER BY window_start DESC LIMIT 5" --format json
+
+Windows close every {settings.window_seconds}s of event time. Ctrl-C stops everything.
+""", flush=True)
+
+
+def _watch(settings: Settings, children: list[subprocess.Popen]) -> None:
+    while True:
+        for child in children:
+            if child.poll() is not None:
+                raise FleetpulseError(f"{' '.join(child.args[3:4])} exited with code {child.returncode}; "
+                                      f"see the logs under {settings.home}")
+        rows = _query(settings, PROGRESS_SQL)
+        if rows:
+            r = rows[0]
+            print(f"{time.strftime('%H:%M:%S')}  windows in ClickHouse: {r['windows']:>6}  "
+                  f"requests: {r['requests'] or 0:>9}  newest window: {r['newest']}", flush=True)
+        time.sleep(STATUS_EVERY_S)
+
+
+def _stop_children(children: list[subprocess.Popen]) -> None:
+    for child in reversed(children):  # simulator first, then the worker
+        if child.poll() is None:
+            child.send_signal(signal.SIGINT if child is children[-1] else signal.SIGTERM)
+            try:
+                child.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"

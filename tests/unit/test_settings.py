@@ -1,0 +1,52 @@
+"""One settings object from FLEETPULSE_* variables, with clear errors."""
+
+from pathlib import Path
+
+import pytest
+
+from fleetpulse.errors import ConfigError
+from fleetpulse.settings import Secret, load_settings
+
+
+def test_defaults_use_local_kafka_and_embedded_chdb():
+    s = load_settings(environ={})
+    assert s.uses_local_kafka and s.bootstrap == "127.0.0.1:9092"
+    assert s.uses_chdb and s.clickhouse_url == "chdb://./.fleetpulse/chdb"
+    assert s.http_port == 6066 and s.window_seconds == 10
+    assert s.topic("requests") == "fleetpulse.requests"
+
+
+def test_environment_is_typed():
+    s = load_settings(environ={
+        "FLEETPULSE_KAFKA_BOOTSTRAP": "kafka-1:9092", "FLEETPULSE_HTTP_PORT": "7000",
+        "FLEETPULSE_STORE_RAW_EVENTS": "yes", "FLEETPULSE_BATCH_MAX_WAIT_SECONDS": "0.25",
+        "FLEETPULSE_HOME": "~/fp",
+    })
+    assert not s.uses_local_kafka and s.bootstrap == "kafka-1:9092"
+    assert s.http_port == 7000 and s.store_raw_events is True and s.batch_max_wait_seconds == 0.25
+    assert s.home == Path("~/fp").expanduser()
+
+
+def test_password_never_shows():
+    s = load_settings(environ={"FLEETPULSE_CLICKHOUSE_PASSWORD": "hunter2"})
+    assert "hunter2" not in repr(s) and "hunter2" not in str(s.clickhouse_password)
+    assert s.clickhouse_password.reveal() == "hunter2"
+    assert isinstance(s.clickhouse_password, Secret)
+
+
+@pytest.mark.parametrize("env, message", [
+    ({"FLEETPULSE_HTTP_PORT": "abc"}, "FLEETPULSE_HTTP_PORT='abc' is not a valid int"),
+    ({"FLEETPULSE_WINDOW_SECONDS": "0"}, "FLEETPULSE_WINDOW_SECONDS must be > 0"),
+    ({"FLEETPULSE_STORE_RAW_EVENTS": "maybe"}, "expected true/false"),
+    ({"FLEETPULSE_CLICKHOUSE_URL": "tcp://x:9000"}, "expected chdb://PATH, http://HOST:PORT"),
+    ({"FLEETPULSE_CLICKHOUSE_DATABASE": "a-b"}, "letters, digits and _ only"),
+])
+def test_bad_values_say_which_variable(env, message):
+    with pytest.raises(ConfigError, match=message):
+        load_settings(environ=env)
+
+
+def test_to_environ_round_trips():
+    s = load_settings(environ={"FLEETPULSE_CLICKHOUSE_PASSWORD": "pw", "FLEETPULSE_STORE_RAW_EVENTS": "1",
+                               "FLEETPULSE_KAFKA_PORT": "19999"})
+    assert load_settings(environ=s.to_environ()) == s
