@@ -12,6 +12,7 @@ import pytest
 
 from fleetpulse.localkafka import LocalKafka, free_port
 from fleetpulse.settings import Settings, load_settings
+from tests.integration.workers import WorkerProcess
 
 
 @pytest.fixture(scope="session")
@@ -30,3 +31,19 @@ def kafka_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     broker.start()
     yield settings
     broker.stop()
+
+
+@pytest.fixture(scope="session")
+def start_worker():
+    """Start ``fleetpulse worker`` child processes; every one is stopped at the end,
+    pass or fail, so a failed test never leaves a worker behind."""
+    started: list[WorkerProcess] = []
+
+    def start(settings: Settings) -> WorkerProcess:
+        worker = WorkerProcess(settings, settings.home / f"worker-{len(started)}.log")
+        started.append(worker)
+        return worker.start()
+
+    yield start
+    for worker in started:
+        worker.stop()

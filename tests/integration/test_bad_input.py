@@ -1,0 +1,99 @@
+"""Bad input never stops the worker: good events count, bad ones go to the
+dead-letter topic with their reason and original bytes."""
+
+from __future__ import annotations
+
+import time
+
+import orjson
+import pytest
+from confluent_kafka import Consumer, Producer
+
+from tests.integration.workers import isolated_settings, metric_value
+from tests.unit.test_schemas import good_request
+
+pytestmark = pytest.mark.integration
+
+MAX_BYTES = 256 * 1024  # the mixed envelope below (~120 KB) stays under it
+
+
+def event(i: int, **overrides) -> dict:
+    return good_request(**{"request.id": f"r-{i}", "timestamp": 1764000000.0 + i * 0.01, **overrides})
+
+
+def bad_inputs() -> list[tuple[bytes, str]]:
+    """(message bytes, expected start of the reason) for each whole bad message."""
+    nan_event = orjson.dumps(event(900)).replace(b'"gen_ai.server.request.duration":0.84',
+                                                 b'"gen_ai.server.request.duration":NaN')
+    oversized = orjson.dumps(event(905, padding="x" * (MAX_BYTES + 10)))
+    return [
+        (b'{"type": "request", "version": 1, "timestamp": ', "message: not valid JSON"),
+        (b"\x00\x01\x02 binary", "message: not valid JSON"),
+        (orjson.dumps(event(901, **{"gen_ai.usage.input_tokens": "512"})),
+         "gen_ai.usage.input_tokens: expected an integer, got str"),
+        (orjson.dumps(event(902, **{"gen_ai.server.request.duration": -0.5})),
+         "gen_ai.server.request.duration: must be >= 0"),
+        (nan_event, "gen_ai.server.request.duration: must be finite, got nan"),
+        (orjson.dumps(event(903, version=7)), "version: unknown version 7"),
+        (orjson.dumps({"type": "batch", "version": 3, "events": [event(904)]}), "batch version: unknown version 3"),
+        (oversized, f"message: {len(oversized)} bytes is over the {MAX_BYTES}-byte limit"),
+    ]
+
+
+def read_dead_letters(settings, expected: int, timeout: float = 60) -> list[tuple[bytes, dict]]:
+    consumer = Consumer({"bootstrap.servers": settings.bootstrap, "group.id": "dlq-reader",
+                         "auto.offset.reset": "earliest"})
+    consumer.subscribe([settings.topic("deadletter")])
+    out, deadline = [], time.monotonic() + timeout
+    while len(out) < expected and time.monotonic() < deadline:
+        msg = consumer.poll(1)
+        if msg is None or msg.error():
+            continue
+        out.append((msg.value(), {k: v.decode() for k, v in msg.headers()}))
+    consumer.close()
+    return out
+
+
+def test_bad_input_is_dead_lettered_and_good_input_counted(kafka_settings, tmp_path_factory, start_worker):
+    tmp = tmp_path_factory.mktemp("bad")
+    settings = isolated_settings(kafka_settings, tmp, max_message_bytes=MAX_BYTES)
+    worker = start_worker(settings)
+    producer = Producer({"bootstrap.servers": settings.bootstrap, "message.max.bytes": 1_000_000})
+    topic = settings.topic("requests")
+
+    good = [event(i) for i in range(300)]
+    envelope_bad = [event(400, **{"gen_ai.server.request.duration": -1}), event(401, **{"host.name": 5})]
+    for e in good[:100]:
+        producer.produce(topic, orjson.dumps(e))
+    wire = bad_inputs()
+    for raw, _ in wire:
+        producer.produce(topic, raw)
+    # One envelope mixing good and bad events: the good ones must still count.
+    mixed = orjson.dumps({"type": "batch", "version": 1,
+                          "events": good[100:200] + envelope_bad + good[200:300]})
+    producer.produce(topic, mixed)
+    assert producer.flush(30) == 0
+
+    assert worker.wait_for("SELECT sum(requests) FROM request_stats", 300, timeout=120) == 300
+    letters = read_dead_letters(settings, len(wire) + len(envelope_bad))
+    assert len(letters) == len(wire) + len(envelope_bad)
+    by_value = {value: headers for value, headers in letters}
+    for raw, reason in wire:
+        headers = by_value[raw]  # the original bytes, unchanged
+        assert headers["fleetpulse.reason"].startswith(reason), headers
+        assert headers["fleetpulse.source"].startswith(f"{topic}:")
+    envelope_reasons = sorted(h["fleetpulse.reason"] for v, h in letters if v not in dict(wire))
+    assert envelope_reasons[0].startswith("events[100].gen_ai.server.request.duration: must be >= 0")
+    assert envelope_reasons[1].startswith("events[101].host.name: expected a string, got int")
+
+    text = worker.metrics()
+    assert metric_value(text, "fleetpulse_events_invalid_total", topic=topic) == len(wire) + len(envelope_bad)
+    assert metric_value(text, "fleetpulse_events_invalid_total", field="message") == 3
+    assert metric_value(text, "fleetpulse_events_in_total", topic=topic) == 300
+
+    # Still running, still counting.
+    assert worker.alive()
+    producer.produce(topic, orjson.dumps(event(999)))
+    producer.flush(10)
+    assert worker.wait_for("SELECT sum(requests) FROM request_stats", 301, timeout=60) == 301
+    assert worker.stop() == 0

@@ -1,0 +1,114 @@
+"""Run ``fleetpulse worker`` as a real child process and talk to it over HTTP,
+the way a user does: /health, /query (NDJSON) and /metrics."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+
+import orjson
+
+from fleetpulse.localkafka import free_port
+from fleetpulse.settings import Settings
+from fleetpulse.topics import ensure_topics
+
+
+def isolated_settings(base: Settings, tmp: Path, **overrides) -> Settings:
+    """Own topics, consumer group, chDB path and HTTP port on the shared broker."""
+    tag = uuid.uuid4().hex[:8]
+    settings = dataclasses.replace(
+        base, kafka_bootstrap=base.bootstrap, topic_prefix=f"{base.topic_prefix}{tag}.",
+        consumer_group=f"fleetpulse-{tag}", clickhouse_url=f"chdb://{tmp / 'chdb'}",
+        http_port=free_port(), home=tmp, **overrides,
+    )
+    ensure_topics(settings)
+    return settings
+
+
+class WorkerProcess:
+    def __init__(self, settings: Settings, log_path: Path):
+        self.settings = settings
+        self.log_path = log_path
+        self.base = f"http://{settings.http_host}:{settings.http_port}"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 90) -> "WorkerProcess":
+        env = {**os.environ, **self.settings.to_environ()}
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen([sys.executable, "-m", "fleetpulse", "worker"], env=env,
+                                         stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"worker exited with {self.proc.returncode}:\n{self.log_tail()}")
+            try:
+                self._get("/health")
+                return self
+            except (urllib.error.URLError, ConnectionError):
+                time.sleep(0.3)
+        raise AssertionError(f"worker not ready within {timeout}s:\n{self.log_tail()}")
+
+    def _get(self, path: str, data: bytes | None = None) -> bytes:
+        with urllib.request.urlopen(urllib.request.Request(self.base + path, data=data), timeout=60) as r:
+            return r.read()
+
+    def query(self, sql: str) -> list[dict]:
+        return [orjson.loads(line) for line in self._get("/query", sql.encode()).splitlines() if line]
+
+    def scalar(self, sql: str):
+        rows = self.query(sql)
+        return next(iter(rows[0].values())) if rows else None
+
+    def metrics(self) -> str:
+        return self._get("/metrics").decode()
+
+    def wait_for(self, sql: str, expected, timeout: float = 180):
+        """Poll until the scalar query returns ``expected``; the last value on timeout."""
+        deadline = time.monotonic() + timeout
+        value = None
+        while time.monotonic() < deadline:
+            assert self.alive(), f"worker died:\n{self.log_tail()}"
+            value = self.scalar(sql)
+            if value == expected:
+                return value
+            time.sleep(0.5)
+        return value
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, timeout: float = 30) -> int:
+        if not self.alive():
+            return self.proc.returncode if self.proc else 0
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait()
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+
+def metric_value(text: str, name: str, **labels: str) -> float:
+    """Sum of the samples of ``name`` whose labels include ``labels``."""
+    total = 0.0
+    for line in text.splitlines():
+        if not line.startswith(name + "{") and not line.startswith(name + " "):
+            continue
+        series, value = line.rsplit(" ", 1)
+        if all(f'{k}="{v}"' in series for k, v in labels.items()):
+            total += float(value)
+    return total
