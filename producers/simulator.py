@@ -50,7 +50,7 @@ class SimulationConfig:
 
     def __post_init__(self):
         if (self.duration_s is None) == (self.count is None):
-            raise ConfigError("simulate: give exactly one of duration_s and count")
+            raise ConfigError("simulate: give exactly one of a duration (--duration) and a count (--count)")
         if self.nodes < 1 or self.models < 1 or self.rate <= 0 or self.window_seconds < 1:
             raise ConfigError("simulate: nodes, models, rate and window_seconds must be positive")
         if self.pace not in ("realtime", "fast"):
