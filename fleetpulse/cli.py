@@ -18,11 +18,14 @@ def _kafka(settings: Settings, args: argparse.Namespace) -> int:
     from fleetpulse.localkafka import LocalKafka
 
     broker = LocalKafka(settings)
-    if args.action == "start":
+    if args.action == "fetch":
+        print(f"Apache Kafka {settings.kafka_version} jars in {broker.fetch()}")
+    elif args.action == "start":
         broker.start()
         print(broker.status())
     elif args.action == "stop":
-        broker.stop()
+        if not broker.stop():
+            print("local Kafka broker was not running; nothing to stop")
         print(broker.status())
     else:
         status = broker.status()
@@ -78,10 +81,11 @@ def _simulate(settings: Settings, args: argparse.Namespace) -> int:
     config = SimulationConfig(
         nodes=args.nodes, models=args.models, rate=args.rate, duration_s=args.duration,
         count=args.count, seed=args.seed, start=args.start, error_rate=args.error_rate,
+        burst_every_s=args.burst_every, burst_len_s=args.burst_len, burst_error_rate=args.burst_error_rate,
         window_seconds=settings.window_seconds, single_events=args.single_events, pace=args.pace,
     )
-    run_simulation(settings, config, truth_path=args.truth, progress=not args.quiet)
-    return 0
+    result = run_simulation(settings, config, truth_path=args.truth, progress=not args.quiet)
+    return 130 if result.interrupted else 0
 
 
 def _demo(settings: Settings, args: argparse.Namespace) -> int:
@@ -119,12 +123,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--nodes", type=int, default=4, help="inference nodes (default 4)")
     p.add_argument("--models", type=int, default=3, help="models (default 3)")
     p.add_argument("--rate", type=float, default=2000.0, help="events per second of event time (default 2000)")
-    span = p.add_mutually_exclusive_group()
+    span = p.add_mutually_exclusive_group(required=True)
     span.add_argument("--duration", type=float, help="seconds of event time to simulate")
     span.add_argument("--count", type=int, help="number of events to send")
     p.add_argument("--seed", type=int, default=0, help="random seed; same seed, same events (default 0)")
-    p.add_argument("--start", type=float, help="event time of the first event, epoch seconds (default: now)")
+    p.add_argument("--start", type=float,
+                   help="event time of the first event, epoch seconds (default: now; with --pace fast, "
+                        "early enough that the last event is at now)")
     p.add_argument("--error-rate", type=float, default=0.01, help="baseline error ratio (default 0.01)")
+    p.add_argument("--burst-every", type=float, default=60.0,
+                   help="seconds between error bursts on one node; 0 turns bursts off (default 60)")
+    p.add_argument("--burst-len", type=float, default=10.0, help="length of an error burst, seconds (default 10)")
+    p.add_argument("--burst-error-rate", type=float, default=0.3, help="error ratio during a burst (default 0.3)")
     p.add_argument("--pace", choices=("realtime", "fast"), default="realtime",
                    help="realtime: event time follows the clock; fast: send as fast as possible")
     p.add_argument("--single-events", action="store_true",
@@ -137,7 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="start: fetch the jars with Maven once, format KRaft storage, start one "
                                    "broker/controller on 127.0.0.1:FLEETPULSE_KAFKA_PORT and wait until it is "
                                    "ready. stop: shut it down cleanly. status: exit 0 if running, 3 if not.")
-    p.add_argument("action", choices=("start", "stop", "status"))
+    p.add_argument("action", choices=("start", "stop", "status", "fetch"),
+                   help="fetch only downloads the jars (start does it too, once)")
     p.set_defaults(run=_kafka)
 
     p = sub.add_parser("topics", help="create the topics with their partitions and retention (idempotent)")

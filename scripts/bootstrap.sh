@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Set up everything fleetpulse needs on a fresh Debian machine, idempotently:
+# Java for the Kafka broker (apt, only if missing), a virtualenv with the project
+# and its test dependencies (pip), and Apache Kafka's jars (Maven, once).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '\033[1m[bootstrap]\033[0m %s\n' "$*" >&2; }
+
+apt_install() {
+  if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
+    log "missing: $* — install them (Debian: apt-get install $*) and run again"; exit 1
+  fi
+  log "installing Debian packages: $*"
+  apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+need_pkgs=()
+command -v java >/dev/null || need_pkgs+=(openjdk-17-jre-headless)
+command -v mvn >/dev/null || need_pkgs+=(maven)
+[ ${#need_pkgs[@]} -eq 0 ] || apt_install "${need_pkgs[@]}"
+
+PYTHON=${PYTHON:-python3}
+"$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+  || { log "Python >= 3.11 is required (found $("$PYTHON" --version 2>&1)); set PYTHON=/path/to/python3.11"; exit 1; }
+
+if [ ! -x .venv/bin/python ]; then
+  log "creating .venv"
+  "$PYTHON" -m venv .venv
+fi
+stamp=.venv/.fleetpulse-installed
+want=$(sha256sum pyproject.toml | cut -d' ' -f1)
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+  log "installing fleetpulse and its dependencies into .venv (pip)"
+  .venv/bin/python -m pip install -q --upgrade pip
+  .venv/bin/python -m pip install -q -e '.[test]'
+  echo "$want" > "$stamp"
+fi
+
+log "fetching Apache Kafka's jars with Maven (cached after the first time)"
+.venv/bin/fleetpulse kafka fetch >&2
