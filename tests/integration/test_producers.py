@@ -24,8 +24,10 @@ START = 1_700_000_000.0
 
 @pytest.fixture(scope="module")
 def settings(kafka_settings: Settings) -> Settings:
-    ensure_topics(kafka_settings)
-    return kafka_settings
+    """Topics of this module's own: other tests write other things to theirs."""
+    own = dataclasses.replace(kafka_settings, topic_prefix=f"{kafka_settings.topic_prefix}{uuid.uuid4().hex[:8]}.")
+    ensure_topics(own)
+    return own
 
 
 def consume_new(settings: Settings, is_ours, expected: int, timeout: float = 60.0) -> list[tuple[bytes, bytes, list[dict]]]:
