@@ -93,7 +93,7 @@ def markdown(result: dict) -> str:
                  f"| {result['mean_us']:.3f} |")
     lines += ["", f"p99 / target = {result['p99_over_target']:.2f}; timer overhead per sample "
               f"{result['timer_overhead_us']:.3f} µs (included); dropped {result['dropped']}"]
-    return "\n".join(lines)
+    return "\n".join(lines) + "\n"
 
 
 def main() -> None:
