@@ -128,8 +128,8 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
 
 
 def _check(s: Settings) -> None:
-    positive = ("kafka_port", "requests_partitions", "http_port", "window_seconds",
-                "batch_max_messages", "max_message_bytes", "raw_events_ttl_days")
+    positive = ("kafka_port", "requests_partitions", "http_port", "window_seconds", "batch_max_messages",
+                "max_message_bytes", "raw_events_ttl_days", "requests_retention_hours", "batch_max_wait_seconds")
     for name in positive:
         if getattr(s, name) <= 0:
             raise ConfigError(f"FLEETPULSE_{name.upper()} must be > 0, got {getattr(s, name)}")
@@ -137,5 +137,7 @@ def _check(s: Settings) -> None:
         raise ConfigError(
             f"FLEETPULSE_CLICKHOUSE_URL={s.clickhouse_url!r}: expected chdb://PATH, http://HOST:PORT or https://HOST:PORT"
         )
+    if s.log_level not in ("debug", "info", "warning", "error"):
+        raise ConfigError(f"FLEETPULSE_LOG_LEVEL={s.log_level!r}: use debug, info, warning or error")
     if not s.clickhouse_database.replace("_", "").isalnum():
         raise ConfigError(f"FLEETPULSE_CLICKHOUSE_DATABASE={s.clickhouse_database!r}: use letters, digits and _ only")

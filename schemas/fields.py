@@ -54,16 +54,24 @@ def _number(f: Field, v: object) -> None:
 
 
 def _integer(f: Field, v: object) -> None:
-    if isinstance(v, bool) or not isinstance(v, int):
+    # JSON Schema counts 5.0 as an integer; so do we, or a producer that checks
+    # against schemas/json/ could still be dead-lettered.
+    integral_float = isinstance(v, float) and v.is_integer()
+    if isinstance(v, bool) or not (isinstance(v, int) or integral_float):
         raise ValidationError(f.name, f"expected an integer, got {type(v).__name__}")
     _range(f, v)
 
 
 def _range(f: Field, v: float) -> None:
     if f.minimum is not None and v < f.minimum:
-        raise ValidationError(f.name, f"must be >= {f.minimum:g}, got {v}")
+        raise ValidationError(f.name, f"must be >= {_plain(f.minimum)}, got {v}")
     if f.maximum is not None and v > f.maximum:
-        raise ValidationError(f.name, f"must be <= {f.maximum:g}, got {v}")
+        raise ValidationError(f.name, f"must be <= {_plain(f.maximum)}, got {v}")
+
+
+def _plain(x: float) -> str:
+    """4102444800, not 4.10244e+09: a limit people can read and compare."""
+    return str(int(x)) if float(x).is_integer() else repr(x)
 
 
 def _string(f: Field, v: object) -> None:

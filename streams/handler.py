@@ -3,7 +3,9 @@
 Order matters for the guarantees: dead letters first, then ClickHouse, and
 only then does the caller ack the messages. A crash anywhere before the ack
 means the batch is consumed again; ClickHouse drops the repeated insert by its
-deduplication token and the dead-letter producer is idempotent.
+deduplication token. Dead letters are at-least-once: a batch consumed again
+after a crash sends its dead letters again (the ``fleetpulse.source`` header
+tells duplicates apart).
 """
 
 from __future__ import annotations

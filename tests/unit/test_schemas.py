@@ -36,7 +36,7 @@ def test_good_request_is_valid():
     ("gen_ai.server.request.duration", True, "expected a number, got bool"),
     ("gen_ai.usage.input_tokens", 1.5, "expected an integer, got float"),
     ("gen_ai.usage.output_tokens", -1, "must be >= 0"),
-    ("timestamp", 1764000000250, "must be <= "),
+    ("timestamp", 1764000000250, "must be <= 4102444800, got 1764000000250"),
     ("gen_ai.request.model", "", "must not be empty"),
     ("version", 2, "unknown version 2; this build reads version 1"),
     ("type", "gpu", "expected 'request' on this topic, got 'gpu'"),
@@ -112,6 +112,8 @@ def test_json_schema_files_match_the_code():
     ({"gen_ai.request.model": ""}, False),
     ({"version": 2}, False),
     ({"error.type": "timeout"}, True),
+    ({"gen_ai.usage.input_tokens": 512.0}, True),
+    ({"gen_ai.usage.input_tokens": 512.5}, False),
 ])
 def test_json_schema_agrees_with_the_validator(overrides, valid):
     event = good_request(**overrides)

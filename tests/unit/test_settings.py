@@ -40,6 +40,8 @@ def test_password_never_shows():
     ({"FLEETPULSE_STORE_RAW_EVENTS": "maybe"}, "expected true/false"),
     ({"FLEETPULSE_CLICKHOUSE_URL": "tcp://x:9000"}, "expected chdb://PATH, http://HOST:PORT"),
     ({"FLEETPULSE_CLICKHOUSE_DATABASE": "a-b"}, "letters, digits and _ only"),
+    ({"FLEETPULSE_LOG_LEVEL": "loud"}, "use debug, info, warning or error"),
+    ({"FLEETPULSE_BATCH_MAX_WAIT_SECONDS": "-1"}, "FLEETPULSE_BATCH_MAX_WAIT_SECONDS must be > 0"),
 ])
 def test_bad_values_say_which_variable(env, message):
     with pytest.raises(ConfigError, match=message):
