@@ -72,11 +72,11 @@ class ClickHouse:
         except ch_exc.DatabaseError as exc:
             raise ClickHouseError(f"{self.where}: {_first_line(exc)}") from exc
 
-    def command(self, sql: str, settings: dict | None = None) -> Any:
-        return self._call(self._client.command, sql, settings=settings)
+    def command(self, sql: str, settings: dict | None = None, parameters: dict | None = None) -> Any:
+        return self._call(self._client.command, sql, parameters=parameters, settings=settings)
 
-    def query(self, sql: str, settings: dict | None = None) -> Any:
-        return self._call(self._client.query, sql, settings=settings)
+    def query(self, sql: str, settings: dict | None = None, parameters: dict | None = None) -> Any:
+        return self._call(self._client.query, sql, parameters=parameters, settings=settings)
 
     def insert(self, table: str, rows: Sequence[Sequence], columns: Sequence[str], dedup_token: str) -> None:
         """Insert idempotently: ClickHouse drops a repeat of the same ``dedup_token``."""

@@ -4,7 +4,7 @@ Files are ``NNN_name.sql``; each runs once, in order, and its version is
 recorded in ``fleetpulse_migrations``. Statements are written to be safe to
 repeat (IF NOT EXISTS / OR REPLACE), so a crash between a statement and the
 record only means the file runs again. Settings-driven parts (TTLs) are applied
-on every run, so changing FLEETPULSE_RAW_EVENTS_TTL_DAYS takes effect at the
+on every run, so changing a FLEETPULSE_*_TTL_DAYS setting takes effect at the
 next migrate.
 """
 
@@ -65,5 +65,12 @@ def migrate(ch: ClickHouse, log=print) -> list[Migration]:
 
 
 def _apply_ttls(ch: ClickHouse) -> None:
-    days = ch.settings.raw_events_ttl_days
-    ch.command(f"ALTER TABLE request_events MODIFY TTL toDateTime(timestamp) + INTERVAL {days} DAY")
+    s = ch.settings
+    ttls = {
+        "request_events": f"toDateTime(timestamp) + INTERVAL {s.raw_events_ttl_days} DAY",
+        "request_windows": f"window_start + INTERVAL {s.windows_ttl_days} DAY",
+        "request_windows_1m": f"window_start + INTERVAL {s.rollup_1m_ttl_days} DAY",
+        "request_windows_1h": f"window_start + INTERVAL {s.rollup_1h_ttl_days} DAY",
+    }
+    for table, ttl in ttls.items():
+        ch.command(f"ALTER TABLE {table} MODIFY TTL {ttl}")

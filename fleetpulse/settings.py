@@ -46,6 +46,11 @@ class Settings:
     http_host: str = "127.0.0.1"
     http_port: int = 6066
     window_seconds: int = 10
+    allowed_lateness_seconds: int = 30
+    windows_ttl_days: int = 30
+    rollup_1m_ttl_days: int = 180
+    rollup_1h_ttl_days: int = 730
+    session_timeout_seconds: int = 10
     batch_max_messages: int = 2000
     batch_max_wait_seconds: float = 0.5
     max_message_bytes: int = 524288
@@ -129,7 +134,8 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
 
 def _check(s: Settings) -> None:
     positive = ("kafka_port", "requests_partitions", "http_port", "window_seconds", "batch_max_messages",
-                "max_message_bytes", "raw_events_ttl_days", "requests_retention_hours", "batch_max_wait_seconds")
+                "max_message_bytes", "raw_events_ttl_days", "requests_retention_hours", "batch_max_wait_seconds",
+                "windows_ttl_days", "rollup_1m_ttl_days", "rollup_1h_ttl_days", "session_timeout_seconds")
     for name in positive:
         if getattr(s, name) <= 0:
             raise ConfigError(f"FLEETPULSE_{name.upper()} must be > 0, got {getattr(s, name)}")
@@ -137,6 +143,8 @@ def _check(s: Settings) -> None:
         raise ConfigError(
             f"FLEETPULSE_CLICKHOUSE_URL={s.clickhouse_url!r}: expected chdb://PATH, http://HOST:PORT or https://HOST:PORT"
         )
+    if s.allowed_lateness_seconds < 0:
+        raise ConfigError(f"FLEETPULSE_ALLOWED_LATENESS_SECONDS must be >= 0, got {s.allowed_lateness_seconds}")
     if s.log_level not in ("debug", "info", "warning", "error"):
         raise ConfigError(f"FLEETPULSE_LOG_LEVEL={s.log_level!r}: use debug, info, warning or error")
     if not s.clickhouse_database.replace("_", "").isalnum():

@@ -1,7 +1,10 @@
-"""Stage 1: a batch of request events -> partial aggregates per (window, model, node).
+"""Stage 1: a batch of request events -> partial aggregates per
+(source partition, window, model, node, late).
 
 Pure functions, no I/O. Window assignment and all per-batch math is numpy; the
 only Python loop is the one that turns validated event dicts into columns.
+Grouping by source partition keeps every row attributable to one offset range,
+which is what makes the writes exactly-once (see streams/sink.py).
 """
 
 from __future__ import annotations
@@ -57,11 +60,14 @@ def to_columns(events: list[dict]) -> RequestColumns:
 
 @dataclasses.dataclass
 class Partial:
-    """Mergeable aggregate of one (window, model, node) from one batch."""
+    """Mergeable aggregate of one group from one batch. ``source`` indexes the
+    batch's list of source partitions."""
 
+    source: int
     window_start: int
     model: str
     node: str
+    late: bool
     requests: int
     errors: int
     errors_by_type: dict[str, int]
@@ -78,13 +84,18 @@ def window_starts(timestamps: np.ndarray, window_seconds: int) -> np.ndarray:
     return (np.floor(timestamps / window_seconds) * window_seconds).astype(np.int64)
 
 
-def aggregate(cols: RequestColumns, window_seconds: int) -> list[Partial]:
-    """Group a batch by (window, model, node) and reduce each group."""
-    if len(cols) == 0:
+def aggregate(cols: RequestColumns, window_seconds: int, sources: np.ndarray | None = None,
+              late: np.ndarray | None = None) -> list[Partial]:
+    """Group a batch by (source, window, model, node, late) and reduce each group."""
+    n = len(cols)
+    if n == 0:
         return []
-    keys = list(zip(window_starts(cols.timestamp, window_seconds).tolist(), cols.model, cols.node))
+    sources = np.zeros(n, dtype=np.int64) if sources is None else sources
+    late = np.zeros(n, dtype=bool) if late is None else late
+    keys = list(zip(sources.tolist(), window_starts(cols.timestamp, window_seconds).tolist(),
+                    cols.model, cols.node, late.tolist()))
     codes: dict[tuple, int] = {}
-    group = np.fromiter((codes.setdefault(k, len(codes)) for k in keys), dtype=np.int64, count=len(keys))
+    group = np.fromiter((codes.setdefault(k, len(codes)) for k in keys), dtype=np.int64, count=n)
     n_groups = len(codes)
     is_error = np.array([t is not None for t in cols.error_type], dtype=bool)
 
@@ -92,9 +103,7 @@ def aggregate(cols: RequestColumns, window_seconds: int) -> list[Partial]:
         return np.bincount(group, weights=values, minlength=n_groups)
 
     requests = np.bincount(group, minlength=n_groups)
-    errors = np.bincount(group, weights=is_error, minlength=n_groups)
-    in_tok = np.bincount(group, weights=cols.input_tokens, minlength=n_groups)
-    out_tok = np.bincount(group, weights=cols.output_tokens, minlength=n_groups)
+    errors, in_tok, out_tok = total(is_error), total(cols.input_tokens), total(cols.output_tokens)
     lat_sum = total(cols.duration)
     lat_h = _histograms(group, cols.duration, n_groups)
     ttft_h = _histograms(group, cols.ttft, n_groups)
@@ -102,7 +111,7 @@ def aggregate(cols: RequestColumns, window_seconds: int) -> list[Partial]:
     err_types = _error_types(group, cols.error_type, is_error, n_groups)
     return [
         Partial(
-            window_start=key[0], model=key[1], node=key[2],
+            source=key[0], window_start=key[1], model=key[2], node=key[3], late=key[4],
             requests=int(requests[g]), errors=int(errors[g]), errors_by_type=err_types[g],
             input_tokens=int(in_tok[g]), output_tokens=int(out_tok[g]), latency_sum=float(lat_sum[g]),
             latency_buckets=lat_h[g], ttft_buckets=ttft_h[g], tpot_buckets=tpot_h[g],

@@ -50,9 +50,35 @@ def build_app(settings: Settings, ch: ClickHouse) -> tuple[faust.App, RequestBat
         topic_allow_declare=False,
         topic_disable_leader=True,
         broker_commit_interval=1.0,
+        broker_session_timeout=settings.session_timeout_seconds,
+        broker_heartbeat_interval=max(1.0, settings.session_timeout_seconds / 4),
         stream_buffer_maxsize=settings.batch_max_messages,
+        # On a rebalance faust waits until every message handed to the agent is
+        # acked before it gives partitions up: our in-flight batch finishes (or
+        # the worker is gone), so the next owner reads final progress.
+        stream_wait_empty=True,
     )
-    requests = app.topic(settings.topic("requests"), value_serializer="raw", key_serializer="raw")
+    topic_name = settings.topic("requests")
+    requests = app.topic(topic_name, value_serializer="raw", key_serializer="raw")
+
+    def ours(tps) -> list[tuple[str, int]]:
+        return [(tp.topic, tp.partition) for tp in tps if tp.topic == topic_name]
+
+    @app.on_partitions_assigned.connect
+    async def restore_progress(sender, assigned, **kwargs) -> None:
+        await handler.on_assigned(ours(assigned))
+
+    @app.on_partitions_revoked.connect
+    async def forget_progress(sender, revoked, **kwargs) -> None:
+        handler.on_revoked(ours(revoked))
+
+    def pause() -> None:
+        app.consumer.pause_partitions(app.consumer.assignment())
+
+    def resume() -> None:
+        app.consumer.resume_partitions(app.consumer.assignment())
+
+    handler.pause, handler.resume = pause, resume
 
     @app.agent(requests, name="request-windows")
     async def request_windows(stream: faust.StreamT) -> None:
@@ -61,7 +87,8 @@ def build_app(settings: Settings, ch: ClickHouse) -> tuple[faust.App, RequestBat
                         for e in events]
             await handler.handle(messages)
             for event in events:
-                await stream.ack(event)
+                if handler.owns(event.message.topic, event.message.partition):
+                    await stream.ack(event)
 
     metrics.watch_lag(lambda: _lag(app, handler))
     _add_pages(app, ch, metrics)
@@ -77,9 +104,9 @@ def _lag(app: faust.App, handler: RequestBatchHandler) -> dict[tuple[str, int], 
         return lag
     for tp in assigned:
         highwater = consumer.highwater(tp)
-        done = handler.next_offsets.get((tp.topic, tp.partition))
+        done = handler.progress.get((tp.topic, tp.partition))
         if highwater is not None and highwater >= 0 and done is not None:
-            lag[(tp.topic, tp.partition)] = max(0, highwater - done)
+            lag[(tp.topic, tp.partition)] = max(0, highwater - done.next_offset)
     return lag
 
 

@@ -1,19 +1,28 @@
 """Turn one batch of Kafka messages into what must become durable (pure).
 
-Input is (topic, partition, offset, value) per message; output is the window
-rows, optional raw-event rows, the dead letters, and the ``source`` string that
-names the offsets, which doubles as the ClickHouse deduplication token.
+Messages at offsets already durable (``progress``) are skipped: after a crash or
+a rebalance the consumer may re-read them, and writing them again would count
+them twice. The rest are decoded, judged against their partition's watermark,
+and reduced to window rows that carry their source offsets and the partition's
+new event-time high-water mark, plus dead letters for what could not be used.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import NamedTuple
+from typing import Mapping, NamedTuple
 
-from fleetpulse.schemas import decode_message
+import numpy as np
+
+import orjson
+
+from fleetpulse.schemas import Decoded, DeadLetter, decode_message
 from fleetpulse.streams.aggregate import aggregate, to_columns
 from fleetpulse.streams.deadletter import SourcedDeadLetter
-from fleetpulse.streams.rows import event_rows, window_rows
+from fleetpulse.streams.rows import EventSource, SourceSpan, event_rows, window_rows
+from fleetpulse.streams.watermark import PartitionProgress, late_flags
+
+TopicPartition = tuple[str, int]
 
 
 class RawMessage(NamedTuple):
@@ -27,37 +36,79 @@ class RawMessage(NamedTuple):
 class BatchResult:
     source: str
     messages: int
+    skipped: int
     events: int
+    late_events: int
     window_rows: list[list]
     event_rows: list[list]
     dead: list[SourcedDeadLetter]
+    progress: dict[TopicPartition, PartitionProgress]
 
 
-def source_of(messages: list[RawMessage]) -> str:
+@dataclasses.dataclass(frozen=True)
+class Retention:
+    """Windows older than ClickHouse keeps (the TTL of request_windows) would be
+    deleted as they are inserted; such events go to the dead letters instead,
+    so that nothing disappears without a trace."""
+
+    oldest_window_start: float
+    setting: str
+
+    def split(self, decoded: Decoded, window_seconds: int) -> Decoded:
+        kept = Decoded([], decoded.dead)
+        for event in decoded.events:
+            start = event["timestamp"] // window_seconds * window_seconds
+            if start >= self.oldest_window_start:
+                kept.events.append(event)
+            else:
+                reason = (f"timestamp: {event['timestamp']} is older than ClickHouse keeps windows "
+                          f"({self.setting}); not stored")
+                kept.dead.append(DeadLetter(reason, orjson.dumps(event)))
+        return kept
+
+
+def source_of(spans: Mapping[TopicPartition, tuple[int, int]]) -> str:
     """``topic:partition:first-last`` per partition, sorted: stable for the same offsets."""
-    spans: dict[tuple[str, int], list[int]] = {}
-    for m in messages:
-        span = spans.setdefault((m.topic, m.partition), [m.offset, m.offset])
-        span[0] = min(span[0], m.offset)
-        span[1] = max(span[1], m.offset)
     return ",".join(f"{t}:{p}:{lo}-{hi}" for (t, p), (lo, hi) in sorted(spans.items()))
 
 
-def process_batch(messages: list[RawMessage], *, window_seconds: int, max_bytes: int,
-                  keep_events: bool) -> BatchResult:
+def process_batch(messages: list[RawMessage], progress: Mapping[TopicPartition, PartitionProgress], *,
+                  window_seconds: int, lateness: float, max_bytes: int, keep_events: bool,
+                  retention: Retention | None = None) -> BatchResult:
+    fresh = [m for m in messages if m.offset >= progress.get((m.topic, m.partition), PartitionProgress()).next_offset]
+    spans: dict[TopicPartition, tuple[int, int]] = {}
+    for m in fresh:
+        lo, hi = spans.get((m.topic, m.partition), (m.offset, m.offset))
+        spans[(m.topic, m.partition)] = (min(lo, m.offset), max(hi, m.offset))
+    tps = sorted(spans)
+    index = {tp: i for i, tp in enumerate(tps)}
+
     events: list[dict] = []
+    origins: list[EventSource] = []
     dead: list[SourcedDeadLetter] = []
-    for m in messages:
+    for m in fresh:
         decoded = decode_message(m.value or b"", "request", max_bytes)
+        if retention is not None:
+            decoded = retention.split(decoded, window_seconds)
         events.extend(decoded.events)
+        origins.extend(EventSource(m.topic, m.partition, m.offset, i) for i in range(len(decoded.events)))
         dead.extend(SourcedDeadLetter(d, m.topic, m.partition, m.offset) for d in decoded.dead)
-    source = source_of(messages)
-    partials = aggregate(to_columns(events), window_seconds)
+
+    cols = to_columns(events)
+    sources = np.array([index[(o.topic, o.partition)] for o in origins], dtype=np.int64)
+    prior = [progress.get(tp, PartitionProgress()).max_event_time for tp in tps]
+    late, new_max = late_flags(cols.timestamp, sources, prior, window_seconds, lateness)
+    partials = aggregate(cols, window_seconds, sources, late)
+    source = source_of(spans)
+    row_spans = [SourceSpan(t, p, *spans[(t, p)], new_max[i]) for i, (t, p) in enumerate(tps)]
     return BatchResult(
         source=source,
         messages=len(messages),
+        skipped=len(messages) - len(fresh),
         events=len(events),
-        window_rows=window_rows(partials, window_seconds, source),
-        event_rows=event_rows(events, source) if keep_events else [],
+        late_events=int(late.sum()),
+        window_rows=window_rows(partials, window_seconds, row_spans),
+        event_rows=event_rows(events, origins) if keep_events else [],
         dead=dead,
+        progress={tp: PartitionProgress(spans[tp][1] + 1, new_max[i]) for i, tp in enumerate(tps)},
     )

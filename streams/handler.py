@@ -2,8 +2,9 @@
 
 Order matters for the guarantees: dead letters first, then ClickHouse, and
 only then does the caller ack the messages. A crash anywhere before the ack
-means the batch is consumed again; ClickHouse drops the repeated insert by its
-deduplication token. Dead letters are at-least-once: a batch consumed again
+means the messages are consumed again; the ones ClickHouse already has are
+skipped by their offsets (``progress``, restored from ClickHouse whenever a
+partition is assigned). Dead letters are at-least-once: a batch consumed again
 after a crash sends its dead letters again (the ``fleetpulse.source`` header
 tells duplicates apart).
 """
@@ -15,13 +16,15 @@ import logging
 import re
 import time
 from concurrent.futures import ThreadPoolExecutor
+from typing import Callable, Iterable
 
 from fleetpulse.errors import ClickHouseUnavailable, KafkaUnavailable
 from fleetpulse.settings import Settings
-from fleetpulse.streams.batch import BatchResult, RawMessage, process_batch
+from fleetpulse.streams.batch import BatchResult, RawMessage, Retention, TopicPartition, process_batch
 from fleetpulse.streams.deadletter import DeadLetterSink
 from fleetpulse.streams.metrics import PipelineMetrics
 from fleetpulse.streams.sink import ClickHouseSink
+from fleetpulse.streams.watermark import PartitionProgress
 
 log = logging.getLogger("fleetpulse.worker")
 
@@ -38,21 +41,67 @@ class RequestBatchHandler:
         # One thread: batch math and chDB writes leave the event loop free for
         # Kafka heartbeats and the web server, and stay strictly ordered.
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="fleetpulse-sink")
-        self.next_offsets: dict[tuple[str, int], int] = {}
+        self.progress: dict[TopicPartition, PartitionProgress] = {}
+        self._assigned: set[TopicPartition] = set()
+        self.pause: Callable[[], None] = lambda: None
+        self.resume: Callable[[], None] = lambda: None
         self._summary = _Summary()
 
+    async def on_assigned(self, assigned: Iterable[TopicPartition]) -> None:
+        """Restore how far each newly assigned partition is already written.
+
+        Runs inside the rebalance, after the previous owner finished its
+        in-flight batch (faust waits for every started message to be acked
+        before it gives a partition up), so what ClickHouse says is final.
+        """
+        assigned = set(assigned)
+        new = assigned - self._assigned
+        self._assigned = assigned
+        by_topic: dict[str, list[int]] = {}
+        for topic, partition in new:
+            by_topic.setdefault(topic, []).append(partition)
+        loop = asyncio.get_running_loop()
+        for topic, partitions in by_topic.items():
+            stored = await self._until_done(loop, self._restore, "clickhouse", topic, sorted(partitions))
+            for partition in partitions:
+                self.progress[(topic, partition)] = stored.get(partition, PartitionProgress())
+            log.info("assigned %s partitions %s; resuming after %s", topic, sorted(partitions),
+                     {p: stored[p].next_offset - 1 for p in sorted(stored) if p in partitions} or "nothing written")
+
+    def _restore(self, topic: str, partitions: list[int]) -> dict[int, PartitionProgress]:
+        repaired = self._sink.catch_up_rollups(topic, partitions)
+        if repaired:
+            self._metrics.rollup_repairs.inc(repaired)
+        return self._sink.read_progress(topic)
+
+    def owns(self, topic: str, partition: int) -> bool:
+        return (topic, partition) in self._assigned
+
+    def on_revoked(self, revoked: Iterable[TopicPartition]) -> None:
+        for tp in revoked:
+            self.progress.pop(tp, None)
+            self._assigned.discard(tp)
+
     async def handle(self, messages: list[RawMessage]) -> None:
+        # Messages of partitions we no longer own are left to their new owner.
+        owned = [m for m in messages if (m.topic, m.partition) in self._assigned]
+        if not owned:
+            return
         loop = asyncio.get_running_loop()
         started = time.perf_counter()
-        batch = await loop.run_in_executor(self._executor, self._process, messages)
-        await self._until_durable(loop, self._write_dead_letters, batch, "deadletter")
-        await self._until_durable(loop, self._sink.write, batch, "clickhouse")
-        self._record(batch, messages, time.perf_counter() - started)
+        batch = await loop.run_in_executor(self._executor, self._process, owned)
+        await self._until_done(loop, self._write_dead_letters, "deadletter", batch)
+        await self._until_done(loop, self._sink.write, "clickhouse", batch)
+        self.progress.update(batch.progress)
+        self._record(batch, owned, time.perf_counter() - started)
 
     def _process(self, messages: list[RawMessage]) -> BatchResult:
         s = self._settings
-        return process_batch(messages, window_seconds=s.window_seconds, max_bytes=s.max_message_bytes,
-                             keep_events=s.store_raw_events)
+        retention = Retention(time.time() - s.windows_ttl_days * 86400,
+                              f"FLEETPULSE_WINDOWS_TTL_DAYS={s.windows_ttl_days}")
+        return process_batch(messages, self.progress, window_seconds=s.window_seconds,
+                             lateness=s.allowed_lateness_seconds, max_bytes=s.max_message_bytes,
+                             keep_events=s.store_raw_events, retention=retention)
 
     def _write_dead_letters(self, batch: BatchResult) -> None:
         if not batch.dead:
@@ -63,32 +112,43 @@ class RequestBatchHandler:
                       item.topic, item.partition, item.offset, item.letter.reason)
             self._metrics.events_dropped.labels(item.topic).inc()
 
-    async def _until_durable(self, loop, write, batch: BatchResult, sink: str) -> None:
-        """Retry with capped exponential backoff. While we wait here nothing is
-        acked and the take buffer stays full, so consumption pauses."""
-        delay = 0.5
-        while True:
-            try:
-                await loop.run_in_executor(self._executor, write, batch)
-                return
-            except (ClickHouseUnavailable, KafkaUnavailable) as exc:
-                self._metrics.sink_retries.labels(sink).inc()
-                log.warning("%s unavailable, pausing consumption and retrying in %.1fs: %s", sink, delay, exc)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, MAX_BACKOFF_S)
+    async def _until_done(self, loop, call, sink: str, *args):
+        """Retry with capped exponential backoff. While we wait nothing is acked
+        and the consumer is paused, so memory stays bounded by one batch."""
+        delay, paused = 0.5, False
+        try:
+            while True:
+                try:
+                    return await loop.run_in_executor(self._executor, call, *args)
+                except (ClickHouseUnavailable, KafkaUnavailable) as exc:
+                    if not paused:
+                        self.pause()
+                        paused = True
+                        self._metrics.paused.set(1)
+                    self._metrics.sink_retries.labels(sink).inc()
+                    log.warning("%s unavailable, consumption paused, retrying in %.1fs: %s", sink, delay, exc)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, MAX_BACKOFF_S)
+        finally:
+            if paused:
+                self.resume()
+                self._metrics.paused.set(0)
+                log.info("%s is back; consumption resumed", sink)
 
     def _record(self, batch: BatchResult, messages: list[RawMessage], elapsed: float) -> None:
         m = self._metrics
         topic = messages[0].topic
         m.batches.labels(topic).inc()
         m.messages_in.labels(topic).inc(batch.messages)
+        m.messages_skipped.labels(topic).inc(batch.skipped)
         m.events_in.labels(topic).inc(batch.events)
+        m.late_events.labels(topic).inc(batch.late_events)
         m.flush_seconds.labels(topic).observe(elapsed)
         for item in batch.dead:
             m.events_invalid.labels(item.topic, invalid_field(item.letter.reason)).inc()
-        for msg in messages:
-            key = (msg.topic, msg.partition)
-            self.next_offsets[key] = max(self.next_offsets.get(key, 0), msg.offset + 1)
+        for (t, p), progress in batch.progress.items():
+            if progress.max_event_time > float("-inf"):
+                m.event_time_high_water.labels(t, str(p)).set(progress.max_event_time)
         self._summary.add(batch)
 
     def close(self) -> None:
@@ -111,14 +171,15 @@ class _Summary:
 
     def __init__(self) -> None:
         self._since = time.monotonic()
-        self._events = self._rows = self._dead = 0
+        self._events = self._rows = self._dead = self._late = 0
 
     def add(self, batch: BatchResult) -> None:
         self._events += batch.events
         self._rows += len(batch.window_rows)
         self._dead += len(batch.dead)
+        self._late += batch.late_events
         elapsed = time.monotonic() - self._since
         if elapsed >= self.EVERY_S:
-            log.info("processed %d events (%.0f/s), wrote %d window rows, %d dead letters in the last %.0fs",
-                     self._events, self._events / elapsed, self._rows, self._dead, elapsed)
+            log.info("processed %d events (%.0f/s), wrote %d window rows, %d late, %d dead letters in the last %.0fs",
+                     self._events, self._events / elapsed, self._rows, self._late, self._dead, elapsed)
             self.__init__()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Callable, Iterable, Mapping
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -60,6 +60,20 @@ class PipelineMetrics:
             "fleetpulse_flush_duration_seconds", "Time to make one batch durable (dead letters + ClickHouse).",
             ["topic"], registry=r,
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
+        self.messages_skipped = Counter(
+            "fleetpulse_messages_skipped", "Messages re-read after a restart or rebalance that ClickHouse "
+            "already had (skipped by offset, not counted twice).", ["topic"], registry=r)
+        self.late_events = Counter(
+            "fleetpulse_late_events", "Events that arrived after the watermark passed their window; "
+            "stored as corrections (late = 1).", ["topic"], registry=r)
+        self.event_time_high_water = Gauge(
+            "fleetpulse_event_time_high_water_seconds", "Newest event time written, per partition "
+            "(the watermark is this minus the allowed lateness).", ["topic", "partition"], registry=r)
+        self.paused = Gauge(
+            "fleetpulse_consumer_paused", "1 while consumption is paused because a sink is unavailable.",
+            registry=r)
+        self.rollup_repairs = Counter(
+            "fleetpulse_rollup_repairs", "Rollups filled in from the base table after a crash.", registry=r)
         self.sink_retries = Counter(
             "fleetpulse_sink_retries", "Writes retried because a sink was unavailable.", ["sink"], registry=r)
 

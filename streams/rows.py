@@ -3,34 +3,52 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from typing import NamedTuple
 
 from fleetpulse.streams.aggregate import Partial
 
 WINDOW_COLUMNS = (
-    "window_start", "window_seconds", "model", "node", "requests", "errors", "errors_by_type",
-    "input_tokens", "output_tokens", "latency_sum", "latency_buckets", "ttft_buckets",
-    "tpot_buckets", "source",
+    "window_start", "window_seconds", "model", "node", "late", "requests", "errors", "errors_by_type",
+    "input_tokens", "output_tokens", "latency_sum", "latency_buckets", "ttft_buckets", "tpot_buckets",
+    "source_topic", "source_partition", "offset_first", "offset_last", "max_event_time",
 )
 
 EVENT_COLUMNS = (
     "timestamp", "request_id", "trace_id", "model", "node", "gpu", "operation", "duration",
     "ttft", "tpot", "queue_time", "input_tokens", "output_tokens", "finish_reasons",
-    "error_type", "source",
+    "error_type", "source_topic", "source_partition", "source_offset", "event_index",
 )
 
 
-def window_rows(partials: list[Partial], window_seconds: int, source: str) -> list[list]:
+class SourceSpan(NamedTuple):
+    """The offsets of one partition in a batch, and its event-time high-water mark after it."""
+
+    topic: str
+    partition: int
+    offset_first: int
+    offset_last: int
+    max_event_time: float
+
+
+class EventSource(NamedTuple):
+    topic: str
+    partition: int
+    offset: int
+    index: int  # position of the event inside its message
+
+
+def window_rows(partials: list[Partial], window_seconds: int, spans: list[SourceSpan]) -> list[list]:
     return [
         [
             datetime.fromtimestamp(p.window_start, tz=timezone.utc), window_seconds, p.model, p.node,
-            p.requests, p.errors, p.errors_by_type, p.input_tokens, p.output_tokens, p.latency_sum,
-            p.latency_buckets, p.ttft_buckets, p.tpot_buckets, source,
+            int(p.late), p.requests, p.errors, p.errors_by_type, p.input_tokens, p.output_tokens,
+            p.latency_sum, p.latency_buckets, p.ttft_buckets, p.tpot_buckets, *spans[p.source],
         ]
         for p in partials
     ]
 
 
-def event_rows(events: list[dict], source: str) -> list[list]:
+def event_rows(events: list[dict], origins: list[EventSource]) -> list[list]:
     return [
         [
             datetime.fromtimestamp(e["timestamp"], tz=timezone.utc), e["request.id"], e["trace_id"],
@@ -38,7 +56,7 @@ def event_rows(events: list[dict], source: str) -> list[list]:
             e.get("gen_ai.operation.name") or "", e["gen_ai.server.request.duration"],
             e.get("gen_ai.server.time_to_first_token"), e.get("gen_ai.server.time_per_output_token"),
             e.get("fleetpulse.queue_time"), e["gen_ai.usage.input_tokens"], e["gen_ai.usage.output_tokens"],
-            e.get("gen_ai.response.finish_reasons") or [], e.get("error.type") or "", source,
+            e.get("gen_ai.response.finish_reasons") or [], e.get("error.type") or "", *origin,
         ]
-        for e in events
+        for e, origin in zip(events, origins)
     ]

@@ -1,17 +1,50 @@
 """The ClickHouse sink: one ``write(batch)``; backpressure is a typed exception.
 
-``write`` raises ClickHouseUnavailable when ClickHouse cannot take the batch
-right now; the caller keeps the batch un-acked and retries, which pauses
-consumption. Inserts carry the batch's source offsets as the deduplication
-token, so a retry after an ambiguous failure never counts twice.
+Exactly-once, without transactions: every window row carries the offsets it
+came from and its partition's event-time high-water mark, and one batch is one
+INSERT into one unpartitioned table, so it lands whole or not at all. When a
+worker is given a partition it reads back how far that partition is written
+(``read_progress``) and skips what is already there. The insert also carries
+the batch's offsets as ``insert_deduplication_token``, so a retry after an
+ambiguous failure (the insert landed, the answer was lost) is dropped by
+ClickHouse instead of counted twice.
+
+``write`` raises ClickHouseUnavailable when ClickHouse cannot take the batch;
+the caller keeps it un-acked and retries, which pauses consumption.
 """
 
 from __future__ import annotations
+
+import logging
 
 from fleetpulse.clickhouse import ClickHouse
 from fleetpulse.streams.batch import BatchResult
 from fleetpulse.streams.metrics import PipelineMetrics
 from fleetpulse.streams.rows import EVENT_COLUMNS, WINDOW_COLUMNS
+from fleetpulse.streams.watermark import PartitionProgress
+
+log = logging.getLogger("fleetpulse.worker")
+
+#: Rollup table -> the function that maps a 10 s window to its rollup window.
+ROLLUPS = {"request_windows_1m": "toStartOfMinute", "request_windows_1h": "toStartOfHour"}
+
+_PROGRESS_SQL = """
+SELECT source_partition, max(offset_last), max(max_event_time)
+FROM {table} WHERE source_topic = {{topic:String}} GROUP BY source_partition
+"""
+
+# The same mapping as the materialized views in sql/004_rollups.sql; the
+# integration test test_sql.py::test_rollup_catch_up_matches_the_views holds them equal.
+_CATCH_UP_SQL = """
+INSERT INTO {rollup}
+SELECT {bucket}(window_start) AS window_start, model, node, source_topic, source_partition,
+       sum(requests), sum(errors), sumIf(request_windows.requests, late = 1), sumMap(errors_by_type),
+       sum(input_tokens), sum(output_tokens), sum(latency_sum), sumMap(latency_buckets),
+       sumMap(ttft_buckets), sumMap(tpot_buckets), max(offset_last)
+FROM request_windows
+WHERE source_topic = {{topic:String}} AND source_partition = {{partition:UInt32}} AND offset_last >= {{start:UInt64}}
+GROUP BY window_start, model, node, source_topic, source_partition
+"""
 
 
 class ClickHouseSink:
@@ -20,10 +53,40 @@ class ClickHouseSink:
         self._metrics = metrics
 
     def write(self, batch: BatchResult) -> None:
+        # Raw events first: if we die between the two inserts, the batch is
+        # replayed and request_events (ReplacingMergeTree on source offsets)
+        # collapses the repeat; the other order would lose those events.
+        if batch.event_rows:
+            self._ch.insert("request_events", batch.event_rows, EVENT_COLUMNS, dedup_token=f"{batch.source}/events")
+            self._metrics.rows_written.labels("request_events").inc(len(batch.event_rows))
         if batch.window_rows:
             self._ch.insert("request_windows", batch.window_rows, WINDOW_COLUMNS, dedup_token=batch.source)
             self._metrics.rows_written.labels("request_windows").inc(len(batch.window_rows))
-        if batch.event_rows:
-            self._ch.insert("request_events", batch.event_rows, EVENT_COLUMNS,
-                            dedup_token=f"{batch.source}/events")
-            self._metrics.rows_written.labels("request_events").inc(len(batch.event_rows))
+
+    def read_progress(self, topic: str) -> dict[int, PartitionProgress]:
+        """Per partition of ``topic``: the next offset to write and the event-time high-water mark."""
+        rows = self._ch.query(_PROGRESS_SQL.format(table="request_windows"), parameters={"topic": topic}).result_rows
+        return {int(p): PartitionProgress(int(last) + 1, float(max_time)) for p, last, max_time in rows}
+
+    def catch_up_rollups(self, topic: str, partitions: list[int]) -> int:
+        """Give each rollup every batch the base table has. A crash between the
+        base insert and its materialized views can leave a rollup one batch
+        behind; only the partition's owner calls this, before writing to it."""
+        base = self.read_progress(topic)
+        repaired = 0
+        for rollup, bucket in ROLLUPS.items():
+            have = self._rollup_offsets(rollup, topic)
+            for partition in partitions:
+                if partition not in base or have.get(partition, -1) >= base[partition].next_offset - 1:
+                    continue
+                log.warning("rollup %s is behind on %s:%d (has offset %s, base %d); filling in",
+                            rollup, topic, partition, have.get(partition), base[partition].next_offset - 1)
+                start = have.get(partition, -1) + 1  # first offset the rollup lacks
+                self._ch.command(_CATCH_UP_SQL.format(rollup=rollup, bucket=bucket),
+                                 parameters={"topic": topic, "partition": partition, "start": start})
+                repaired += 1
+        return repaired
+
+    def _rollup_offsets(self, rollup: str, topic: str) -> dict[int, int]:
+        sql = f"SELECT source_partition, max(offset_last) FROM {rollup} WHERE source_topic = {{topic:String}} GROUP BY source_partition"
+        return {int(p): int(o) for p, o in self._ch.query(sql, parameters={"topic": topic}).result_rows}

@@ -9,6 +9,7 @@ import orjson
 import pytest
 from confluent_kafka import Consumer, Producer
 
+from tests.clock import RECENT_HOUR
 from tests.integration.workers import isolated_settings, metric_value
 from tests.unit.test_schemas import good_request
 
@@ -18,7 +19,7 @@ MAX_BYTES = 256 * 1024  # the mixed envelope below (~120 KB) stays under it
 
 
 def event(i: int, **overrides) -> dict:
-    return good_request(**{"request.id": f"r-{i}", "timestamp": 1764000000.0 + i * 0.01, **overrides})
+    return good_request(**{"request.id": f"r-{i}", "timestamp": RECENT_HOUR + i * 0.01, **overrides})
 
 
 def bad_inputs() -> list[tuple[bytes, str]]:

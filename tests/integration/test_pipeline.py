@@ -17,12 +17,13 @@ from confluent_kafka import Consumer, TopicPartition
 from fleetpulse.producers.simulator import SimulationConfig, run_simulation
 from fleetpulse.schemas import decode_message
 from fleetpulse.streams.sketch import exact_quantile
+from tests.clock import RECENT_HOUR
 from tests.integration.workers import isolated_settings, metric_value
 
 pytestmark = pytest.mark.integration
 
 EVENTS = 200_000
-START = 1764000000.0  # a fixed event-time origin: windows are reproducible
+START = RECENT_HOUR  # fixed within a run, inside every TTL
 STATS_SQL = ("SELECT toUnixTimestamp(window_start) AS window_start, model, node, requests, errors, "
              "input_tokens, output_tokens, latency_p50, latency_p99, ttft_p50, ttft_p99, tpot_p50, tpot_p99 "
              "FROM request_stats")

@@ -12,8 +12,11 @@ from fleetpulse.clickhouse import ClickHouse
 from fleetpulse.migrate import load_migrations, migrate
 from fleetpulse.settings import load_settings
 from fleetpulse.streams.aggregate import aggregate, to_columns
-from fleetpulse.streams.rows import WINDOW_COLUMNS, window_rows
+from fleetpulse.streams.rows import WINDOW_COLUMNS, SourceSpan, window_rows
+from fleetpulse.streams.sink import ClickHouseSink
+from fleetpulse.streams.metrics import PipelineMetrics
 from fleetpulse.streams.sketch import bucket_indices, exact_quantile, quantile
+from tests.clock import RECENT_HOUR
 
 pytestmark = pytest.mark.integration
 
@@ -42,17 +45,15 @@ def test_sql_quantiles_match_python_and_exact(ch):
     migrate(ch, log=lambda _: None)
     rng = np.random.default_rng(3)
     durations = rng.lognormal(-0.5, 1.0, 20_000)
-    events = [{"timestamp": 1764000000.0 + (i % 10), "gen_ai.request.model": "m", "host.name": "n",
+    events = [{"timestamp": RECENT_HOUR + (i % 10), "gen_ai.request.model": "m", "host.name": "n",
                "gen_ai.server.request.duration": float(d), "gen_ai.usage.input_tokens": 1,
                "gen_ai.usage.output_tokens": 2} for i, d in enumerate(durations)]
     # Four batches: the view must merge partial rows.
     for part in range(4):
-        chunk = events[part::4]
-        rows = window_rows(aggregate(to_columns(chunk), 10), 10, f"test:{part}")
+        rows = batch_rows(events[part::4], "quantiles", part, 0)
         ch.insert("request_windows", rows, WINDOW_COLUMNS, dedup_token=f"test:{part}")
     # A retried insert with the same token is dropped, not double counted.
-    retry = window_rows(aggregate(to_columns(events[0::4]), 10), 10, "test:0")
-    ch.insert("request_windows", retry, WINDOW_COLUMNS, dedup_token="test:0")
+    ch.insert("request_windows", batch_rows(events[0::4], "quantiles", 0, 0), WINDOW_COLUMNS, dedup_token="test:0")
     row = ch.query("SELECT requests, input_tokens, latency_p50, latency_p90, latency_p99 FROM request_stats "
                    "WHERE model = 'm'").result_rows
     assert len(row) == 1
@@ -63,6 +64,79 @@ def test_sql_quantiles_match_python_and_exact(ch):
         assert got == pytest.approx(quantile(buckets, q), rel=1e-12)
         exact = exact_quantile(durations, q)
         assert abs(got - exact) <= 0.011 * exact
+
+
+def batch_rows(events, topic, partition, offset):
+    return window_rows(aggregate(to_columns(events), 10), 10, [SourceSpan(topic, partition, offset, offset, 0.0)])
+
+
+def request_events(n, seed, model="m"):
+    rng = np.random.default_rng(seed)
+    return [{"timestamp": RECENT_HOUR + float(rng.uniform(0, 7200)), "gen_ai.request.model": model,
+             "host.name": f"n{rng.integers(3)}", "gen_ai.server.request.duration": float(rng.lognormal(-1, 1)),
+             "gen_ai.server.time_to_first_token": float(rng.lognormal(-3, 1)),
+             "gen_ai.usage.input_tokens": int(rng.integers(1, 1000)), "gen_ai.usage.output_tokens": int(rng.integers(1, 500)),
+             "error.type": "timeout" if rng.random() < 0.05 else None} for _ in range(n)]
+
+
+STATS = ("SELECT window_start AS g, model, node, requests, errors, input_tokens, output_tokens, latency_p50, "
+         "latency_p999, ttft_p99 FROM request_stats_rollup WHERE model = '{model}' AND grain = '{grain}' ORDER BY g, model, node")
+
+
+def rollup_from_view(ch, grain, model):
+    return ch.query(STATS.format(grain=grain, model=model)).result_rows
+
+
+def rollup_from_base(ch, bucket, model):
+    return ch.query(f"""
+        SELECT {bucket}(window_start) AS g, model, node, sum(requests), sum(errors), sum(input_tokens),
+               sum(output_tokens), fleetpulse_bucket_quantile(sumMap(latency_buckets), 0.5),
+               fleetpulse_bucket_quantile(sumMap(latency_buckets), 0.999),
+               fleetpulse_bucket_quantile(sumMap(ttft_buckets), 0.99)
+        FROM request_windows WHERE model = '{model}' GROUP BY g, model, node ORDER BY g, model, node""").result_rows
+
+
+GRAINS = (("1m", "toStartOfMinute"), ("1h", "toStartOfHour"))
+
+
+def test_rollups_and_views_agree_with_the_10s_windows(ch):
+    migrate(ch, log=lambda _: None)
+    events = request_events(5000, seed=5, model="r")
+    for offset in range(5):
+        ch.insert("request_windows", batch_rows(events[offset::5], "rollup", 0, offset), WINDOW_COLUMNS,
+                  dedup_token=f"rollup:{offset}")
+    for grain, bucket in GRAINS:
+        from_base = rollup_from_base(ch, bucket, "r")
+        assert rollup_from_view(ch, grain, "r") == from_base and len(from_base) > 3
+    per_model = ch.query("SELECT sum(requests), sum(errors) FROM request_stats_model WHERE model = 'r'").result_rows
+    assert per_model == [(5000, sum(e["error.type"] is not None for e in events))]
+    exact = np.array([e["gen_ai.server.request.duration"] for e in events])
+    p999 = ch.query("SELECT fleetpulse_bucket_quantile(sumMap(latency_buckets), 0.999) FROM request_windows_1h "
+                    "WHERE model = 'r'").result_rows[0][0]
+    assert abs(p999 - exact_quantile(exact, 0.999)) <= 0.011 * exact_quantile(exact, 0.999)
+    any_q = ch.query("SELECT sum(isFinite(latency)) FROM request_quantile(q = 0.9999) WHERE model = 'r'").result_rows
+    assert any_q[0][0] > 0
+
+
+def test_rollup_catch_up_fills_in_exactly_what_the_views_missed(ch):
+    """A crash between the base insert and its views leaves a rollup behind; the
+    catch-up must fill it in exactly as the views would have."""
+    migrate(ch, log=lambda _: None)
+    events = request_events(3000, seed=9, model="c")
+    ch.insert("request_windows", batch_rows(events[:1500], "catchup", 4, 10), WINDOW_COLUMNS, dedup_token="c:1")
+    before = {grain: rollup_from_view(ch, grain, "c") for grain, _ in GRAINS}
+    for view in ("request_windows_1m_mv", "request_windows_1h_mv"):  # the views miss the next batch
+        ch.command(f"DETACH TABLE {view}")
+    ch.insert("request_windows", batch_rows(events[1500:], "catchup", 4, 11), WINDOW_COLUMNS, dedup_token="c:2")
+    for view in ("request_windows_1m_mv", "request_windows_1h_mv"):
+        ch.command(f"ATTACH TABLE {view}")
+    assert {grain: rollup_from_view(ch, grain, "c") for grain, _ in GRAINS} == before
+    sink = ClickHouseSink(ch, PipelineMetrics())
+    assert sink.catch_up_rollups("catchup", [4]) == 2
+    for grain, bucket in GRAINS:
+        assert rollup_from_view(ch, grain, "c") == rollup_from_base(ch, bucket, "c")
+    assert sink.catch_up_rollups("catchup", [4]) == 0
+    assert sink.read_progress("catchup")[4].next_offset == 12
 
 
 def test_quantile_function_on_literal_maps(ch):

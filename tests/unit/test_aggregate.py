@@ -34,6 +34,7 @@ def test_window_starts_are_event_time_floors():
 def test_aggregate_matches_naive_recomputation():
     events = _events(5000)
     partials = aggregate(to_columns(events), 10)
+    assert {p.late for p in partials} == {False} and {p.source for p in partials} == {0}
     naive = defaultdict(lambda: {"requests": 0, "errors": 0, "in": 0, "out": 0, "lat": Counter(),
                                  "ttft": Counter(), "err_types": Counter(), "lat_sum": 0.0})
     for e in events:

@@ -1,18 +1,28 @@
-"""A batch of raw messages becomes rows, dead letters and a stable source token."""
+"""A batch of raw messages becomes rows, dead letters and progress; replays are skipped."""
 
 import orjson
 
 from fleetpulse.schemas import encode_batch
 from fleetpulse.streams.batch import RawMessage, process_batch, source_of
 from fleetpulse.streams.handler import invalid_field
+from fleetpulse.streams.rows import WINDOW_COLUMNS
+from fleetpulse.streams.watermark import PartitionProgress
 from tests.unit.test_schemas import good_request
+
+T0 = 1764000000.0
+
+
+def run(msgs, progress=None, lateness=30):
+    return process_batch(msgs, progress or {}, window_seconds=10, lateness=lateness, max_bytes=1 << 20,
+                         keep_events=True)
+
+
+def col(rows, name):
+    return [r[WINDOW_COLUMNS.index(name)] for r in rows]
 
 
 def test_source_names_offset_ranges_per_partition_in_stable_order():
-    msgs = [RawMessage("t", 2, 7, b""), RawMessage("t", 0, 3, b""), RawMessage("t", 2, 5, b""),
-            RawMessage("t", 0, 4, b"")]
-    assert source_of(msgs) == "t:0:3-4,t:2:5-7"
-    assert source_of(list(reversed(msgs))) == source_of(msgs)
+    assert source_of({("t", 2): (5, 7), ("t", 0): (3, 4)}) == "t:0:3-4,t:2:5-7"
 
 
 def test_batch_counts_good_events_and_routes_bad_ones():
@@ -21,15 +31,72 @@ def test_batch_counts_good_events_and_routes_bad_ones():
         RawMessage("t", 0, 1, b"\xff\xfe garbage"),
         RawMessage("t", 1, 9, orjson.dumps(good_request(**{"gen_ai.usage.input_tokens": -5}))),
     ]
-    result = process_batch(msgs, window_seconds=10, max_bytes=1 << 20, keep_events=True)
-    assert result.events == 2 and result.messages == 3
-    assert sorted(r[3] for r in result.window_rows) == ["node-01", "node-02"]
+    result = run(msgs)
+    assert result.events == 2 and result.messages == 3 and result.skipped == 0
+    assert sorted(col(result.window_rows, "node")) == ["node-01", "node-02"]
     assert len(result.event_rows) == 2
     assert [(d.partition, d.offset) for d in result.dead] == [(0, 1), (1, 9)]
     assert result.dead[0].letter.raw == b"\xff\xfe garbage"
-    assert all(r[-1] == "t:0:0-1,t:1:9-9" for r in result.window_rows)
+    assert result.source == "t:0:0-1,t:1:9-9"
+    assert col(result.window_rows, "offset_last") == [1, 1]
+    # Partition 1 held only a bad message: it is still done, so a replay skips it.
+    assert result.progress[("t", 1)] == PartitionProgress(10, float("-inf"))
+    assert result.progress[("t", 0)].next_offset == 2
+
+
+def test_rows_are_kept_apart_per_source_partition():
+    msgs = [RawMessage("t", p, 0, orjson.dumps(good_request())) for p in (0, 1)]
+    rows = run(msgs).window_rows
+    assert sorted(col(rows, "source_partition")) == [0, 1]
+    assert col(rows, "requests") == [1, 1]
+
+
+def test_messages_already_written_are_skipped():
+    msgs = [RawMessage("t", 0, o, orjson.dumps(good_request(**{"request.id": f"r{o}"}))) for o in range(5)]
+    result = run(msgs, {("t", 0): PartitionProgress(3, T0)})
+    assert result.skipped == 3 and result.events == 2
+    assert col(result.window_rows, "offset_first") == [3]
+    assert result.progress[("t", 0)].next_offset == 5
+
+
+def test_events_behind_the_watermark_are_kept_as_late_corrections():
+    times = [T0 + 100, T0 + 105, T0 + 60, T0 + 85, T0 + 50]
+    msgs = [RawMessage("t", 0, i, orjson.dumps(good_request(timestamp=ts))) for i, ts in enumerate(times)]
+    rows = run(msgs, lateness=30).window_rows
+    late = {(int(ws.timestamp()) - int(T0), flag): n
+            for ws, flag, n in zip(col(rows, "window_start"), col(rows, "late"), col(rows, "requests"))}
+    # Watermark before the 3rd event: 105 - 30 = 75, so window [60, 70) is closed; [80, 90) is not.
+    assert late == {(100, 0): 2, (60, 1): 1, (80, 0): 1, (50, 1): 1}
+    assert col(rows, "max_event_time") == [T0 + 105] * 4
+
+
+def test_lateness_is_the_same_however_the_batch_is_cut():
+    times = [T0 + 100, T0 + 40, T0 + 130, T0 + 95, T0 + 99]
+    msgs = [RawMessage("t", 0, i, orjson.dumps(good_request(timestamp=ts))) for i, ts in enumerate(times)]
+    whole = run(msgs)
+    first = run(msgs[:2])
+    second = run(msgs[2:], first.progress)
+    flags = lambda r: sorted(zip(col(r.window_rows, "window_start"), col(r.window_rows, "late"),
+                                 col(r.window_rows, "requests")))
+    merged = {}
+    for ws, late, n in flags(first) + flags(second):
+        merged[(ws, late)] = merged.get((ws, late), 0) + n
+    assert merged == {(ws, late): n for ws, late, n in flags(whole)}
+    assert whole.late_events == first.late_events + second.late_events == 3
 
 
 def test_invalid_field_label_drops_the_event_index():
     assert invalid_field("events[17].gen_ai.usage.input_tokens: must be >= 0") == "gen_ai.usage.input_tokens"
     assert invalid_field("message: not valid JSON: x") == "message"
+
+
+def test_events_older_than_the_windows_ttl_become_dead_letters():
+    from fleetpulse.streams.batch import Retention
+
+    msgs = [RawMessage("t", 0, 0, encode_batch([good_request(timestamp=T0 + 5), good_request(timestamp=T0 - 5)]))]
+    result = process_batch(msgs, {}, window_seconds=10, lateness=30, max_bytes=1 << 20, keep_events=False,
+                           retention=Retention(T0, "FLEETPULSE_WINDOWS_TTL_DAYS=30"))
+    assert result.events == 1
+    assert len(result.dead) == 1
+    assert result.dead[0].letter.reason.startswith(f"timestamp: {T0 - 5} is older than ClickHouse keeps windows")
+    assert orjson.loads(result.dead[0].letter.raw)["timestamp"] == T0 - 5

@@ -9,11 +9,12 @@ import pytest
 from fleetpulse.errors import ValidationError
 from fleetpulse.schemas import decode_message, encode_batch, validate_event
 from fleetpulse.schemas.jsonschema import JSON_DIR, event_schema, rendered
+from tests.clock import RECENT_HOUR
 
 
 def good_request(**overrides):
     event = {
-        "type": "request", "version": 1, "timestamp": 1764000000.25,
+        "type": "request", "version": 1, "timestamp": RECENT_HOUR + 0.25,
         "request.id": "r-1", "trace_id": "0af7651916cd43dd8448eb211c80319c",
         "gen_ai.request.model": "llama-3-8b", "host.name": "node-01",
         "gen_ai.server.request.duration": 0.84, "gen_ai.server.time_to_first_token": 0.12,
