@@ -37,6 +37,7 @@ class Settings:
     requests_partitions: int = 6
     requests_retention_hours: int = 168
     consumer_group: str = "fleetpulse"
+    worker_id: str = ""  # Kafka static membership: a restart with the same id skips the rebalance
     clickhouse_url: str = "chdb://./.fleetpulse/chdb"
     clickhouse_database: str = "fleetpulse"
     clickhouse_user: str = "default"

@@ -51,6 +51,7 @@ def build_app(settings: Settings, ch: ClickHouse) -> tuple[faust.App, RequestBat
         topic_disable_leader=True,
         broker_commit_interval=1.0,
         broker_session_timeout=settings.session_timeout_seconds,
+        consumer_group_instance_id=settings.worker_id or None,
         broker_heartbeat_interval=max(1.0, settings.session_timeout_seconds / 4),
         stream_buffer_maxsize=settings.batch_max_messages,
         # On a rebalance faust waits until every message handed to the agent is

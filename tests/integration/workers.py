@@ -95,11 +95,28 @@ class WorkerProcess:
             self.proc.kill()
             return self.proc.wait()
 
+    def kill(self) -> None:
+        """SIGKILL: no shutdown code runs, exactly like a crash or the OOM killer."""
+        if self.alive():
+            self.proc.kill()
+            self.proc.wait()
+
     def log_tail(self, lines: int = 40) -> str:
         try:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
             return "(no log)"
+
+
+def run_simulator(settings: Settings, *args: str) -> subprocess.Popen:
+    """``fleetpulse simulate`` as a child process, so it can run beside a test."""
+    env = {**os.environ, **settings.to_environ()}
+    return subprocess.Popen([sys.executable, "-m", "fleetpulse", "simulate", "--quiet", *args], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def read_truth(path: Path) -> dict[tuple, dict]:
+    return {(r["window_start"], r["model"], r["node"]): r for r in map(orjson.loads, path.read_bytes().splitlines())}
 
 
 def metric_value(text: str, name: str, **labels: str) -> float:
