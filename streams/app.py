@@ -71,7 +71,11 @@ def build_app(settings: Settings, ch: ClickHouse) -> tuple[faust.App, RequestBat
 
     @app.on_partitions_revoked.connect
     async def forget_progress(sender, revoked, **kwargs) -> None:
-        handler.on_revoked(ours(revoked))
+        # Wait for a batch in flight, then commit what it acked before the next
+        # owner starts from the committed offsets.
+        async with handler.lock:
+            handler.on_revoked(ours(revoked))
+            await app.consumer.commit()
 
     def pause() -> None:
         app.consumer.pause_partitions(app.consumer.assignment())
@@ -86,10 +90,11 @@ def build_app(settings: Settings, ch: ClickHouse) -> tuple[faust.App, RequestBat
         async for events in stream.noack_take(settings.batch_max_messages, within=settings.batch_max_wait_seconds):
             messages = [RawMessage(e.message.topic, e.message.partition, e.message.offset, e.value)
                         for e in events]
-            await handler.handle(messages)
-            for event in events:
-                if handler.owns(event.message.topic, event.message.partition):
-                    await stream.ack(event)
+            async with handler.lock:
+                await handler.handle(messages)
+                for event in events:
+                    if handler.owns(event.message.topic, event.message.partition):
+                        await stream.ack(event)
 
     metrics.watch_lag(lambda: _lag(app, handler))
     _add_pages(app, ch, metrics)

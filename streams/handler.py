@@ -46,6 +46,9 @@ class RequestBatchHandler:
         self.pause: Callable[[], None] = lambda: None
         self.resume: Callable[[], None] = lambda: None
         self._summary = _Summary()
+        # Held from taking a batch until its messages are acked, and by a
+        # revocation: no batch of a partition can be written after we gave it up.
+        self.lock = asyncio.Lock()
 
     async def on_assigned(self, assigned: Iterable[TopicPartition]) -> None:
         """Restore how far each newly assigned partition is already written.

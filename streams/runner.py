@@ -22,10 +22,7 @@ def run_worker(settings: Settings) -> int:
     ch = ClickHouse(settings)
     migrate(ch, log=lambda line: log.info("migrate: %s", line))
     app, handler = build_app(settings, ch)
-    # faust's own INFO chatter drowns ours; it speaks up at debug level only.
-    faust_level = "debug" if settings.log_level == "debug" else "warning"
-    logging.getLogger("fleetpulse").setLevel(settings.log_level.upper())
-    worker = faust.Worker(app, loglevel=faust_level, quiet=True)
+    worker = faust.Worker(app, loglevel=_faust_level(settings), quiet=True, logging_config=_logging(settings))
     worker.spinner = None  # a terminal spinner garbles logs written to files and pipes
     log.info("worker for %s; ClickHouse: %s; http://%s:%d/metrics",
              settings.bootstrap, ch.where, settings.http_host, settings.http_port)
@@ -37,3 +34,21 @@ def run_worker(settings: Settings) -> int:
         handler.close()
         ch.close()
     return 0
+
+
+def _faust_level(settings: Settings) -> str:
+    # faust's own INFO chatter drowns ours; it speaks up at debug level only.
+    return "debug" if settings.log_level == "debug" else "warning"
+
+
+def _logging(settings: Settings) -> dict:
+    """faust (mode) applies this with dictConfig at start-up; without it, it would
+    disable every logger that already exists, ours included."""
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+        "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "plain"}},
+        "root": {"level": _faust_level(settings).upper(), "handlers": ["stderr"]},
+        "loggers": {"fleetpulse": {"level": settings.log_level.upper()}},
+    }

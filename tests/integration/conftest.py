@@ -39,10 +39,10 @@ def start_worker():
     pass or fail, so a failed test never leaves a worker behind."""
     started: list[WorkerProcess] = []
 
-    def start(settings: Settings) -> WorkerProcess:
+    def start(settings: Settings, wait: bool = True) -> WorkerProcess:
         worker = WorkerProcess(settings, settings.home / f"worker-{len(started)}.log")
         started.append(worker)
-        return worker.start()
+        return worker.start() if wait else worker.launch()
 
     yield start
     for worker in started:

@@ -24,13 +24,20 @@ from fleetpulse.topics import ensure_topics
 def isolated_settings(base: Settings, tmp: Path, **overrides) -> Settings:
     """Own topics, consumer group, chDB path and HTTP port on the shared broker."""
     tag = uuid.uuid4().hex[:8]
-    settings = dataclasses.replace(
-        base, kafka_bootstrap=base.bootstrap, topic_prefix=f"{base.topic_prefix}{tag}.",
-        consumer_group=f"fleetpulse-{tag}", clickhouse_url=f"chdb://{tmp / 'chdb'}",
-        http_port=free_port(), home=tmp, **overrides,
-    )
+    settings = another_worker(base, tmp, topic_prefix=f"{base.topic_prefix}{tag}.", **overrides)
     ensure_topics(settings)
     return settings
+
+
+def another_worker(base: Settings, tmp: Path, **overrides) -> Settings:
+    """Same topics as ``base``; its own consumer group (unless given), chDB path and port."""
+    tag = uuid.uuid4().hex[:8]
+    home = tmp / tag
+    home.mkdir(parents=True)
+    return dataclasses.replace(
+        base, **{"kafka_bootstrap": base.bootstrap, "consumer_group": f"fleetpulse-{tag}",
+                 "clickhouse_url": f"chdb://{home / 'chdb'}", "http_port": free_port(), "home": home, **overrides},
+    )
 
 
 class WorkerProcess:
@@ -41,10 +48,16 @@ class WorkerProcess:
         self.proc: subprocess.Popen | None = None
 
     def start(self, timeout: float = 90) -> "WorkerProcess":
+        return self.launch().wait_ready(timeout)
+
+    def launch(self) -> "WorkerProcess":
         env = {**os.environ, **self.settings.to_environ()}
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen([sys.executable, "-m", "fleetpulse", "worker"], env=env,
                                          stdout=log, stderr=subprocess.STDOUT)
+        return self
+
+    def wait_ready(self, timeout: float = 90) -> "WorkerProcess":
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

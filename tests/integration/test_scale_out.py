@@ -1,0 +1,109 @@
+"""Scale-out: two workers in one consumer group on a 6-partition topic produce
+exactly what one worker does, also when the second joins halfway (a rebalance).
+
+Each worker here has its own chDB (a chDB path belongs to one process; this
+machine has no ClickHouse server), so the test merges the two workers' partial
+rows the way ClickHouse's sum/sumMap would, and compares with a single worker
+and with the simulator's ground truth. Partials carry their source partition
+and offsets, so nothing can be counted in both.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter, defaultdict
+
+import pytest
+
+from fleetpulse.producers.simulator import SimulationConfig, run_simulation
+from tests.clock import RECENT_HOUR
+from tests.integration.workers import another_worker, isolated_settings, read_truth
+
+pytestmark = pytest.mark.integration
+
+EVENTS = 200_000
+PARTIALS = ("SELECT toUnixTimestamp(window_start) AS ws, model, node, sum(requests) AS requests, "
+            "sum(errors) AS errors, sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens, "
+            "sumMap(latency_buckets) AS latency, sumMap(ttft_buckets) AS ttft FROM request_windows "
+            "GROUP BY ws, model, node")
+
+
+def merged(*workers) -> dict[tuple, dict]:
+    """What request_stats would say over the union of the workers' partial rows."""
+    out: dict[tuple, dict] = defaultdict(lambda: defaultdict(Counter))
+    for worker in workers:
+        for row in worker.query(PARTIALS):
+            group = out[(row["ws"], row["model"], row["node"])]
+            for column in ("requests", "errors", "input_tokens", "output_tokens"):
+                group["counts"][column] += row[column]
+            for column in ("latency", "ttft"):
+                group[column].update({int(k): v for k, v in row[column].items()})
+    return {key: {name: dict(c) for name, c in value.items()} for key, value in out.items()}
+
+
+def total(*workers) -> int:
+    return sum(w.scalar("SELECT sum(requests) FROM request_windows") or 0 for w in workers)
+
+
+def wait_total(workers, expected: int, timeout: float = 240) -> int:
+    deadline = time.monotonic() + timeout
+    while (seen := total(*workers)) < expected and time.monotonic() < deadline:
+        assert all(w.alive() for w in workers), [w.log_tail() for w in workers]
+        time.sleep(0.5)
+    return seen
+
+
+@pytest.fixture(scope="module")
+def topic(kafka_settings, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("scale")
+    settings = isolated_settings(kafka_settings, tmp)
+    assert settings.requests_partitions == 6
+    config = SimulationConfig(nodes=12, models=3, rate=5000.0, count=EVENTS, seed=3, start=RECENT_HOUR,
+                              window_seconds=settings.window_seconds, pace="fast")
+    truth_path = tmp / "truth.jsonl"
+    run_simulation(settings, config, truth_path=truth_path, progress=False)
+    return settings, tmp, read_truth(truth_path)
+
+
+@pytest.fixture(scope="module")
+def one_worker(topic, start_worker):
+    settings, tmp, truth = topic
+    worker = start_worker(another_worker(settings, tmp))
+    assert wait_total([worker], EVENTS) == EVENTS
+    result = merged(worker)
+    worker.stop()
+    counts = {key: group["counts"] for key, group in result.items()}
+    assert counts == {key: {c: t[c] for c in ("requests", "errors", "input_tokens", "output_tokens")}
+                      for key, t in truth.items()}
+    return result
+
+
+def test_two_workers_from_the_start_equal_one_worker(topic, one_worker, start_worker):
+    settings, tmp, _ = topic
+    group = another_worker(settings, tmp).consumer_group
+    # Launched together, so both are in the group before the work runs out.
+    workers = [start_worker(another_worker(settings, tmp, consumer_group=group), wait=False) for _ in range(2)]
+    for worker in workers:
+        worker.wait_ready()
+    assert wait_total(workers, EVENTS) == EVENTS
+    time.sleep(2)  # nothing more may arrive: a duplicate would show up here
+    assert total(*workers) == EVENTS
+    assert all(w.scalar("SELECT count() FROM request_windows") > 0 for w in workers), "both should have worked"
+    assert merged(*workers) == one_worker
+
+
+def test_second_worker_joining_halfway_rebalances_and_stays_exact(topic, one_worker, start_worker):
+    settings, tmp, _ = topic
+    group = another_worker(settings, tmp).consumer_group
+    first = start_worker(another_worker(settings, tmp, consumer_group=group, batch_max_messages=50))
+    deadline = time.monotonic() + 120
+    while total(first) < EVENTS // 3 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    at_join = total(first)
+    assert 0 < at_join < EVENTS, at_join
+    second = start_worker(another_worker(settings, tmp, consumer_group=group, batch_max_messages=50))
+    assert wait_total([first, second], EVENTS) == EVENTS
+    time.sleep(2)
+    assert total(first, second) == EVENTS
+    assert second.scalar("SELECT count() FROM request_windows") > 0, "the rebalance should have given it partitions"
+    assert merged(first, second) == one_worker
