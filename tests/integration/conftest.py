@@ -39,8 +39,8 @@ def start_worker():
     pass or fail, so a failed test never leaves a worker behind."""
     started: list[WorkerProcess] = []
 
-    def start(settings: Settings, wait: bool = True) -> WorkerProcess:
-        worker = WorkerProcess(settings, settings.home / f"worker-{len(started)}.log")
+    def start(settings: Settings, wait: bool = True, **kwargs) -> WorkerProcess:
+        worker = WorkerProcess(settings, settings.home / f"worker-{len(started)}.log", **kwargs)
         started.append(worker)
         return worker.start() if wait else worker.launch()
 

@@ -41,8 +41,10 @@ def another_worker(base: Settings, tmp: Path, **overrides) -> Settings:
 
 
 class WorkerProcess:
-    def __init__(self, settings: Settings, log_path: Path):
+    def __init__(self, settings: Settings, log_path: Path, command: list[str] | None = None, env: dict | None = None):
         self.settings = settings
+        self.command = command or ["-m", "fleetpulse", "worker"]
+        self.extra_env = env or {}
         self.log_path = log_path
         self.base = f"http://{settings.http_host}:{settings.http_port}"
         self.proc: subprocess.Popen | None = None
@@ -51,9 +53,9 @@ class WorkerProcess:
         return self.launch().wait_ready(timeout)
 
     def launch(self) -> "WorkerProcess":
-        env = {**os.environ, **self.settings.to_environ()}
+        env = {**os.environ, **self.settings.to_environ(), **self.extra_env}
         with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen([sys.executable, "-m", "fleetpulse", "worker"], env=env,
+            self.proc = subprocess.Popen([sys.executable, *self.command], env=env,
                                          stdout=log, stderr=subprocess.STDOUT)
         return self
 
@@ -113,6 +115,13 @@ class WorkerProcess:
         if self.alive():
             self.proc.kill()
             self.proc.wait()
+
+    def rss_bytes(self) -> int:
+        with open(f"/proc/{self.proc.pid}/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+        raise AssertionError("no VmRSS")
 
     def log_tail(self, lines: int = 40) -> str:
         try:

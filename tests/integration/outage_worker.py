@@ -1,0 +1,30 @@
+"""``fleetpulse worker`` with a ClickHouse outage switch, for the backpressure test.
+
+There is no ClickHouse server on this machine to stop, and chDB lives inside
+the worker, so the outage is injected at the driver: while the file named by
+OUTAGE_FLAG exists, every insert fails with clickhouse-connect's own
+OperationalError (what it raises when a server refuses connections). Everything
+above the driver -- the error mapping, the sink, the retry loop, pausing the
+consumer -- is the worker's real code.
+"""
+
+import os
+import sys
+
+from clickhouse_connect.driver import exceptions
+from clickhouse_connect.driver.client import Client
+
+from fleetpulse.cli import main
+
+_flag = os.environ["OUTAGE_FLAG"]
+_real_insert = Client.insert
+
+
+def _insert(self, *args, **kwargs):
+    if os.path.exists(_flag):
+        raise exceptions.OperationalError("Error connecting to ClickHouse: [Errno 111] Connection refused (injected)")
+    return _real_insert(self, *args, **kwargs)
+
+
+Client.insert = _insert
+sys.exit(main(["worker"]))
