@@ -77,6 +77,9 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
 
 def _simulate(settings: Settings, args: argparse.Namespace) -> int:
     from fleetpulse.producers.simulator import SimulationConfig, run_simulation
+    from fleetpulse.topics import check_kafka
+
+    check_kafka(settings, timeout=10)  # one clear line now, not a stream of retries later
 
     config = SimulationConfig(
         nodes=args.nodes, models=args.models, rate=args.rate, duration_s=args.duration,
@@ -167,11 +170,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _configure_logging(settings: Settings) -> None:
+    """Our loggers at FLEETPULSE_LOG_LEVEL; other libraries' (urllib3 retries,
+    the ClickHouse driver) only when something is really wrong, or at debug."""
+    debug = settings.log_level == "debug"
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    # A filter on the handler, because libraries set their own loggers' levels.
+    handler.addFilter(lambda r: debug or r.name.startswith("fleetpulse") or r.levelno >= logging.CRITICAL)
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG if debug else logging.WARNING)
+    logging.getLogger("fleetpulse").setLevel(settings.log_level.upper())
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         settings = load_settings()
-        logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        _configure_logging(settings)
         return args.run(settings, args)
     except FleetpulseError as exc:
         if logging.getLogger().isEnabledFor(logging.DEBUG):

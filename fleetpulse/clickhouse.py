@@ -8,6 +8,7 @@ a bad statement) here, at the boundary.
 
 from __future__ import annotations
 
+import re
 import threading
 import urllib.parse
 from pathlib import Path
@@ -67,7 +68,7 @@ class ClickHouse:
             raise ClickHouseError(f"{self.where}: {_first_line(exc)}") from exc
         except ch_exc.OperationalError as exc:
             raise ClickHouseUnavailable(
-                f"{self.where} is not reachable: {_first_line(exc)}. Check FLEETPULSE_CLICKHOUSE_URL."
+                f"{self.where} is not reachable ({_cause(exc)}). Check FLEETPULSE_CLICKHOUSE_URL."
             ) from exc
         except ch_exc.DatabaseError as exc:
             raise ClickHouseError(f"{self.where}: {_first_line(exc)}") from exc
@@ -89,8 +90,10 @@ class ClickHouse:
             try:
                 return fn(*args, **kwargs)
             except ch_exc.OperationalError as exc:
-                raise ClickHouseUnavailable(f"{self.where} is not reachable: {_first_line(exc)}") from exc
+                raise ClickHouseUnavailable(f"{self.where} is not reachable ({_cause(exc)})") from exc
             except ch_exc.ClickHouseError as exc:
+                if _error_code(exc) in RETRYABLE_CODES:
+                    raise ClickHouseUnavailable(f"{self.where} is overloaded: {_first_line(exc)}") from exc
                 raise ClickHouseError(f"{self.where}: {_first_line(exc)}") from exc
 
     def close(self) -> None:
@@ -98,6 +101,33 @@ class ClickHouse:
             self._client.close()
 
 
+#: Server errors that pass: too many parts, memory or time limits, read-only
+#: replica, too many queries, socket timeouts, network errors.
+RETRYABLE_CODES = {159, 202, 209, 210, 241, 242, 252}
+_CODE = re.compile(r"Code: (\d+)")
+_QUERY_ID = re.compile(r"\s*\(?query_id[:=]\s*[\w-]+\)?", re.I)
+
+
+def _error_code(exc: BaseException) -> int | None:
+    match = _CODE.search(str(exc))
+    return int(match[1]) if match else None
+
+
+_CAUSES = (("Connection refused", "connection refused"), ("Name or service not known", "unknown host"),
+           ("nodename nor servname", "unknown host"), ("timed out", "timed out"),
+           ("Authentication failed", "authentication failed"))
+
+
+def _cause(exc: BaseException) -> str:
+    """Why a connection failed, in two words when we can tell."""
+    text = str(exc)
+    for needle, cause in _CAUSES:
+        if needle in text:
+            return cause
+    return _first_line(exc)[:200]
+
+
 def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
+    """The first line of a driver error, without the query id: a person reads it."""
+    text = _QUERY_ID.sub("", str(exc)).strip()
     return text.splitlines()[0] if text else type(exc).__name__

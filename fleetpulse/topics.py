@@ -33,6 +33,10 @@ class TopicSpec:
     config: Mapping[str, str]
 
 
+#: Room for one dead letter: the broker's default request limit is ~1 MiB compressed.
+DEADLETTER_MAX_BYTES = 16 * 1024 * 1024
+
+
 def topic_specs(settings: Settings) -> list[TopicSpec]:
     """The four topics, named with the settings' prefix.
 
@@ -40,14 +44,16 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
     ceiling on parallel workers) and retention are settings; the others are
     small and fixed.
     """
-    def spec(name: str, partitions: int, retention_ms: int) -> TopicSpec:
-        return TopicSpec(settings.topic(name), partitions, {"retention.ms": str(retention_ms)})
+    def spec(name: str, partitions: int, retention_ms: int, **config: str) -> TopicSpec:
+        return TopicSpec(settings.topic(name), partitions, {"retention.ms": str(retention_ms), **config})
 
     return [
         spec("requests", settings.requests_partitions, settings.requests_retention_hours * _HOUR_MS),
         spec("gpu", 3, 7 * _DAY_MS),
         spec("alerts", 1, 30 * _DAY_MS),
-        spec("deadletter", 1, 14 * _DAY_MS),
+        # A dead letter is the original bytes of a message the broker accepted
+        # compressed; it must fit here even when it was oversized to begin with.
+        spec("deadletter", 1, 14 * _DAY_MS, **{"max.message.bytes": str(DEADLETTER_MAX_BYTES)}),
     ]
 
 

@@ -79,11 +79,22 @@ def decode_message(raw: bytes, expected_type: str, max_bytes: int) -> Decoded:
 def _parse(raw: bytes) -> object:
     """orjson first; the stdlib parser only for what orjson refuses, because it
     also reads the NaN/Infinity that many JSON encoders emit. Those then fail
-    validation with the field named, and the good events beside them survive."""
+    validation with the field named, and the good events beside them survive.
+    What the stdlib reads but orjson refused for other reasons (lone UTF-16
+    surrogates, nesting deeper than orjson allows) is refused here."""
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError:
-        return json.loads(raw)
+        pass
+    try:
+        obj = json.loads(raw)
+    except RecursionError as exc:
+        raise ValueError("nested too deeply") from exc
+    try:
+        orjson.dumps(obj)  # every string must be valid UTF-8 to be stored
+    except orjson.JSONEncodeError as exc:
+        raise ValueError(f"{exc}") from exc
+    return obj
 
 
 def _decode_batch(obj: dict, raw: bytes, expected_type: str) -> Decoded:
@@ -105,8 +116,9 @@ def _decode_batch(obj: dict, raw: bytes, expected_type: str) -> Decoded:
 
 def _reencode(event: object) -> bytes:
     """One bad event of an envelope, as JSON. The stdlib keeps NaN/Infinity as
-    written (orjson would turn them into null and hide the problem)."""
-    return json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode()
+    written (orjson would turn them into null and hide the problem); ASCII
+    escapes keep any odd string encodable."""
+    return json.dumps(event, separators=(",", ":")).encode()
 
 
 def encode_batch(events: list[dict]) -> bytes:

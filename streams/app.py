@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 
 import faust
 import faust.web
@@ -26,6 +27,8 @@ from fleetpulse.streams.query import run_query, to_json_lines
 from fleetpulse.streams.sink import ClickHouseSink
 
 log = logging.getLogger("fleetpulse.worker")
+
+EXIT_FATAL = 70  # EX_SOFTWARE
 
 #: aiohttp refuses a charset inside content_type; the exposition format is UTF-8 anyway.
 _TEXT_FORMAT = CONTENT_TYPE_LATEST.split("; charset")[0]
@@ -60,6 +63,7 @@ def build_app(settings: Settings, ch: ClickHouse) -> tuple[faust.App, RequestBat
         stream_wait_empty=True,
     )
     topic_name = settings.topic("requests")
+    metrics.expose(topic_name)
     requests = app.topic(topic_name, value_serializer="raw", key_serializer="raw")
 
     def ours(tps) -> list[tuple[str, int]]:
@@ -90,15 +94,30 @@ def build_app(settings: Settings, ch: ClickHouse) -> tuple[faust.App, RequestBat
         async for events in stream.noack_take(settings.batch_max_messages, within=settings.batch_max_wait_seconds):
             messages = [RawMessage(e.message.topic, e.message.partition, e.message.offset, e.value)
                         for e in events]
-            async with handler.lock:
-                await handler.handle(messages)
-                for event in events:
-                    if handler.owns(event.message.topic, event.message.partition):
-                        await stream.ack(event)
+            try:
+                async with handler.lock:
+                    await handler.handle(messages)
+                    for event in events:
+                        if handler.owns(event.message.topic, event.message.partition):
+                            await stream.ack(event)
+            except Exception:  # noqa: BLE001 -- anything not retried is fatal
+                _exit_fatal(messages)
 
     metrics.watch_lag(lambda: _lag(app, handler))
     _add_pages(app, ch, metrics)
     return app, handler
+
+
+def _exit_fatal(messages: list[RawMessage]) -> None:
+    """A batch that can neither be written nor retried must not be skipped
+    (that would lose it) and must not leave a worker that looks alive but does
+    nothing. Exit non-zero, un-acked: a supervisor restarts the worker, which
+    consumes the batch again."""
+    first = messages[0]
+    log.critical("cannot make the batch starting at %s:%d:%d durable; exiting (code %d) so the worker "
+                 "is restarted", first.topic, first.partition, first.offset, EXIT_FATAL, exc_info=True)
+    logging.shutdown()
+    os._exit(EXIT_FATAL)
 
 
 def _lag(app: faust.App, handler: RequestBatchHandler) -> dict[tuple[str, int], int]:

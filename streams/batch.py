@@ -67,6 +67,15 @@ class Retention:
         return kept
 
 
+def _decode(raw: bytes, max_bytes: int) -> Decoded:
+    """decode_message never raises on any input we know of; should one still
+    surprise it, that message becomes a dead letter instead of stopping the worker."""
+    try:
+        return decode_message(raw, "request", max_bytes)
+    except Exception as exc:  # noqa: BLE001 -- the last line of defence, by design
+        return Decoded([], [DeadLetter(f"message: could not be decoded ({type(exc).__name__}: {exc})", raw)])
+
+
 def source_of(spans: Mapping[TopicPartition, tuple[int, int]]) -> str:
     """``topic:partition:first-last`` per partition, sorted: stable for the same offsets."""
     return ",".join(f"{t}:{p}:{lo}-{hi}" for (t, p), (lo, hi) in sorted(spans.items()))
@@ -87,7 +96,7 @@ def process_batch(messages: list[RawMessage], progress: Mapping[TopicPartition, 
     origins: list[EventSource] = []
     dead: list[SourcedDeadLetter] = []
     for m in fresh:
-        decoded = decode_message(m.value or b"", "request", max_bytes)
+        decoded = _decode(m.value or b"", max_bytes)
         if retention is not None:
             decoded = retention.split(decoded, window_seconds)
         events.extend(decoded.events)

@@ -7,11 +7,13 @@ it came from, so a person can read why and replay it after a fix.
 from __future__ import annotations
 
 import dataclasses
+import logging
 
 from confluent_kafka import KafkaError, KafkaException, Producer
 
 from fleetpulse.errors import KafkaUnavailable
 from fleetpulse.schemas import DeadLetter
+from fleetpulse.topics import DEADLETTER_MAX_BYTES
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,7 +34,9 @@ class DeadLetterSink:
             "enable.idempotence": True,
             "acks": "all",
             "linger.ms": 5,
-            "message.max.bytes": 2 * 1024 * 1024,
+            "compression.type": "zstd",
+            "message.max.bytes": DEADLETTER_MAX_BYTES,
+            "logger": logging.getLogger("fleetpulse.librdkafka"),
         })
 
     def write(self, letters: list[SourcedDeadLetter], timeout: float = 30.0) -> list[SourcedDeadLetter]:

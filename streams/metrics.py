@@ -77,5 +77,15 @@ class PipelineMetrics:
         self.sink_retries = Counter(
             "fleetpulse_sink_retries", "Writes retried because a sink was unavailable.", ["sink"], registry=r)
 
+    def expose(self, topic: str) -> None:
+        """Create every labelled series at zero, so a scrape shows 0 instead of
+        nothing (absent and zero look the same to a careless alert)."""
+        for counter in (self.messages_in, self.messages_skipped, self.events_in, self.late_events,
+                        self.events_dropped, self.batches):
+            counter.labels(topic)
+        for sink in ("clickhouse", "deadletter"):
+            self.sink_retries.labels(sink)
+        self.rows_written.labels("request_windows")
+
     def watch_lag(self, read_lag: Callable[[], Mapping[tuple[str, int], int]]) -> None:
         self.registry.register(LagCollector(read_lag))

@@ -3,7 +3,8 @@
 There is no ClickHouse server on this machine to stop, and chDB lives inside
 the worker, so the outage is injected at the driver: while the file named by
 OUTAGE_FLAG exists, every insert fails with clickhouse-connect's own
-OperationalError (what it raises when a server refuses connections). Everything
+OperationalError (what it raises when a server refuses connections), or, with
+OUTAGE_KIND=fatal, a DatabaseError that no retry can fix. Everything
 above the driver -- the error mapping, the sink, the retry loop, pausing the
 consumer -- is the worker's real code.
 """
@@ -22,6 +23,8 @@ _real_insert = Client.insert
 
 def _insert(self, *args, **kwargs):
     if os.path.exists(_flag):
+        if os.environ.get("OUTAGE_KIND") == "fatal":  # a statement ClickHouse will never accept
+            raise exceptions.DatabaseError("Code: 16. DB::Exception: No such column in table (injected)")
         raise exceptions.OperationalError("Error connecting to ClickHouse: [Errno 111] Connection refused (injected)")
     return _real_insert(self, *args, **kwargs)
 

@@ -65,3 +65,20 @@ def test_clickhouse_outage_pauses_then_resumes_without_loss(kafka_settings, tmp_
     text = worker.metrics()
     assert metric_value(text, "fleetpulse_consumer_paused") == 0
     assert "consumption resumed" in worker.log_tail(200)
+
+
+def test_an_error_no_retry_can_fix_stops_the_worker_and_loses_nothing(kafka_settings, tmp_path_factory,
+                                                                      start_worker):
+    tmp = tmp_path_factory.mktemp("fatal")
+    settings = isolated_settings(kafka_settings, tmp)
+    flag = tmp / "clickhouse-broken"
+    broken = start_worker(settings, command=["-m", "tests.integration.outage_worker"],
+                          env={"OUTAGE_FLAG": str(flag), "OUTAGE_KIND": "fatal"})
+    flag.touch()
+    truth = simulate(settings, tmp, 5_000, seed=3, start=RECENT_HOUR)
+    assert broken.proc.wait(timeout=60) == 70, broken.log_tail()
+    assert "cannot make the batch starting at" in broken.log_tail(400)
+    flag.unlink()
+    fixed = start_worker(settings)
+    assert fixed.wait_for("SELECT sum(requests) FROM request_stats", 5_000, timeout=120) == 5_000
+    assert sum(t["requests"] for t in truth.values()) == 5_000

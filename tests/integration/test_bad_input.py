@@ -4,6 +4,7 @@ dead-letter topic with their reason and original bytes."""
 from __future__ import annotations
 
 import time
+import urllib.error
 
 import orjson
 import pytest
@@ -27,6 +28,9 @@ def bad_inputs() -> list[tuple[bytes, str]]:
     nan_event = orjson.dumps(event(900)).replace(b'"gen_ai.server.request.duration":0.84',
                                                  b'"gen_ai.server.request.duration":NaN')
     oversized = orjson.dumps(event(905, padding="x" * (MAX_BYTES + 10)))
+    # Over the broker's ~1 MiB limit uncompressed, under it compressed: it gets in,
+    # and its dead letter must get out whole.
+    huge = orjson.dumps(event(906, padding="y" * 3_000_000))
     return [
         (b'{"type": "request", "version": 1, "timestamp": ', "message: not valid JSON"),
         (b"\x00\x01\x02 binary", "message: not valid JSON"),
@@ -38,6 +42,7 @@ def bad_inputs() -> list[tuple[bytes, str]]:
         (orjson.dumps(event(903, version=7)), "version: unknown version 7"),
         (orjson.dumps({"type": "batch", "version": 3, "events": [event(904)]}), "batch version: unknown version 3"),
         (oversized, f"message: {len(oversized)} bytes is over the {MAX_BYTES}-byte limit"),
+        (huge, f"message: {len(huge)} bytes is over the {MAX_BYTES}-byte limit"),
     ]
 
 
@@ -59,7 +64,8 @@ def test_bad_input_is_dead_lettered_and_good_input_counted(kafka_settings, tmp_p
     tmp = tmp_path_factory.mktemp("bad")
     settings = isolated_settings(kafka_settings, tmp, max_message_bytes=MAX_BYTES)
     worker = start_worker(settings)
-    producer = Producer({"bootstrap.servers": settings.bootstrap, "message.max.bytes": 1_000_000})
+    producer = Producer({"bootstrap.servers": settings.bootstrap, "message.max.bytes": 8_000_000,
+                         "compression.type": "lz4"})
     topic = settings.topic("requests")
 
     good = [event(i) for i in range(300)]
@@ -89,8 +95,15 @@ def test_bad_input_is_dead_lettered_and_good_input_counted(kafka_settings, tmp_p
 
     text = worker.metrics()
     assert metric_value(text, "fleetpulse_events_invalid_total", topic=topic) == len(wire) + len(envelope_bad)
-    assert metric_value(text, "fleetpulse_events_invalid_total", field="message") == 3
+    assert metric_value(text, "fleetpulse_events_invalid_total", field="message") == 4
+    assert f'fleetpulse_events_dropped_total{{topic="{topic}"}} 0.0' in text
     assert metric_value(text, "fleetpulse_events_in_total", topic=topic) == 300
+
+    # Queries that are not reads are refused, and leave ingestion untouched.
+    for sql in ("DROP TABLE request_windows", "SET max_threads = 1", "SELECT * FROM no_such_table"):
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            worker.query(sql)
+        assert refused.value.code == 400
 
     # Still running, still counting.
     assert worker.alive()

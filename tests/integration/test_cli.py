@@ -32,6 +32,7 @@ def closed_port() -> int:
 def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
     assert result.returncode == 1, result
     lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
     assert lines[-1].startswith("fleetpulse: error: "), result.stderr
     assert "Traceback" not in result.stderr
     for fragment in fragments:
@@ -57,6 +58,12 @@ def test_unreachable_clickhouse_is_one_clear_line(tmp_path):
     assert_one_line_error(result, f"ClickHouse at http://127.0.0.1:{port}", "not reachable", "FLEETPULSE_CLICKHOUSE_URL")
 
 
+def test_simulate_with_unreachable_broker_is_one_clear_line(tmp_path):
+    port = closed_port()
+    result = run_cli("simulate", "--count", "10", env={"FLEETPULSE_KAFKA_BOOTSTRAP": f"127.0.0.1:{port}"})
+    assert_one_line_error(result, f"127.0.0.1:{port}", "not reachable")
+
+
 def test_bad_setting_is_one_clear_line():
     result = run_cli("migrate", env={"FLEETPULSE_HTTP_PORT": "sixty"})
     assert_one_line_error(result, "FLEETPULSE_HTTP_PORT='sixty' is not a valid int")
@@ -66,7 +73,7 @@ def test_migrate_then_query_on_chdb_without_a_worker(tmp_path):
     env = {"FLEETPULSE_CLICKHOUSE_URL": f"chdb://{tmp_path}/chdb", "FLEETPULSE_HTTP_PORT": str(closed_port())}
     first = run_cli("migrate", env=env)
     assert first.returncode == 0, first.stderr
-    assert "4 migrations applied now" in first.stdout
+    assert "5 migrations applied now" in first.stdout
     again = run_cli("migrate", env=env)
     assert "(0 migrations applied now)" in again.stdout
     result = run_cli("query", "SELECT version, name FROM fleetpulse_migrations ORDER BY version", "--format", "json",
@@ -77,7 +84,7 @@ def test_migrate_then_query_on_chdb_without_a_worker(tmp_path):
     table = run_cli("query", "SELECT count() AS n FROM request_stats", env=env)
     assert table.stdout.splitlines() == ["n", "-", "0", "(1 row)"]
     refused = run_cli("query", "DROP TABLE request_windows", env=env)
-    assert_one_line_error(refused, "readonly")
+    assert_one_line_error(refused, "DROP is refused: the query endpoint is read-only")
 
 
 def test_kafka_status_when_not_running(tmp_path):

@@ -111,6 +111,8 @@ def test_metrics_count_what_went_through(pipeline):
     topic = settings.topic("requests")
     assert metric_value(text, "fleetpulse_events_in_total", topic=topic) == EVENTS
     assert metric_value(text, "fleetpulse_events_invalid_total") == 0
+    assert f'fleetpulse_late_events_total{{topic="{topic}"}} 0.0' in text
+    assert 'fleetpulse_sink_retries_total{sink="clickhouse"} 0.0' in text
     assert metric_value(text, "fleetpulse_batches_total", topic=topic) >= 1
     assert "fleetpulse_flush_duration_seconds_bucket" in text
     assert metric_value(text, "fleetpulse_consumer_lag_messages", topic=topic) == 0

@@ -144,3 +144,27 @@ def test_nan_written_by_lenient_encoders_is_named_and_spares_its_neighbours():
 def test_dead_letter_of_an_envelope_event_keeps_nan_visible():
     raw = b'{"type":"batch","version":1,"events":[{"type":"request","version":1,"x":NaN}]}'
     assert decode_message(raw, "request", 1 << 20).dead[0].raw == b'{"type":"request","version":1,"x":NaN}'
+
+
+@pytest.mark.parametrize("raw, reason", [
+    (b'{"type":"request","gen_ai.request.model":"\\ud800"}', "message: not valid JSON: str is not valid UTF-8"),
+    (b"[" * 100_000, "message: not valid JSON: nested too deeply"),
+    (orjson.dumps(good_request()).replace(b'"gen_ai.server.request.duration":0.84', b'"gen_ai.server.request.duration":1e999'),
+     "gen_ai.server.request.duration: must be finite, got inf"),
+])
+def test_inputs_that_only_the_lenient_parser_reads_are_refused_cleanly(raw, reason):
+    decoded = decode_message(raw, "request", 1 << 20)
+    assert decoded.events == [] and decoded.dead[0].raw == raw
+    assert decoded.dead[0].reason.startswith(reason)
+
+
+def test_decode_never_raises_on_random_bytes():
+    import random
+
+    rng = random.Random(1)
+    pieces = [b"{", b"}", b"[", b"]", b'"', b":", b",", b"NaN", b"1e999", b"\\ud800", b"\xff", b"null",
+              b'"type"', b'"batch"', b'"events"', b'"version"', b"1", b"-", b"true"]
+    for _ in range(3000):
+        raw = b"".join(rng.choice(pieces) for _ in range(rng.randint(0, 30)))
+        decoded = decode_message(raw, "request", 1 << 20)
+        assert len(decoded.events) + len(decoded.dead) >= 1 or raw.startswith(b'{"type":"batch"')
