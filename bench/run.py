@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench import bench_recorder
+from bench import bench_pipeline, bench_recorder
 
 OUT = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
 
@@ -44,6 +44,9 @@ def main() -> None:
     calls, repeats = (20_000, 2) if args.quick else (200_000, 5)
     print("bench: Recorder.record_request ...", file=sys.stderr)
     recorder = bench_recorder.run(calls=calls, repeats=repeats)
+    print("bench: pipeline (broker, worker processes; a few minutes) ...", file=sys.stderr)
+    pipeline = bench_pipeline.run(quick=args.quick)
+    profile = bench_pipeline.profile_batch()
     text = "\n".join([
         "# Benchmarks",
         "",
@@ -51,9 +54,20 @@ def main() -> None:
         "",
         f"Machine: {machine()}",
         "",
+        "## Pipeline",
+        "",
+        bench_pipeline.markdown(pipeline),
         "## Recorder.record_request (caller-thread cost)",
         "",
         bench_recorder.markdown(recorder),
+        "## Where the worker's time goes",
+        "",
+        "cProfile of `process_batch` on 100,000 events in 500-event envelopes (decode, validate, "
+        "window, sketch, rows; no I/O):",
+        "",
+        "```",
+        profile,
+        "```",
         "",
     ])
     OUT.write_text(text)

@@ -8,6 +8,7 @@ worker owns chDB, so the demo itself never opens it) and prints what arrives.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -34,6 +35,9 @@ EXAMPLE_SQL = ("SELECT window_start, model, sum(requests) AS requests, sum(error
 
 
 def run_demo(settings: Settings, *, rate: float, nodes: int, models: int) -> int:
+    # SIGTERM and SIGHUP stop the demo like Ctrl-C does: children and broker included.
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.default_int_handler)
     broker = _start_broker(settings)
     children: list[subprocess.Popen] = []
     try:
@@ -102,6 +106,7 @@ def _query(settings: Settings, sql: str) -> list[dict] | None:
 
 def _banner(settings: Settings, worker_log: Path, sim_log: Path, broker: LocalKafka | None) -> None:
     web = f"http://{settings.http_host}:{settings.http_port}"
+    cli = _cli_path()
     kafka = f"{settings.bootstrap}" + (f" (local broker, log {broker.log_file})" if broker else "")
     print(f"""
 fleetpulse demo is running
@@ -112,11 +117,19 @@ fleetpulse demo is running
   logs         {worker_log}, {sim_log}
 
 Try, in another terminal:
-  fleetpulse query "{EXAMPLE_SQL}"
-  fleetpulse query "SELECT * FROM request_stats ORDER BY window_start DESC LIMIT 5" --format json
+  {cli} query "{EXAMPLE_SQL}"
+  {cli} query "SELECT * FROM request_stats ORDER BY window_start DESC LIMIT 5" --format json
 
-Windows close every {settings.window_seconds}s of event time. Ctrl-C stops everything.
+Windows are {settings.window_seconds}s of event time; each batch's events show up within a second or two.
+Ctrl-C stops everything.
 """, flush=True)
+
+
+def _cli_path() -> str:
+    """How to call fleetpulse from another terminal: on PATH, or where this one lives."""
+    here = Path(sys.executable).parent / "fleetpulse"
+    on_path = shutil.which("fleetpulse")
+    return "fleetpulse" if on_path and Path(on_path).resolve() == here.resolve() else str(here)
 
 
 def _watch(settings: Settings, children: list[subprocess.Popen]) -> None:
@@ -126,7 +139,7 @@ def _watch(settings: Settings, children: list[subprocess.Popen]) -> None:
                 raise FleetpulseError(f"{' '.join(child.args[3:4])} exited with code {child.returncode}; "
                                       f"see the logs under {settings.home}")
         rows = _query(settings, PROGRESS_SQL)
-        if rows:
+        if rows and rows[0]["windows"]:
             r = rows[0]
             print(f"{time.strftime('%H:%M:%S')}  windows in ClickHouse: {r['windows']:>6}  "
                   f"requests: {r['requests'] or 0:>9}  newest window: {r['newest']}", flush=True)

@@ -56,8 +56,8 @@ def migrate(ch: ClickHouse, log=print) -> list[Migration]:
             continue
         for statement in m.statements():
             ch.command(statement)
-        ch.insert("fleetpulse_migrations", [[m.version, m.name]], ["version", "name"],
-                  dedup_token=f"migration-{m.version}")
+        ch.command("INSERT INTO fleetpulse_migrations (version, name) VALUES ({v:UInt32}, {n:String})",
+                   parameters={"v": m.version, "n": m.name})
         log(f"applied {m.version:03d}_{m.name}")
         applied.append(m)
     _apply_ttls(ch)
@@ -73,4 +73,5 @@ def _apply_ttls(ch: ClickHouse) -> None:
         "request_windows_1h": f"window_start + INTERVAL {s.rollup_1h_ttl_days} DAY",
     }
     for table, ttl in ttls.items():
-        ch.command(f"ALTER TABLE {table} MODIFY TTL {ttl}")
+        # Only new parts and merges apply it; no rewrite of the table on every start.
+        ch.command(f"ALTER TABLE {table} MODIFY TTL {ttl}", settings={"materialize_ttl_after_modify": 0})

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import urllib.parse
 from pathlib import Path
 from typing import Mapping
 
@@ -144,6 +145,15 @@ def _check(s: Settings) -> None:
         raise ConfigError(
             f"FLEETPULSE_CLICKHOUSE_URL={s.clickhouse_url!r}: expected chdb://PATH, http://HOST:PORT or https://HOST:PORT"
         )
+    for name in ("kafka_port", "http_port"):
+        if not 0 < getattr(s, name) < 65536:
+            raise ConfigError(f"FLEETPULSE_{name.upper()}={getattr(s, name)} is not a TCP port (1-65535)")
+    if s.clickhouse_url.startswith("chdb://") and not s.clickhouse_url[len("chdb://"):].strip():
+        raise ConfigError("FLEETPULSE_CLICKHOUSE_URL=chdb:// needs a path, e.g. chdb://./.fleetpulse/chdb")
+    if s.clickhouse_url.startswith(("http://", "https://")) and not urllib.parse.urlsplit(s.clickhouse_url).hostname:
+        raise ConfigError(f"FLEETPULSE_CLICKHOUSE_URL={s.clickhouse_url!r} needs a host, e.g. http://localhost:8123")
+    if not s.topic_prefix or not all(c.isalnum() or c in "._-" for c in s.topic_prefix):
+        raise ConfigError(f"FLEETPULSE_TOPIC_PREFIX={s.topic_prefix!r}: use letters, digits, '.', '_' or '-'")
     if s.allowed_lateness_seconds < 0:
         raise ConfigError(f"FLEETPULSE_ALLOWED_LATENESS_SECONDS must be >= 0, got {s.allowed_lateness_seconds}")
     if s.log_level not in ("debug", "info", "warning", "error"):

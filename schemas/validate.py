@@ -43,14 +43,23 @@ def validate_event(obj: object, expected_type: str) -> dict:
     if kind != expected_type:
         raise ValidationError("type", f"expected {expected_type!r} on this topic, got {kind!r}")
     _check_version(obj)
-    for field in SCHEMAS[expected_type]:
-        value = obj.get(field.name)
-        if value is None and field.name not in obj:
-            if field.required:
-                raise ValidationError(field.name, "is required")
-            continue
-        field.check(value)
+    for name, required, ok, field in _COMPILED[expected_type]:
+        value = obj.get(name, _MISSING)
+        if value is _MISSING:
+            if required:
+                raise ValidationError(name, "is required")
+        elif value is None or not ok(value):
+            field.check(value)  # raises with the reason, or accepts what the fast check could not
     return obj
+
+
+_MISSING = object()
+#: Per schema: (name, required, fast predicate, field) for every field but the header,
+#: which ``type`` and ``_check_version`` have just checked.
+_COMPILED = {
+    kind: tuple((f.name, f.required, f.fast_check(), f) for f in fields if f.name not in ("type", "version"))
+    for kind, fields in SCHEMAS.items()
+}
 
 
 def _check_version(obj: dict) -> None:

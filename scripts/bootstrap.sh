@@ -16,16 +16,19 @@ apt_install() {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
 }
 
+PYTHON=${PYTHON:-python3}
 need_pkgs=()
+command -v "$PYTHON" >/dev/null || need_pkgs+=(python3 python3-venv)
+"$PYTHON" -c 'import ensurepip' 2>/dev/null || need_pkgs+=(python3-venv)
 command -v java >/dev/null || need_pkgs+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null || need_pkgs+=(maven)
 [ ${#need_pkgs[@]} -eq 0 ] || apt_install "${need_pkgs[@]}"
 
-PYTHON=${PYTHON:-python3}
 "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
   || { log "Python >= 3.11 is required (found $("$PYTHON" --version 2>&1)); set PYTHON=/path/to/python3.11"; exit 1; }
 
-if [ ! -x .venv/bin/python ]; then
+if [ ! -x .venv/bin/python ] || [ ! -x .venv/bin/pip ]; then
+  rm -rf .venv
   log "creating .venv"
   "$PYTHON" -m venv .venv
 fi

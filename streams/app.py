@@ -44,6 +44,7 @@ def build_app(settings: Settings, ch: ClickHouse) -> tuple[faust.App, RequestBat
         settings.consumer_group,
         broker=f"kafka://{settings.bootstrap}",
         store="memory://",
+        datadir=str(settings.home / "faust"),  # faust's own files, never in the current directory
         autodiscover=False,
         web_enabled=True,
         web_bind=settings.http_host,

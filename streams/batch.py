@@ -76,6 +76,11 @@ def _decode(raw: bytes, max_bytes: int) -> Decoded:
         return Decoded([], [DeadLetter(f"message: could not be decoded ({type(exc).__name__}: {exc})", raw)])
 
 
+def _origins(messages: list[RawMessage], per_message: list[int]) -> list[EventSource]:
+    """Where each event came from; built only when raw events are stored."""
+    return [EventSource(m.topic, m.partition, m.offset, i) for m, n in zip(messages, per_message) for i in range(n)]
+
+
 def source_of(spans: Mapping[TopicPartition, tuple[int, int]]) -> str:
     """``topic:partition:first-last`` per partition, sorted: stable for the same offsets."""
     return ",".join(f"{t}:{p}:{lo}-{hi}" for (t, p), (lo, hi) in sorted(spans.items()))
@@ -93,18 +98,19 @@ def process_batch(messages: list[RawMessage], progress: Mapping[TopicPartition, 
     index = {tp: i for i, tp in enumerate(tps)}
 
     events: list[dict] = []
-    origins: list[EventSource] = []
+    per_message: list[int] = []  # events decoded from each fresh message
     dead: list[SourcedDeadLetter] = []
     for m in fresh:
         decoded = _decode(m.value or b"", max_bytes)
         if retention is not None:
             decoded = retention.split(decoded, window_seconds)
         events.extend(decoded.events)
-        origins.extend(EventSource(m.topic, m.partition, m.offset, i) for i in range(len(decoded.events)))
+        per_message.append(len(decoded.events))
         dead.extend(SourcedDeadLetter(d, m.topic, m.partition, m.offset) for d in decoded.dead)
 
     cols = to_columns(events)
-    sources = np.array([index[(o.topic, o.partition)] for o in origins], dtype=np.int64)
+    sources = np.repeat(np.array([index[(m.topic, m.partition)] for m in fresh], dtype=np.int64),
+                        per_message) if fresh else np.zeros(0, dtype=np.int64)
     prior = [progress.get(tp, PartitionProgress()).max_event_time for tp in tps]
     late, new_max = late_flags(cols.timestamp, sources, prior, window_seconds, lateness)
     partials = aggregate(cols, window_seconds, sources, late)
@@ -117,7 +123,7 @@ def process_batch(messages: list[RawMessage], progress: Mapping[TopicPartition, 
         events=len(events),
         late_events=int(late.sum()),
         window_rows=window_rows(partials, window_seconds, row_spans),
-        event_rows=event_rows(events, origins) if keep_events else [],
+        event_rows=event_rows(events, _origins(fresh, per_message)) if keep_events else [],
         dead=dead,
         progress={tp: PartitionProgress(spans[tp][1] + 1, new_max[i]) for i, tp in enumerate(tps)},
     )

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+import socket
 
 import faust
 
 from fleetpulse.clickhouse import ClickHouse
+from fleetpulse.errors import ConfigError
 from fleetpulse.migrate import migrate
 from fleetpulse.settings import Settings
 from fleetpulse.streams.app import build_app
@@ -17,6 +19,7 @@ log = logging.getLogger("fleetpulse.worker")
 
 def run_worker(settings: Settings) -> int:
     """Run until SIGINT/SIGTERM. Fails fast, with one line, when a service is missing."""
+    _require_free_port(settings)
     check_kafka(settings, timeout=10)
     ensure_topics(settings)
     ch = ClickHouse(settings)
@@ -34,6 +37,17 @@ def run_worker(settings: Settings) -> int:
         handler.close()
         ch.close()
     return 0
+
+
+def _require_free_port(settings: Settings) -> None:
+    with socket.socket() as probe:
+        # SO_REUSEADDR as the web server uses: a killed worker's TIME_WAIT sockets are no conflict.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((settings.http_host, settings.http_port))
+        except OSError as exc:
+            raise ConfigError(f"{settings.http_host}:{settings.http_port} is in use ({exc.strerror}): is another "
+                              "worker running? Set FLEETPULSE_HTTP_PORT to a free port.") from exc
 
 
 def _faust_level(settings: Settings) -> str:

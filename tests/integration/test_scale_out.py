@@ -15,9 +15,10 @@ from collections import Counter, defaultdict
 
 import pytest
 
-from fleetpulse.producers.simulator import SimulationConfig, run_simulation
+from fleetpulse.producers.recorder import Recorder
+from fleetpulse.producers.simulator import SimulationConfig, Truth, generate
 from tests.clock import RECENT_HOUR
-from tests.integration.workers import another_worker, isolated_settings, read_truth
+from tests.integration.workers import another_worker, isolated_settings
 
 pytestmark = pytest.mark.integration
 
@@ -53,16 +54,34 @@ def wait_total(workers, expected: int, timeout: float = 240) -> int:
     return seen
 
 
+def dataset(settings) -> list[dict]:
+    config = SimulationConfig(nodes=12, models=3, rate=5000.0, count=EVENTS, seed=3, start=RECENT_HOUR,
+                              window_seconds=settings.window_seconds, pace="fast")
+    return [event for chunk in generate(config) for event in chunk]
+
+
+def send(settings, events: list[dict]) -> None:
+    with Recorder.from_settings(settings) as recorder:
+        recorder.record_batch(events, block=True)
+
+
+def wait_assigned(workers, each: int, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while any(len(w.assigned_partitions()) != each for w in workers):
+        assert time.monotonic() < deadline, [w.assigned_partitions() for w in workers]
+        time.sleep(0.2)
+
+
 @pytest.fixture(scope="module")
 def topic(kafka_settings, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("scale")
     settings = isolated_settings(kafka_settings, tmp)
     assert settings.requests_partitions == 6
-    config = SimulationConfig(nodes=12, models=3, rate=5000.0, count=EVENTS, seed=3, start=RECENT_HOUR,
-                              window_seconds=settings.window_seconds, pace="fast")
-    truth_path = tmp / "truth.jsonl"
-    run_simulation(settings, config, truth_path=truth_path, progress=False)
-    return settings, tmp, read_truth(truth_path)
+    events = dataset(settings)
+    send(settings, events)
+    truth = Truth(settings.window_seconds)
+    truth.add(events)
+    return settings, tmp, {(r["window_start"], r["model"], r["node"]): r for r in truth.rows()}
 
 
 @pytest.fixture(scope="module")
@@ -78,13 +97,15 @@ def one_worker(topic, start_worker):
     return result
 
 
-def test_two_workers_from_the_start_equal_one_worker(topic, one_worker, start_worker):
+def test_two_workers_from_the_start_equal_one_worker(topic, one_worker, start_worker, kafka_settings):
     settings, tmp, _ = topic
-    group = another_worker(settings, tmp).consumer_group
-    # Launched together, so both are in the group before the work runs out.
-    workers = [start_worker(another_worker(settings, tmp, consumer_group=group), wait=False) for _ in range(2)]
+    fresh = isolated_settings(kafka_settings, tmp)  # same events, on a topic both workers see from the start
+    group = another_worker(fresh, tmp).consumer_group
+    workers = [start_worker(another_worker(fresh, tmp, consumer_group=group), wait=False) for _ in range(2)]
     for worker in workers:
         worker.wait_ready()
+    wait_assigned(workers, each=3)
+    send(fresh, dataset(fresh))
     assert wait_total(workers, EVENTS) == EVENTS
     time.sleep(2)  # nothing more may arrive: a duplicate would show up here
     assert total(*workers) == EVENTS
@@ -92,18 +113,25 @@ def test_two_workers_from_the_start_equal_one_worker(topic, one_worker, start_wo
     assert merged(*workers) == one_worker
 
 
-def test_second_worker_joining_halfway_rebalances_and_stays_exact(topic, one_worker, start_worker):
+def test_second_worker_joining_halfway_rebalances_and_stays_exact(topic, one_worker, start_worker, kafka_settings):
     settings, tmp, _ = topic
-    group = another_worker(settings, tmp).consumer_group
-    first = start_worker(another_worker(settings, tmp, consumer_group=group, batch_max_messages=50))
+    fresh = isolated_settings(kafka_settings, tmp)
+    events = dataset(fresh)
+    half = len(events) // 2
+    send(fresh, events[:half])
+    group = another_worker(fresh, tmp).consumer_group
+    first = start_worker(another_worker(fresh, tmp, consumer_group=group, batch_max_messages=20))
     deadline = time.monotonic() + 120
-    while total(first) < EVENTS // 3 and time.monotonic() < deadline:
-        time.sleep(0.2)
+    while total(first) < half // 3 and time.monotonic() < deadline:
+        time.sleep(0.1)
     at_join = total(first)
-    assert 0 < at_join < EVENTS, at_join
-    second = start_worker(another_worker(settings, tmp, consumer_group=group, batch_max_messages=50))
+    assert 0 < at_join < half, at_join
+    second = start_worker(another_worker(fresh, tmp, consumer_group=group, batch_max_messages=20), wait=False)
+    send(fresh, events[half:])  # the rest streams in while the group rebalances
+    second.wait_ready()
     assert wait_total([first, second], EVENTS) == EVENTS
     time.sleep(2)
     assert total(first, second) == EVENTS
-    assert second.scalar("SELECT count() FROM request_windows") > 0, "the rebalance should have given it partitions"
+    assert len(second.assigned_partitions()) == 3, "the rebalance should have given it partitions"
+    assert second.scalar("SELECT count() FROM request_windows") > 0
     assert merged(first, second) == one_worker

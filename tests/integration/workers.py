@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -122,6 +123,11 @@ class WorkerProcess:
                 if line.startswith("VmRSS:"):
                     return int(line.split()[1]) * 1024
         raise AssertionError("no VmRSS")
+
+    def assigned_partitions(self) -> list[int]:
+        """The partitions of the last assignment the worker logged."""
+        found = re.findall(r"assigned \S+ partitions \[([\d, ]*)\]", self.log_tail(1000))
+        return [int(p) for p in found[-1].split(",") if p.strip()] if found else []
 
     def log_tail(self, lines: int = 40) -> str:
         try:

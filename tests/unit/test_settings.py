@@ -41,6 +41,10 @@ def test_password_never_shows():
     ({"FLEETPULSE_CLICKHOUSE_URL": "tcp://x:9000"}, "expected chdb://PATH, http://HOST:PORT"),
     ({"FLEETPULSE_CLICKHOUSE_DATABASE": "a-b"}, "letters, digits and _ only"),
     ({"FLEETPULSE_LOG_LEVEL": "loud"}, "use debug, info, warning or error"),
+    ({"FLEETPULSE_HTTP_PORT": "70000"}, "is not a TCP port"),
+    ({"FLEETPULSE_CLICKHOUSE_URL": "chdb://"}, "needs a path"),
+    ({"FLEETPULSE_CLICKHOUSE_URL": "http://"}, "needs a host"),
+    ({"FLEETPULSE_TOPIC_PREFIX": "a b"}, "FLEETPULSE_TOPIC_PREFIX"),
     ({"FLEETPULSE_BATCH_MAX_WAIT_SECONDS": "-1"}, "FLEETPULSE_BATCH_MAX_WAIT_SECONDS must be > 0"),
 ])
 def test_bad_values_say_which_variable(env, message):

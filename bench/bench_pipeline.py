@@ -1,0 +1,225 @@
+"""Pipeline benchmarks, all against a real local broker and real worker processes.
+
+Measured in one run, on one machine, as ratios against the issue's targets:
+- ceiling: a plain confluent-kafka consumer + orjson decode of the same topic;
+- the worker's sustained events/s (wall clock and per CPU-second of the worker
+  process), for batch envelopes and for single-event messages;
+- freshness: a probe event's time from its event timestamp to being visible
+  through /query, while a simulated fleet streams in real time;
+- peak RSS of the worker (VmHWM) after 10k and 100k active (window, model, node) series.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+import orjson
+from confluent_kafka import Consumer, Producer, TopicPartition
+
+from fleetpulse.localkafka import LocalKafka, free_port
+from fleetpulse.producers.simulator import SimulationConfig, generate
+from fleetpulse.schemas import encode_batch
+from fleetpulse.settings import Settings, load_settings
+from fleetpulse.topics import ensure_topics
+from tests.integration.workers import WorkerProcess, another_worker, run_simulator
+
+
+def _produce(settings: Settings, messages: list[bytes]) -> None:
+    producer = Producer({"bootstrap.servers": settings.bootstrap, "compression.type": "lz4", "linger.ms": 20,
+                         "queue.buffering.max.messages": 1_000_000, "message.max.bytes": 2_000_000})
+    for value in messages:
+        while True:
+            try:
+                producer.produce(settings.topic("requests"), value)
+                break
+            except BufferError:
+                producer.poll(0.1)
+    assert producer.flush(120) == 0
+
+
+def _events(count: int, seed: int, nodes: int = 8, models: int = 3) -> list[dict]:
+    config = SimulationConfig(count=count, seed=seed, nodes=nodes, models=models, rate=50_000.0,
+                              start=time.time() - 3600, pace="fast")
+    return [e for chunk in generate(config) for e in chunk]
+
+
+def _dataset(base: Settings, tmp: Path, events: list[dict], envelope: int | None) -> Settings:
+    settings = dataclasses.replace(base, topic_prefix=f"bench{uuid.uuid4().hex[:6]}.")
+    ensure_topics(settings)
+    if envelope:
+        _produce(settings, [encode_batch(events[i:i + envelope]) for i in range(0, len(events), envelope)])
+    else:
+        _produce(settings, [orjson.dumps(e) for e in events])
+    return settings
+
+
+def ceiling(settings: Settings, expected_events: int) -> float:
+    """Events/s of consume + orjson.loads alone: what any Python consumer pays."""
+    topic = settings.topic("requests")
+    consumer = Consumer({"bootstrap.servers": settings.bootstrap, "group.id": f"ceiling-{uuid.uuid4().hex}",
+                         "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    consumer.subscribe([topic])
+    seen, started = 0, None
+    while seen < expected_events:
+        for msg in consumer.consume(1000, timeout=5):
+            if msg.error():
+                continue
+            started = started or time.perf_counter()
+            obj = orjson.loads(msg.value())
+            seen += len(obj["events"]) if obj.get("type") == "batch" else 1
+    elapsed = time.perf_counter() - started
+    consumer.close()
+    return expected_events / elapsed
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _peak_rss(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def worker_run(settings: Settings, tmp: Path, expected: int) -> dict:
+    """Start a worker on a full topic; time it from its first row to the last."""
+    worker = WorkerProcess(another_worker(settings, tmp), tmp / f"worker-{uuid.uuid4().hex[:6]}.log").start()
+    try:
+        cpu_at_ready = _cpu_seconds(worker.proc.pid)
+        first = None
+        while (done := worker.scalar("SELECT sum(requests) FROM request_windows") or 0) < expected:
+            if done and first is None:
+                first = (time.perf_counter(), done, _cpu_seconds(worker.proc.pid))
+            time.sleep(0.05)
+        end = time.perf_counter()
+        cpu = _cpu_seconds(worker.proc.pid)
+        first = first or (end, 0, cpu_at_ready)
+        events = expected - first[1]
+        return {"events_per_s": events / max(end - first[0], 1e-9),
+                "events_per_cpu_s": events / max(cpu - first[2], 1e-9),
+                "peak_rss_mib": _peak_rss(worker.proc.pid) / 2**20}
+    finally:
+        worker.stop()
+
+
+def freshness(base: Settings, tmp: Path, probes: int, background_rate: int) -> dict:
+    settings = dataclasses.replace(base, topic_prefix=f"benchf{uuid.uuid4().hex[:6]}.")
+    ensure_topics(settings)
+    worker = WorkerProcess(another_worker(settings, tmp), tmp / "worker-fresh.log").start()
+    sim = run_simulator(worker.settings, "--rate", str(background_rate), "--duration", str(probes + 30),
+                        "--pace", "realtime")
+    producer = Producer({"bootstrap.servers": settings.bootstrap, "linger.ms": 0})
+    delays = []
+    try:
+        time.sleep(3)
+        for i in range(probes):
+            sent = time.time()
+            probe = {"type": "request", "version": 1, "timestamp": sent, "request.id": f"probe-{i}",
+                     "trace_id": "0" * 32, "gen_ai.request.model": "probe", "host.name": "probe",
+                     "gen_ai.server.request.duration": 0.1, "gen_ai.usage.input_tokens": 1,
+                     "gen_ai.usage.output_tokens": 1}
+            producer.produce(settings.topic("requests"), orjson.dumps(probe))
+            producer.flush(10)
+            while (worker.scalar("SELECT sum(requests) FROM request_windows WHERE model = 'probe'") or 0) <= i:
+                time.sleep(0.02)
+            delays.append(time.time() - sent)
+            time.sleep(max(0.0, 0.5 - (time.time() - sent)))
+    finally:
+        sim.terminate()
+        sim.wait(30)
+        worker.stop()
+    arr = np.array(delays)
+    return {"p50_s": float(np.quantile(arr, 0.5)), "p99_s": float(np.quantile(arr, 0.99)),
+            "max_s": float(arr.max()), "probes": len(arr), "background_events_per_s": background_rate}
+
+
+def series_rss(base: Settings, tmp: Path, series: int) -> dict:
+    """All series active in one window: ``series`` distinct (model, node) pairs, 2 events each."""
+    models = 100
+    events = _events(2 * series, seed=series, nodes=series // models, models=models)
+    settings = _dataset(base, tmp, events, envelope=500)
+    result = worker_run(settings, tmp, len(events))
+    distinct = len({(int(e["timestamp"] // 10), e["gen_ai.request.model"], e["host.name"]) for e in events})
+    return {**result, "series": distinct}
+
+
+def run(quick: bool = False) -> dict:
+    tmp = Path(tempfile.mkdtemp(prefix="fleetpulse-bench-"))
+    base = load_settings(environ={}, home=tmp, kafka_port=free_port())
+    broker = LocalKafka(base)
+    broker.start()
+    base = dataclasses.replace(base, kafka_bootstrap=base.bootstrap)
+    try:
+        n_env, n_single = (200_000, 40_000) if quick else (1_000_000, 200_000)
+        env = _dataset(base, tmp, _events(n_env, seed=1), envelope=500)
+        single = _dataset(base, tmp, _events(n_single, seed=2), envelope=None)
+        return {
+            "ceiling_envelopes": ceiling(env, n_env),
+            "ceiling_single": ceiling(single, n_single),
+            "worker_envelopes": worker_run(env, tmp, n_env),
+            "worker_single": worker_run(single, tmp, n_single),
+            "freshness": freshness(base, tmp, probes=20 if quick else 60, background_rate=5_000),
+            "rss_10k": series_rss(base, tmp, 10_000),
+            "rss_100k": series_rss(base, tmp, 100_000),
+            "events": {"envelopes": n_env, "single": n_single},
+        }
+    finally:
+        broker.stop()
+
+
+def markdown(r: dict, window_s: int = 10, lateness_s: int = 30) -> str:
+    env, single, fresh = r["worker_envelopes"], r["worker_single"], r["freshness"]
+    fresh_target = window_s + lateness_s + 2
+    rows = [
+        ("ceiling: consume + orjson, envelopes", f"{r['ceiling_envelopes']:,.0f} ev/s", "", ""),
+        ("ceiling: consume + orjson, single events", f"{r['ceiling_single']:,.0f} ev/s", "", ""),
+        ("worker, envelopes (wall)", f"{env['events_per_s']:,.0f} ev/s",
+         ">= 50% of ceiling", f"{env['events_per_s'] / r['ceiling_envelopes']:.0%}"),
+        ("worker, envelopes (per CPU-second)", f"{env['events_per_cpu_s']:,.0f} ev/s",
+         ">= 1,000,000 ev/s per core", f"{env['events_per_cpu_s'] / 1e6:.2f}x"),
+        ("worker, single events (wall)", f"{single['events_per_s']:,.0f} ev/s",
+         ">= 50% of ceiling", f"{single['events_per_s'] / r['ceiling_single']:.0%}"),
+        ("freshness p50", f"{fresh['p50_s']:.2f} s", f"<= {fresh_target} s", f"{fresh['p50_s'] / fresh_target:.2f}x"),
+        ("freshness p99", f"{fresh['p99_s']:.2f} s", f"<= {fresh_target} s", f"{fresh['p99_s'] / fresh_target:.2f}x"),
+        (f"peak RSS, {r['rss_10k']['series']:,} series", f"{r['rss_10k']['peak_rss_mib']:.0f} MiB", "", ""),
+        (f"peak RSS, {r['rss_100k']['series']:,} series", f"{r['rss_100k']['peak_rss_mib']:.0f} MiB",
+         "<= 400 MB", f"{r['rss_100k']['peak_rss_mib'] * 2**20 / 400e6:.2f}x"),
+    ]
+    lines = ["| measure | result | target | ratio |", "|---|---|---|---|"]
+    lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
+    lines.append("")
+    lines.append(f"Datasets: {r['events']['envelopes']:,} events in 500-event envelopes; "
+                 f"{r['events']['single']:,} single-event messages; freshness from {fresh['probes']} probes "
+                 f"while {fresh['background_events_per_s']:,} events/s stream in real time.")
+    return "\n".join(lines) + "\n"
+
+
+def profile_batch(events: int = 100_000) -> str:
+    """Where a worker's CPU goes for one batch of envelopes (cProfile, top functions)."""
+    import cProfile
+    import io
+    import pstats
+
+    from fleetpulse.streams.batch import RawMessage, process_batch
+
+    data = _events(events, seed=5)
+    messages = [RawMessage("t", i % 6, i, encode_batch(data[j:j + 500]))
+                for i, j in enumerate(range(0, len(data), 500))]
+    profiler = cProfile.Profile()
+    profiler.enable()
+    process_batch(messages, {}, window_seconds=10, lateness=30, max_bytes=1 << 20, keep_events=False)
+    profiler.disable()
+    out = io.StringIO()
+    pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(10)
+    lines = [line for line in out.getvalue().splitlines() if line.strip()]
+    start = next(i for i, line in enumerate(lines) if line.lstrip().startswith("ncalls"))
+    return "\n".join(lines[start - 1:start + 11])
