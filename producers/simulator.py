@@ -51,6 +51,8 @@ class SimulationConfig:
     def __post_init__(self):
         if (self.duration_s is None) == (self.count is None):
             raise ConfigError("simulate: give exactly one of a duration (--duration) and a count (--count)")
+        if (self.count is not None and self.count <= 0) or (self.duration_s is not None and self.duration_s <= 0):
+            raise ConfigError("simulate: --count and --duration must be positive")
         if self.nodes < 1 or self.models < 1 or self.rate <= 0 or self.window_seconds < 1:
             raise ConfigError("simulate: nodes, models, rate and window_seconds must be positive")
         if self.pace not in ("realtime", "fast"):
@@ -258,6 +260,8 @@ def run_simulation(settings: Settings, config: SimulationConfig, *, truth_path: 
         # window they fill is already in the past when the run finishes.
         lead = config.total / config.rate if config.pace == "fast" else 0.0
         config = dataclasses.replace(config, start=time.time() - lead)
+    if truth_path is not None:
+        Path(truth_path).touch()  # an unwritable path fails now, not after the whole run
     truth = Truth(config.window_seconds)
     report = _Progress(progress)
     with _StopOnSigint() as stop, Recorder.from_settings(settings, single_events=config.single_events) as recorder:
