@@ -56,3 +56,14 @@ def test_to_environ_round_trips():
     s = load_settings(environ={"FLEETPULSE_CLICKHOUSE_PASSWORD": "pw", "FLEETPULSE_STORE_RAW_EVENTS": "1",
                                "FLEETPULSE_KAFKA_PORT": "19999"})
     assert load_settings(environ=s.to_environ()) == s
+
+
+def test_readme_documents_every_setting():
+    import dataclasses
+    from pathlib import Path
+
+    from fleetpulse.settings import Settings
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    missing = [f.name for f in dataclasses.fields(Settings) if f"`FLEETPULSE_{f.name.upper()}`" not in readme]
+    assert missing == [], f"README's settings table lacks {missing}"
