@@ -53,7 +53,7 @@ class Settings:
     rollup_1m_ttl_days: int = 180
     rollup_1h_ttl_days: int = 730
     session_timeout_seconds: int = 10
-    batch_max_messages: int = 2000
+    batch_max_messages: int = 200
     batch_max_wait_seconds: float = 0.5
     max_message_bytes: int = 524288
     home: Path = Path(".fleetpulse")

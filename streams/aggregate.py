@@ -34,6 +34,10 @@ class RequestColumns:
     input_tokens: np.ndarray
     output_tokens: np.ndarray
     error_type: list[str | None]
+    queue_time: np.ndarray
+    operation: list[str]
+    finish_reason: list[str]
+    outcome: list[str]
 
     def __len__(self) -> int:
         return len(self.model)
@@ -55,7 +59,26 @@ def to_columns(events: list[dict]) -> RequestColumns:
         input_tokens=np.array([e["gen_ai.usage.input_tokens"] for e in events], dtype=np.int64),
         output_tokens=np.array([e["gen_ai.usage.output_tokens"] for e in events], dtype=np.int64),
         error_type=[e.get("error.type") for e in events],
+        queue_time=col("fleetpulse.queue_time"),
+        operation=[e.get("gen_ai.operation.name") or "unknown" for e in events],
+        finish_reason=[_first(e.get("gen_ai.response.finish_reasons")) for e in events],
+        outcome=[_outcome(e) for e in events],
     )
+
+
+def _first(reasons: list[str] | None) -> str:
+    return reasons[0] if reasons else "none"
+
+
+def _outcome(event: dict) -> str:
+    """Model-output drift: the share of empty or refused answers moves when a model changes."""
+    if event.get("error.type") is not None:
+        return "error"
+    if event["gen_ai.usage.output_tokens"] == 0:
+        return "empty"
+    if "content_filter" in (event.get("gen_ai.response.finish_reasons") or ()):
+        return "refused"
+    return "answered"
 
 
 @dataclasses.dataclass
@@ -77,6 +100,12 @@ class Partial:
     latency_buckets: dict[int, int]
     ttft_buckets: dict[int, int]
     tpot_buckets: dict[int, int]
+    input_tokens_buckets: dict[int, int]
+    output_tokens_buckets: dict[int, int]
+    queue_buckets: dict[int, int]
+    operations: dict[str, int]
+    finish_reasons: dict[str, int]
+    outcomes: dict[str, int]
 
 
 def window_starts(timestamps: np.ndarray, window_seconds: int) -> np.ndarray:
@@ -108,13 +137,21 @@ def aggregate(cols: RequestColumns, window_seconds: int, sources: np.ndarray | N
     lat_h = _histograms(group, cols.duration, n_groups)
     ttft_h = _histograms(group, cols.ttft, n_groups)
     tpot_h = _histograms(group, cols.tpot, n_groups)
-    err_types = _error_types(group, cols.error_type, is_error, n_groups)
+    err_types = _categories(group, cols.error_type, n_groups, np.flatnonzero(is_error))
+    in_h = _histograms(group, cols.input_tokens.astype(np.float64), n_groups)
+    out_h = _histograms(group, cols.output_tokens.astype(np.float64), n_groups)
+    queue_h = _histograms(group, cols.queue_time, n_groups)
+    operations = _categories(group, cols.operation, n_groups)
+    finishes = _categories(group, cols.finish_reason, n_groups)
+    outcomes = _categories(group, cols.outcome, n_groups)
     return [
         Partial(
             source=key[0], window_start=key[1], model=key[2], node=key[3], late=key[4],
             requests=int(requests[g]), errors=int(errors[g]), errors_by_type=err_types[g],
             input_tokens=int(in_tok[g]), output_tokens=int(out_tok[g]), latency_sum=float(lat_sum[g]),
             latency_buckets=lat_h[g], ttft_buckets=ttft_h[g], tpot_buckets=tpot_h[g],
+            input_tokens_buckets=in_h[g], output_tokens_buckets=out_h[g], queue_buckets=queue_h[g],
+            operations=operations[g], finish_reasons=finishes[g], outcomes=outcomes[g],
         )
         for key, g in codes.items()
     ]
@@ -133,8 +170,9 @@ def _histograms(group: np.ndarray, values: np.ndarray, n_groups: int) -> list[di
     return out
 
 
-def _error_types(group: np.ndarray, types: list, is_error: np.ndarray, n_groups: int) -> list[dict[str, int]]:
+def _categories(group: np.ndarray, values: list, n_groups: int, rows: np.ndarray | None = None) -> list[dict[str, int]]:
+    """Per-group counts of a categorical column (only ``rows``, when given)."""
     out: list[Counter] = [Counter() for _ in range(n_groups)]
-    for i in np.flatnonzero(is_error).tolist():
-        out[group[i]][types[i]] += 1
+    for i in (range(len(values)) if rows is None else rows.tolist()):
+        out[group[i]][values[i]] += 1
     return [dict(c) for c in out]

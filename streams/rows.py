@@ -10,6 +10,7 @@ from fleetpulse.streams.aggregate import Partial
 WINDOW_COLUMNS = (
     "window_start", "window_seconds", "model", "node", "late", "requests", "errors", "errors_by_type",
     "input_tokens", "output_tokens", "latency_sum", "latency_buckets", "ttft_buckets", "tpot_buckets",
+    "input_tokens_buckets", "output_tokens_buckets", "queue_buckets", "operations", "finish_reasons", "outcomes",
     "source_topic", "source_partition", "offset_first", "offset_last", "max_event_time",
 )
 
@@ -42,7 +43,8 @@ def window_rows(partials: list[Partial], window_seconds: int, spans: list[Source
         [
             datetime.fromtimestamp(p.window_start, tz=timezone.utc), window_seconds, p.model, p.node,
             int(p.late), p.requests, p.errors, p.errors_by_type, p.input_tokens, p.output_tokens,
-            p.latency_sum, p.latency_buckets, p.ttft_buckets, p.tpot_buckets, *spans[p.source],
+            p.latency_sum, p.latency_buckets, p.ttft_buckets, p.tpot_buckets, p.input_tokens_buckets,
+            p.output_tokens_buckets, p.queue_buckets, p.operations, p.finish_reasons, p.outcomes, *spans[p.source],
         ]
         for p in partials
     ]
