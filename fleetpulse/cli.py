@@ -10,7 +10,7 @@ import argparse
 import logging
 import sys
 
-from fleetpulse.errors import FleetpulseError
+from fleetpulse.errors import ConfigError, FleetpulseError
 from fleetpulse.settings import Settings, load_settings
 
 
@@ -69,6 +69,30 @@ def _query(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _drift_baseline(settings: Settings, args: argparse.Namespace) -> int:
+    from fleetpulse.querycli import build_baseline_anywhere
+
+    result = build_baseline_anywhere(settings, args.model, _epoch(args.start), _epoch(args.end), args.feature)
+    version = result.pop("version")
+    print(f"baseline v{version} of {args.model}: " + ", ".join(f"{f}={n}" for f, n in result.items()))
+    return 0
+
+
+def _epoch(text: str) -> float:
+    """Epoch seconds, or an ISO 8601 time (UTC unless it says otherwise)."""
+    from datetime import datetime, timezone
+
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise ConfigError(f"{text!r}: expected epoch seconds or an ISO 8601 time like 2026-11-24T13:00") from exc
+    return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).timestamp()
+
+
 def _worker(settings: Settings, args: argparse.Namespace) -> int:
     from fleetpulse.streams.runner import run_worker
 
@@ -76,7 +100,7 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _simulate(settings: Settings, args: argparse.Namespace) -> int:
-    from fleetpulse.producers.simulator import SimulationConfig, run_simulation
+    from fleetpulse.producers.simulator import Drift, SimulationConfig, run_simulation
     from fleetpulse.topics import check_kafka
 
     check_kafka(settings, timeout=10)  # one clear line now, not a stream of retries later
@@ -85,6 +109,7 @@ def _simulate(settings: Settings, args: argparse.Namespace) -> int:
         nodes=args.nodes, models=args.models, rate=args.rate, duration_s=args.duration,
         count=args.count, seed=args.seed, start=args.start, error_rate=args.error_rate,
         burst_every_s=args.burst_every, burst_len_s=args.burst_len, burst_error_rate=args.burst_error_rate,
+        drifts=tuple(Drift.parse(d) for d in args.drift),
         window_seconds=settings.window_seconds, single_events=args.single_events, pace=args.pace,
     )
     result = run_simulation(settings, config, truth_path=args.truth, progress=not args.quiet)
@@ -142,9 +167,26 @@ def build_parser() -> argparse.ArgumentParser:
                    help="realtime: event time follows the clock; fast: send as fast as possible")
     p.add_argument("--single-events", action="store_true",
                    help="one JSON event per Kafka message instead of batch envelopes")
+    p.add_argument("--drift", action="append", default=[], metavar="FEATURE=SIZE@SECONDS",
+                   help="inject a shift SECONDS of event time after the start, e.g. input_tokens=0.5@300 "
+                        "(0.5 sigma of its log scale) or finish_reason=0.3@300 (30%% of stops become length); "
+                        "numeric: input_tokens, output_tokens, ttft, tpot, queue_time; categorical: "
+                        "finish_reason, operation. Repeatable.")
     p.add_argument("--truth", help="write exact per-(window, model, node) ground truth as JSON lines here")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.set_defaults(run=_simulate)
+
+    p = sub.add_parser("drift", help="drift references: freeze a baseline from stored windows",
+                       description="baseline: freeze the bins and counts of MODEL between --from and --to as a "
+                                   "new, versioned baseline in ClickHouse (drift_baselines). Models whose "
+                                   "FLEETPULSE_DRIFT_REFERENCE is 'baseline' are compared with their newest one.")
+    drift_sub = p.add_subparsers(dest="drift_command", required=True, metavar="ACTION")
+    b = drift_sub.add_parser("baseline", help="freeze a baseline for one model")
+    b.add_argument("--model", required=True, help="model name as in gen_ai.request.model")
+    b.add_argument("--from", dest="start", required=True, help="start, epoch seconds or ISO 8601 (UTC)")
+    b.add_argument("--to", dest="end", required=True, help="end (exclusive), epoch seconds or ISO 8601 (UTC)")
+    b.add_argument("--feature", action="append", help="only these features (repeatable; default: all tracked)")
+    b.set_defaults(run=_drift_baseline)
 
     p = sub.add_parser("kafka", help="run a local Apache Kafka broker from Maven Central's jars",
                        description="start: fetch the jars with Maven once, format KRaft storage, start one "

@@ -34,10 +34,30 @@ def query_json_lines(settings: Settings, sql: str) -> bytes:
         ch.close()
 
 
-def _ask_worker(settings: Settings, sql: str) -> bytes | None:
+def build_baseline_anywhere(settings: Settings, model: str, start: float, end: float,
+                            features: list[str] | None) -> dict:
+    """Through the worker when it holds chDB, else directly."""
+    body = json.dumps({"model": model, "from": start, "to": end, "features": features}).encode()
+    if settings.uses_chdb:
+        answer = _ask_worker(settings, body, "/drift/baseline")
+        if answer is not None:
+            return json.loads(answer)
+    from fleetpulse.migrate import migrate
+    from fleetpulse.streams.drift import build_baseline
+
+    ch = ClickHouse(settings)
+    try:
+        migrate(ch, log=lambda _: None)
+        return build_baseline(ch, settings, model, start, end, features)
+    finally:
+        ch.close()
+
+
+def _ask_worker(settings: Settings, body: bytes | str, path: str = "/query") -> bytes | None:
     """The worker's answer, or None when no worker listens on FLEETPULSE_HTTP_PORT."""
-    url = f"http://{settings.http_host}:{settings.http_port}/query"
-    request = urllib.request.Request(url, data=sql.encode(), method="POST")
+    url = f"http://{settings.http_host}:{settings.http_port}{path}"
+    data = body.encode() if isinstance(body, str) else body
+    request = urllib.request.Request(url, data=data, method="POST")
     try:
         with urllib.request.urlopen(request, timeout=120) as response:
             return response.read()

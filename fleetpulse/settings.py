@@ -53,6 +53,14 @@ class Settings:
     rollup_1m_ttl_days: int = 180
     rollup_1h_ttl_days: int = 730
     session_timeout_seconds: int = 10
+    drift_features: str = "input_tokens,output_tokens,latency,ttft,tpot,queue_time,operation,finish_reason,error_type,output_outcome"
+    drift_reference: str = "previous"  # previous | yesterday | baseline, or per model: "previous,MODEL=baseline"
+    drift_window_minutes: int = 1
+    drift_bins: int = 10
+    drift_category_cap: int = 20
+    drift_min_count: int = 200
+    drift_alpha: float = 0.0001
+    drift_webhook_url: str = ""
     batch_max_messages: int = 200
     batch_max_wait_seconds: float = 0.5
     max_message_bytes: int = 524288
@@ -137,7 +145,8 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
 def _check(s: Settings) -> None:
     positive = ("kafka_port", "requests_partitions", "http_port", "window_seconds", "batch_max_messages",
                 "max_message_bytes", "raw_events_ttl_days", "requests_retention_hours", "batch_max_wait_seconds",
-                "windows_ttl_days", "rollup_1m_ttl_days", "rollup_1h_ttl_days", "session_timeout_seconds")
+                "windows_ttl_days", "rollup_1m_ttl_days", "rollup_1h_ttl_days", "session_timeout_seconds",
+                "drift_window_minutes", "drift_bins", "drift_category_cap", "drift_min_count", "drift_alpha")
     for name in positive:
         if getattr(s, name) <= 0:
             raise ConfigError(f"FLEETPULSE_{name.upper()} must be > 0, got {getattr(s, name)}")
@@ -154,6 +163,11 @@ def _check(s: Settings) -> None:
         raise ConfigError(f"FLEETPULSE_CLICKHOUSE_URL={s.clickhouse_url!r} needs a host, e.g. http://localhost:8123")
     if not s.topic_prefix or not all(c.isalnum() or c in "._-" for c in s.topic_prefix):
         raise ConfigError(f"FLEETPULSE_TOPIC_PREFIX={s.topic_prefix!r}: use letters, digits, '.', '_' or '-'")
+    if not s.drift_alpha < 0.5:
+        raise ConfigError(f"FLEETPULSE_DRIFT_ALPHA={s.drift_alpha}: a false-alarm probability, e.g. 0.0001")
+    if (s.drift_window_minutes * 60) % s.window_seconds:
+        raise ConfigError("FLEETPULSE_DRIFT_WINDOW_MINUTES must span a whole number of windows "
+                          f"(FLEETPULSE_WINDOW_SECONDS={s.window_seconds})")
     if s.allowed_lateness_seconds < 0:
         raise ConfigError(f"FLEETPULSE_ALLOWED_LATENESS_SECONDS must be >= 0, got {s.allowed_lateness_seconds}")
     if s.log_level not in ("debug", "info", "warning", "error"):

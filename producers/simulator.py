@@ -30,6 +30,38 @@ from fleetpulse.streams.aggregate import window_starts
 
 
 @dataclasses.dataclass(frozen=True)
+class Drift:
+    """A shift injected from ``after_s`` seconds of event time into the run on.
+
+    Numeric features move their log-normal median by ``size`` standard
+    deviations of their own log scale (0.5 = "a 0.5 sigma mean shift").
+    Categorical ones move a share ``size`` of the traffic: ``finish_reason``
+    from "stop" to "length", ``operation`` from chat to text_completion.
+    """
+
+    feature: str
+    size: float
+    after_s: float
+
+    @classmethod
+    def parse(cls, text: str) -> Drift:
+        """``input_tokens=0.5@300``: feature=size@seconds-after-start."""
+        try:
+            feature, rest = text.split("=", 1)
+            size, after = rest.split("@", 1)
+            drift = cls(feature.strip(), float(size), float(after))
+        except ValueError as exc:
+            raise ConfigError(f"--drift {text!r}: expected FEATURE=SIZE@SECONDS, e.g. input_tokens=0.5@300") from exc
+        if drift.feature not in DRIFT_SIGMA and drift.feature not in ("finish_reason", "operation"):
+            raise ConfigError(f"--drift {text!r}: can shift {', '.join([*DRIFT_SIGMA, 'finish_reason', 'operation'])}")
+        return drift
+
+
+#: Log-scale standard deviation of each numeric feature the simulator can shift.
+DRIFT_SIGMA = {"input_tokens": 0.9, "output_tokens": 1.0, "ttft": 0.35, "tpot": 0.2, "queue_time": 1.2}
+
+
+@dataclasses.dataclass(frozen=True)
 class SimulationConfig:
     """What to simulate. Exactly one of ``duration_s`` (event time) and ``count``."""
 
@@ -47,6 +79,7 @@ class SimulationConfig:
     window_seconds: int = 10
     single_events: bool = False
     pace: str = "realtime"  # or "fast"
+    drifts: tuple[Drift, ...] = ()
 
     def __post_init__(self):
         if (self.duration_s is None) == (self.count is None):
@@ -137,12 +170,14 @@ def _chunk(rng: np.random.Generator, c: SimulationConfig, t: _Table, start: floa
     ts = start + (np.arange(first, first + n) + rng.uniform(0.0, 0.9, n)) / c.rate
     node = rng.integers(0, c.nodes, n)
     model = rng.choice(len(t.names), n, p=t.p)
-    inputs = np.clip(np.rint(rng.lognormal(np.log(t.input_tokens[model]), 0.9)), 1, 128_000)
+    shift = _shifts(c, ts - start)
+    inputs = np.clip(np.rint(rng.lognormal(np.log(t.input_tokens[model]) + shift("input_tokens"), 0.9)), 1, 128_000)
     max_out = t.max_output[model]
-    outputs = np.clip(np.rint(rng.lognormal(np.log(t.output_tokens[model]), 1.0)), 1, max_out)
-    ttft = t.ttft[model] * rng.lognormal(0.0, 0.35, n) + t.prefill_per_token[model] * inputs
-    tpot = t.tpot[model] * rng.lognormal(0.0, 0.2, n)
-    queue = rng.lognormal(np.log(0.005), 1.2, n)
+    outputs = np.clip(np.rint(rng.lognormal(np.log(t.output_tokens[model]) + shift("output_tokens"), 1.0)), 1,
+                      max_out)
+    ttft = t.ttft[model] * rng.lognormal(shift("ttft"), 0.35, n) + t.prefill_per_token[model] * inputs
+    tpot = t.tpot[model] * rng.lognormal(shift("tpot"), 0.2, n)
+    queue = rng.lognormal(np.log(0.005) + shift("queue_time"), 1.2, n)
 
     burst = _in_burst(ts - start, node, c)
     failed = rng.random(n) < np.where(burst, c.burst_error_rate, c.error_rate)
@@ -154,11 +189,23 @@ def _chunk(rng: np.random.Generator, c: SimulationConfig, t: _Table, start: floa
     duration = np.where(failed & (kind == 0), _TIMEOUT_S + queue, duration)
     filtered = ~failed & (outputs < max_out) & (rng.random(n) < 0.003)
     finish = np.where(failed, 0, np.where(outputs >= max_out, 2, np.where(filtered, 3, 1)))
-    chat = rng.random(n) < 0.8
+    finish = np.where((finish == 1) & (rng.random(n) < shift("finish_reason")), 2, finish)
+    chat = (rng.random(n) < 0.8) & ~(rng.random(n) < shift("operation"))
     gpu = rng.integers(0, 8, n)
     request_ids, trace_ids = hex_ids(n, rng.bytes(32 * n))
     return _events(ts, node, model, inputs, outputs, np.minimum(duration, _MAX_S), ttft, tpot, queue,
                    np.where(failed, kind, -1), finish, chat, gpu, request_ids, trace_ids, t)
+
+
+def _shifts(c: SimulationConfig, rel: np.ndarray):
+    """feature -> per-event shift: log-scale offset (numeric) or share moved (categorical)."""
+    def shift(feature: str) -> np.ndarray:
+        total = np.zeros(len(rel))
+        for d in c.drifts:
+            if d.feature == feature:
+                total += np.where(rel >= d.after_s, d.size * DRIFT_SIGMA.get(feature, 1.0), 0.0)
+        return total
+    return shift
 
 
 def _in_burst(rel: np.ndarray, node: np.ndarray, c: SimulationConfig) -> np.ndarray:

@@ -12,15 +12,18 @@ import logging
 import os
 
 import faust
+import orjson
 import faust.web
 from faust.exceptions import ConsumerNotStarted
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from fleetpulse.clickhouse import ClickHouse
-from fleetpulse.errors import QueryError
+from fleetpulse.errors import ClickHouseUnavailable, FleetpulseError, KafkaUnavailable, QueryError
 from fleetpulse.settings import Settings
+from fleetpulse.streams.alerts import AlertSink
 from fleetpulse.streams.batch import RawMessage
 from fleetpulse.streams.deadletter import DeadLetterSink
+from fleetpulse.streams.drift import DriftEvaluator, build_baseline
 from fleetpulse.streams.handler import RequestBatchHandler
 from fleetpulse.streams.metrics import PipelineMetrics
 from fleetpulse.streams.query import run_query, to_json_lines
@@ -36,6 +39,8 @@ _TEXT_FORMAT = CONTENT_TYPE_LATEST.split("; charset")[0]
 
 def build_app(settings: Settings, ch: ClickHouse) -> tuple[faust.App, RequestBatchHandler]:
     metrics = PipelineMetrics()
+    alerts = AlertSink(settings.bootstrap, settings.topic("alerts"), settings.drift_webhook_url,
+                       on_webhook_failure=metrics.webhook_failures.inc)
     handler = RequestBatchHandler(
         settings, ClickHouseSink(ch, metrics),
         DeadLetterSink(settings.bootstrap, settings.topic("deadletter")), metrics,
@@ -104,8 +109,20 @@ def build_app(settings: Settings, ch: ClickHouse) -> tuple[faust.App, RequestBat
             except Exception:  # noqa: BLE001 -- anything not retried is fatal
                 _exit_fatal(messages)
 
+    drift = DriftEvaluator(settings, ch, alerts.publish, metrics.record_drift)
+
+    @app.timer(interval=1.0)
+    async def evaluate_drift() -> None:
+        # On the sink's thread: evaluations and writes never interleave on chDB.
+        try:
+            await asyncio.get_running_loop().run_in_executor(handler.executor, drift.tick)
+        except (ClickHouseUnavailable, KafkaUnavailable) as exc:
+            log.warning("drift evaluation postponed: %s", exc)
+        except Exception:  # noqa: BLE001 -- a drift bug must not stop ingestion
+            log.exception("drift evaluation failed; ingestion goes on")
+
     metrics.watch_lag(lambda: _lag(app, handler))
-    _add_pages(app, ch, metrics)
+    _add_pages(app, ch, metrics, settings)
     return app, handler
 
 
@@ -136,7 +153,7 @@ def _lag(app: faust.App, handler: RequestBatchHandler) -> dict[tuple[str, int], 
     return lag
 
 
-def _add_pages(app: faust.App, ch: ClickHouse, metrics: PipelineMetrics) -> None:
+def _add_pages(app: faust.App, ch: ClickHouse, metrics: PipelineMetrics, settings: Settings) -> None:
     @app.page("/metrics")
     async def metrics_page(web, request):
         return web.bytes(generate_latest(metrics.registry), content_type=_TEXT_FORMAT)
@@ -144,6 +161,20 @@ def _add_pages(app: faust.App, ch: ClickHouse, metrics: PipelineMetrics) -> None
     @app.page("/health")
     async def health_page(web, request):
         return web.json({"status": "ok"})
+
+    @app.page("/drift/baseline")
+    class BaselineView(faust.web.View):
+        """POST {"model", "from", "to", "features"?}: freeze a drift baseline (chDB is ours)."""
+
+        async def post(self, request):
+            body = orjson.loads(await request.read() or b"{}")
+            try:
+                result = await asyncio.get_running_loop().run_in_executor(
+                    None, lambda: build_baseline(ch, settings, body["model"], body["from"], body["to"],
+                                                 body.get("features")))
+            except (FleetpulseError, KeyError) as exc:
+                return self.json({"error": str(exc)}, status=400)
+            return self.json(result)
 
     @app.page("/query")
     class QueryView(faust.web.View):

@@ -40,7 +40,7 @@ class RequestBatchHandler:
         self._metrics = metrics
         # One thread: batch math and chDB writes leave the event loop free for
         # Kafka heartbeats and the web server, and stay strictly ordered.
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix="fleetpulse-sink")
+        self.executor = ThreadPoolExecutor(1, thread_name_prefix="fleetpulse-sink")
         self.progress: dict[TopicPartition, PartitionProgress] = {}
         self._assigned: set[TopicPartition] = set()
         self.pause: Callable[[], None] = lambda: None
@@ -92,7 +92,7 @@ class RequestBatchHandler:
             return
         loop = asyncio.get_running_loop()
         started = time.perf_counter()
-        batch = await loop.run_in_executor(self._executor, self._process, owned)
+        batch = await loop.run_in_executor(self.executor, self._process, owned)
         await self._until_done(loop, self._write_dead_letters, "deadletter", batch)
         await self._until_done(loop, self._sink.write, "clickhouse", batch)
         self.progress.update(batch.progress)
@@ -122,7 +122,7 @@ class RequestBatchHandler:
         try:
             while True:
                 try:
-                    return await loop.run_in_executor(self._executor, call, *args)
+                    return await loop.run_in_executor(self.executor, call, *args)
                 except (ClickHouseUnavailable, KafkaUnavailable) as exc:
                     if not paused:
                         self.pause()
@@ -155,7 +155,7 @@ class RequestBatchHandler:
         self._summary.add(batch)
 
     def close(self) -> None:
-        self._executor.shutdown(wait=True)
+        self.executor.shutdown(wait=True)
         self._dead_letters.close()
 
 

@@ -74,8 +74,23 @@ class PipelineMetrics:
             registry=r)
         self.rollup_repairs = Counter(
             "fleetpulse_rollup_repairs", "Rollups filled in from the base table after a crash.", registry=r)
+        self.drift_psi = Gauge("fleetpulse_drift_psi", "Population stability index of the last evaluated window "
+                               "against its reference.", ["model", "feature"], registry=r)
+        self.drift_ks = Gauge("fleetpulse_drift_ks", "Kolmogorov-Smirnov D of the binned CDFs (numeric features).",
+                              ["model", "feature"], registry=r)
+        self.drift_js = Gauge("fleetpulse_drift_js", "Jensen-Shannon distance, base 2.", ["model", "feature"], registry=r)
+        self.drift_evaluations = Counter("fleetpulse_drift_evaluations", "Drift evaluations by decision.",
+                                         ["decision"], registry=r)
+        self.webhook_failures = Counter("fleetpulse_webhook_failures", "Alert webhook posts that failed "
+                                        "after retries.", registry=r)
         self.sink_retries = Counter(
             "fleetpulse_sink_retries", "Writes retried because a sink was unavailable.", ["sink"], registry=r)
+
+    def record_drift(self, model: str, feature: str, verdict) -> None:
+        self.drift_psi.labels(model, feature).set(verdict.psi)
+        self.drift_ks.labels(model, feature).set(verdict.ks)
+        self.drift_js.labels(model, feature).set(verdict.js)
+        self.drift_evaluations.labels(verdict.decision).inc()
 
     def expose(self, topic: str) -> None:
         """Create every labelled series at zero, so a scrape shows 0 instead of

@@ -1,0 +1,50 @@
+"""Where alert events go: the alerts topic (for any subscriber, e.g. a retrain
+job) and, when FLEETPULSE_DRIFT_WEBHOOK_URL is set, an HTTP POST of the same
+JSON events as an array."""
+
+from __future__ import annotations
+
+import logging
+import urllib.error
+import urllib.request
+
+import orjson
+from confluent_kafka import Producer
+
+from fleetpulse.errors import KafkaUnavailable
+
+log = logging.getLogger("fleetpulse.alerts")
+
+
+class AlertSink:
+    def __init__(self, bootstrap: str, topic: str, webhook_url: str = "", on_webhook_failure=lambda: None):
+        self.topic = topic
+        self._webhook_url = webhook_url
+        self._on_webhook_failure = on_webhook_failure
+        self._producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all",
+                                   "linger.ms": 5, "logger": logging.getLogger("fleetpulse.librdkafka")})
+
+    def publish(self, alerts: list[dict]) -> None:
+        for alert in alerts:
+            self._producer.produce(self.topic, orjson.dumps(alert), key=alert["fingerprint"].encode())
+        if self._producer.flush(30) > 0:
+            raise KafkaUnavailable(f"alerts topic {self.topic}: delivery did not complete")
+        for alert in alerts:
+            log.warning("alert %s %s %s", alert["alert.name"], alert["status"], alert["labels"])
+        if self._webhook_url:
+            self._post(alerts)
+
+    def _post(self, alerts: list[dict], attempts: int = 3) -> None:
+        body = orjson.dumps(alerts)
+        for attempt in range(1, attempts + 1):
+            request = urllib.request.Request(self._webhook_url, data=body, method="POST",
+                                             headers={"Content-Type": "application/json"})
+            try:
+                with urllib.request.urlopen(request, timeout=5):
+                    return
+            except (urllib.error.URLError, OSError) as exc:
+                log.warning("webhook %s failed (attempt %d of %d): %s", self._webhook_url, attempt, attempts, exc)
+        self._on_webhook_failure()
+
+    def close(self) -> None:
+        self._producer.flush(10)

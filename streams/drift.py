@@ -1,0 +1,290 @@
+"""Drift detection in the stream: every closed window, per model and feature.
+
+A window is evaluated once the watermark (the newest event time written, minus
+the allowed lateness) has passed its end. The current distribution is the
+sliding sum of the last ``FLEETPULSE_DRIFT_WINDOW_MINUTES`` of windows, built
+from the per-window histograms stored with the window rows; the reference is
+one of:
+- ``previous``: the same span just before it;
+- ``yesterday``: the same span 24 hours earlier;
+- ``baseline``: the newest frozen baseline (``fleetpulse drift baseline``).
+Statistics and the decision are in ``drift_stats.py``. Results go to
+``drift_windows`` (the ``drift_stats`` view), to Prometheus gauges, and, when a
+decision flips, to the alerts topic and the optional webhook.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+import time
+from collections import Counter
+from datetime import datetime, timezone
+from typing import Callable, Iterable
+
+import numpy as np
+
+from fleetpulse.clickhouse import ClickHouse
+from fleetpulse.errors import ConfigError
+from fleetpulse.settings import Settings
+from fleetpulse.streams import drift_stats as ds
+
+log = logging.getLogger("fleetpulse.drift")
+
+#: Feature -> (kind, column of request_windows holding its per-window histogram).
+FEATURES = {
+    "latency": ("numeric", "latency_buckets"),
+    "ttft": ("numeric", "ttft_buckets"),
+    "tpot": ("numeric", "tpot_buckets"),
+    "input_tokens": ("numeric", "input_tokens_buckets"),
+    "output_tokens": ("numeric", "output_tokens_buckets"),
+    "queue_time": ("numeric", "queue_buckets"),
+    "operation": ("categorical", "operations"),
+    "finish_reason": ("categorical", "finish_reasons"),
+    "output_outcome": ("categorical", "outcomes"),
+    "error_type": ("categorical", "errors_by_type"),
+}
+MAX_WINDOWS_PER_TICK = 200
+DAY_S = 86400
+
+
+def parse_features(text: str) -> list[str]:
+    features = [f.strip() for f in text.split(",") if f.strip()]
+    unknown = [f for f in features if f not in FEATURES]
+    if unknown:
+        raise ConfigError(f"FLEETPULSE_DRIFT_FEATURES: unknown {unknown}; choose from {', '.join(FEATURES)}")
+    return features
+
+
+def parse_references(text: str) -> Callable[[str], str]:
+    """``previous`` or ``previous,llama-70b=baseline``: a default and per-model modes."""
+    default, per_model = "previous", {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        model, _, mode = part.rpartition("=")
+        if mode not in ("previous", "yesterday", "baseline"):
+            raise ConfigError(f"FLEETPULSE_DRIFT_REFERENCE: {mode!r} is not previous, yesterday or baseline")
+        if model:
+            per_model[model] = mode
+        else:
+            default = mode
+    return lambda model: per_model.get(model, default)
+
+
+Histograms = dict[str, dict]  # feature -> histogram of one window (or span)
+
+
+@dataclasses.dataclass
+class Series:
+    """Per-window histograms of one model, by window start."""
+
+    windows: dict[int, Histograms] = dataclasses.field(default_factory=dict)
+
+    def span(self, first: int, last: int, step: int, feature: str) -> dict:
+        total: Counter = Counter()
+        for w in range(first, last + 1, step):
+            hist = self.windows.get(w)
+            if hist:
+                total.update(hist[feature])
+        return total
+
+
+@dataclasses.dataclass(frozen=True)
+class Baseline:
+    version: int
+    edges: list[int]
+    categories: list[str]
+    counts: np.ndarray
+
+
+class DriftEvaluator:
+    def __init__(self, settings: Settings, ch: ClickHouse, publish: Callable[[list[dict]], None],
+                 set_gauges: Callable[[str, str, ds.Verdict], None]):
+        self._s = settings
+        self._ch = ch
+        self._publish = publish
+        self._set_gauges = set_gauges
+        self._features = parse_features(settings.drift_features)
+        self._reference_of = parse_references(settings.drift_reference)
+        self._rule = ds.Rule(alpha=settings.drift_alpha, min_count=settings.drift_min_count)
+        self._step = settings.window_seconds
+        self._span = settings.drift_window_minutes * 60
+        self._next: int | None = None
+        self._firing: dict[tuple[str, str], bool] | None = None
+
+    def tick(self) -> int:
+        """Evaluate every closed window not yet evaluated (at most a bounded
+        number per call, so a long backlog does not hold ClickHouse for long)."""
+        last_closed = self._last_closed_window()
+        if last_closed is None:
+            return 0
+        if self._next is None:
+            self._next = self._restore()
+        if self._next is None or self._next > last_closed:
+            return 0
+        first, end = self._next, min(last_closed, self._next + self._step * (MAX_WINDOWS_PER_TICK - 1))
+        rows, alerts = self._evaluate_range(first, end)
+        if rows:
+            self._ch.insert("drift_windows", rows, _DRIFT_COLUMNS, dedup_token=f"drift:{first}-{end}")
+        if alerts:
+            self._publish(alerts)
+        self._next = end + self._step
+        return len(rows)
+
+    def _last_closed_window(self) -> int | None:
+        high = self._ch.query("SELECT max(max_event_time) FROM request_windows WHERE window_seconds = {w:UInt32}",
+                              parameters={"w": self._step}).result_rows[0][0]
+        if high is None or not np.isfinite(high) or high <= 0:
+            return None
+        watermark = high - self._s.allowed_lateness_seconds
+        return int((watermark // self._step) * self._step) - self._step  # ws + W <= watermark
+
+    def _restore(self) -> int | None:
+        """Resume after the last evaluated window; decisions resume from the last stored ones."""
+        rows = self._ch.query("SELECT model, feature, argMax(decision, window_start), toUnixTimestamp(max(window_start)) "
+                              "FROM drift_windows GROUP BY model, feature").result_rows
+        self._firing = {(m, f): d in ("drift", "warning", "critical") for m, f, d, _ in rows}
+        if rows:
+            return max(int(r[3]) for r in rows) + self._step
+        first = self._ch.query("SELECT toUnixTimestamp(min(window_start)) FROM request_windows "
+                               "WHERE window_seconds = {w:UInt32}", parameters={"w": self._step}).result_rows[0][0]
+        return int(first) if first else None
+
+    def _evaluate_range(self, first: int, last: int) -> tuple[list[list], list[dict]]:
+        lookback = self._span * 2 + DAY_S if self._needs_yesterday() else self._span * 2
+        series = self._load(first - lookback, last)
+        baselines = self._baselines()
+        rows, alerts = [], []
+        for w in range(first, last + 1, self._step):
+            for model, s in series.items():
+                for feature in self._features:
+                    verdict, reference = self._judge(model, feature, s, w, baselines)
+                    if verdict is None:
+                        continue
+                    rows.append([_utc(w), model, feature, reference, verdict.psi, verdict.ks, verdict.js,
+                                 verdict.n_ref, verdict.n_cur, verdict.threshold, verdict.decision])
+                    self._set_gauges(model, feature, verdict)
+                    alert = self._transition(model, feature, w, verdict)
+                    if alert:
+                        alerts.append(alert)
+        return rows, alerts
+
+    def _judge(self, model: str, feature: str, s: Series, w: int, baselines) -> tuple[ds.Verdict | None, str]:
+        kind, _ = FEATURES[feature]
+        window_first = w - self._span + self._step
+        current = s.span(window_first, w, self._step, feature)
+        if not current:
+            return None, ""
+        mode = self._reference_of(model)
+        if mode == "baseline":
+            base = baselines.get((model, feature))
+            if base is None:
+                return ds.evaluate(np.zeros(2), np.zeros(2), self._rule, True), "baseline:none"
+            cur = (ds.bin_numeric(current, base.edges) if kind == "numeric"
+                   else ds.bin_categorical(current, base.categories))
+            return ds.evaluate(base.counts, cur, self._rule, kind == "numeric"), f"baseline:v{base.version}"
+        shift = self._span if mode == "previous" else DAY_S
+        reference = s.span(window_first - shift, w - shift, self._step, feature)
+        ref, cur = self._bin(kind, reference, current)
+        return ds.evaluate(ref, cur, self._rule, kind == "numeric"), mode
+
+    def _bin(self, kind: str, reference: dict, current: dict) -> tuple[np.ndarray, np.ndarray]:
+        if kind == "numeric":
+            edges = ds.numeric_edges(reference, self._s.drift_bins) if reference else []
+            return ds.bin_numeric(reference, edges), ds.bin_numeric(current, edges)
+        cats = ds.categories(reference, self._s.drift_category_cap)
+        return ds.bin_categorical(reference, cats), ds.bin_categorical(current, cats)
+
+    def _transition(self, model: str, feature: str, w: int, verdict: ds.Verdict) -> dict | None:
+        if verdict.decision == "insufficient":
+            return None
+        key = (model, feature)
+        firing = self._firing.get(key, False)
+        if verdict.drifted == firing:
+            return None
+        self._firing[key] = verdict.drifted
+        return drift_alert(model, feature, w + self._step, verdict, firing=verdict.drifted)
+
+    def _needs_yesterday(self) -> bool:
+        return "yesterday" in self._s.drift_reference
+
+    def _load(self, first: int, last: int) -> dict[str, Series]:
+        columns = ", ".join(f"sumMap({FEATURES[f][1]}) AS {f}" for f in self._features)
+        sql = (f"SELECT toUnixTimestamp(window_start) AS w, model, sum(requests) AS requests, "
+               f"sum(errors) AS errors, {columns} FROM request_windows "
+               "WHERE window_start >= toDateTime({lo:UInt32}) AND window_start <= toDateTime({hi:UInt32}) "
+               "AND window_seconds = {step:UInt32} GROUP BY w, model")
+        result = self._ch.query(sql, parameters={"lo": max(first, 0), "hi": last, "step": self._step})
+        out: dict[str, Series] = {}
+        for row in result.result_rows:
+            w, model, requests, errors, *hists = row
+            by_feature = dict(zip(self._features, hists))
+            if "error_type" in by_feature:  # successes are a category of their own
+                by_feature["error_type"] = {**by_feature["error_type"], "none": requests - errors}
+            out.setdefault(model, Series()).windows[int(w)] = by_feature
+        return out
+
+    def _baselines(self) -> dict[tuple[str, str], Baseline]:
+        if "baseline" not in self._s.drift_reference:
+            return {}
+        rows = self._ch.query("SELECT model, feature, argMax(version, version), argMax(edges, version), "
+                              "argMax(categories, version), argMax(counts, version) FROM drift_baselines "
+                              "GROUP BY model, feature").result_rows
+        return {(m, f): Baseline(v, list(e), list(c), np.array(n, dtype=np.float64)) for m, f, v, e, c, n in rows}
+
+
+def _utc(epoch: float) -> datetime:
+    return datetime.fromtimestamp(int(epoch), tz=timezone.utc)
+
+
+_DRIFT_COLUMNS = ("window_start", "model", "feature", "reference", "psi", "ks", "js", "n_ref", "n_cur",
+                  "threshold", "decision")
+
+
+def drift_alert(model: str, feature: str, at: float, verdict: ds.Verdict, firing: bool) -> dict:
+    """A v1 alert event (schemas/v1.py ALERT) for a drift decision that flipped."""
+    labels = {"alertname": "FeatureDrift", "model": model, "feature": feature}
+    fingerprint = hashlib.sha1(f"FeatureDrift|{model}|{feature}".encode()).hexdigest()[:16]
+    return {
+        "type": "alert", "version": 1, "timestamp": float(at), "alert.name": "FeatureDrift",
+        "status": "firing" if firing else "resolved",
+        "severity": "critical" if verdict.decision == "critical" else "warning",
+        "fingerprint": fingerprint, "labels": labels,
+        "annotations": {"summary": f"{feature} of {model} has drifted" if firing else f"{feature} of {model} is stable again",
+                        "psi": f"{verdict.psi:.4f}", "threshold": f"{verdict.threshold:.4f}",
+                        "n_cur": str(verdict.n_cur), "decision": verdict.decision},
+        "starts_at": float(at), "ends_at": None if firing else float(at),
+        "value": float(verdict.psi),
+    }
+
+
+def build_baseline(ch: ClickHouse, settings: Settings, model: str, start: float, end: float,
+                   features: Iterable[str] | None = None) -> dict[str, int]:
+    """Freeze the bins and counts of ``model`` over [start, end) as a new version, per feature."""
+    features = list(features) if features else parse_features(settings.drift_features)
+    version = int(ch.query("SELECT max(version) FROM drift_baselines WHERE model = {m:String}",
+                           parameters={"m": model}).result_rows[0][0] or 0) + 1
+    columns = ", ".join(f"sumMap({FEATURES[f][1]})" for f in features)
+    row = ch.query(f"SELECT sum(requests), sum(errors), {columns} FROM request_windows WHERE model = {{m:String}} "
+                   "AND window_start >= toDateTime({lo:UInt32}) AND window_start < toDateTime({hi:UInt32})",
+                   parameters={"m": model, "lo": int(start), "hi": int(end)}).result_rows[0]
+    requests, errors, *hists = row
+    if not requests:
+        raise ConfigError(f"no stored windows for model {model!r} between {start:.0f} and {end:.0f}")
+    rows, sizes = [], {}
+    for feature, hist in zip(features, hists):
+        kind, _ = FEATURES[feature]
+        if feature == "error_type":
+            hist = {**hist, "none": requests - errors}
+        if kind == "numeric":
+            edges = ds.numeric_edges(hist, settings.drift_bins)
+            counts, cats = ds.bin_numeric(hist, edges), []
+        else:
+            edges, cats = [], ds.categories(hist, settings.drift_category_cap)
+            counts = ds.bin_categorical(hist, cats)
+        rows.append([model, feature, version, _utc(start), _utc(end), edges, cats, [int(c) for c in counts]])
+        sizes[feature] = int(counts.sum())
+    ch.insert("drift_baselines", rows, ("model", "feature", "version", "range_from", "range_to", "edges",
+                                        "categories", "counts"), dedup_token=f"baseline:{model}:{version}")
+    log.info("baseline v%d of %s from %d windows' data: %s", version, model, len(rows), sizes)
+    return {"version": version, **sizes}
