@@ -113,8 +113,9 @@ class DriftEvaluator:
         self._firing: dict[tuple[str, str], bool] | None = None
 
     def tick(self) -> int:
-        """Evaluate every closed window not yet evaluated (at most a bounded
-        number per call, so a long backlog does not hold ClickHouse for long)."""
+        """Evaluate closed windows not yet evaluated, at most a bounded number
+        per call so a long backlog does not hold ClickHouse for long; returns
+        how many windows it covered (0: caught up)."""
         last_closed = self._last_closed_window()
         if last_closed is None:
             return 0
@@ -129,7 +130,7 @@ class DriftEvaluator:
         if alerts:
             self._publish(alerts)
         self._next = end + self._step
-        return len(rows)
+        return (end - first) // self._step + 1
 
     def _last_closed_window(self) -> int | None:
         high = self._ch.query("SELECT max(max_event_time) FROM request_windows WHERE window_seconds = {w:UInt32}",

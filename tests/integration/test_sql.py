@@ -67,7 +67,8 @@ def test_sql_quantiles_match_python_and_exact(ch):
 
 
 def batch_rows(events, topic, partition, offset):
-    return window_rows(aggregate(to_columns(events), 10), 10, [SourceSpan(topic, partition, offset, offset, 0.0)])
+    high_water = max(e["timestamp"] for e in events)
+    return window_rows(aggregate(to_columns(events), 10), 10, [SourceSpan(topic, partition, offset, offset, high_water)])
 
 
 def request_events(n, seed, model="m"):
@@ -149,3 +150,54 @@ def test_quantile_function_on_literal_maps(ch):
     assert rows[1] == pytest.approx(quantile({0: 3, 32: 1}, 0.9))
     assert rows[2] == 1
     assert rows[3] == 0.0
+
+
+def test_drift_against_a_frozen_baseline_and_yesterday(ch):
+    """The evaluator's other references, on real ClickHouse: a baseline frozen
+    from stored windows (versioned), and the same span 24 hours earlier."""
+    import dataclasses
+
+    from fleetpulse.streams.drift import DriftEvaluator, build_baseline
+
+    migrate(ch, log=lambda _: None)
+    rng = np.random.default_rng(21)
+    day_ago = RECENT_HOUR - 86400
+
+    def window_events(start, n, mu):
+        return [{"timestamp": start + float(rng.uniform(0, 10)), "gen_ai.request.model": "d", "host.name": "n",
+                 "gen_ai.server.request.duration": float(rng.lognormal(-1, 0.5)),
+                 "gen_ai.usage.input_tokens": int(rng.lognormal(mu, 0.9)) + 1, "gen_ai.usage.output_tokens": 10}
+                for _ in range(n)]
+
+    offset = 0
+    for base, mu_after in ((day_ago, 6.0), (RECENT_HOUR, 6.45)):  # yesterday stable; today shifts at +300 s
+        for w in range(0, 600, 10):
+            events = window_events(base + w, 500, 6.0 if w < 300 else mu_after)
+            ch.insert("request_windows", batch_rows(events, "drift", 0, offset), WINDOW_COLUMNS, dedup_token=f"d{offset}")
+            offset += 1
+    settings = dataclasses.replace(ch.settings, drift_features="input_tokens,latency", drift_reference="yesterday,d=baseline")
+    assert build_baseline(ch, settings, "d", RECENT_HOUR, RECENT_HOUR + 300)["version"] == 1
+    assert build_baseline(ch, settings, "d", RECENT_HOUR, RECENT_HOUR + 300)["version"] == 2
+    evaluator = DriftEvaluator(settings, ch, publish=lambda alerts: None, set_gauges=lambda *a: None)
+    while evaluator.tick():
+        pass
+    rows = ch.query(f"SELECT toUnixTimestamp(window) - {int(RECENT_HOUR)}, reference, decision FROM drift_stats "
+                    "WHERE model = 'd' AND feature = 'input_tokens' AND window >= toDateTime({t:UInt32}) ORDER BY window",
+                    parameters={"t": int(RECENT_HOUR)}).result_rows
+    assert {r[1] for r in rows} == {"baseline:v2"}
+    first_alarm = next(w for w, _, d in rows if d in ("drift", "warning", "critical"))
+    assert 300 <= first_alarm <= 320
+    assert all(d == "stable" for w, _, d in rows if w < 300)
+    # Against the same span 24 hours earlier instead: stable before the shift, drift after.
+    ch.command("TRUNCATE TABLE drift_windows")
+    yesterday = DriftEvaluator(dataclasses.replace(settings, drift_reference="yesterday"), ch, lambda a: None,
+                               lambda *a: None)
+    while yesterday.tick():
+        pass
+    rows = ch.query(f"SELECT toUnixTimestamp(window) - {int(RECENT_HOUR)}, reference, decision FROM drift_stats "
+                    "WHERE model = 'd' AND feature = 'input_tokens' AND window >= toDateTime({t:UInt32}) "
+                    "AND window < toDateTime({u:UInt32}) ORDER BY window",
+                    parameters={"t": int(RECENT_HOUR) + 50, "u": int(RECENT_HOUR) + 600}).result_rows
+    assert {r[1] for r in rows} == {"yesterday"}
+    assert all(d == "stable" for w, _, d in rows if w < 300)
+    assert 300 <= next(w for w, _, d in rows if d in ("drift", "warning", "critical")) <= 320
