@@ -53,6 +53,9 @@ class Settings:
     rollup_1m_ttl_days: int = 180
     rollup_1h_ttl_days: int = 730
     session_timeout_seconds: int = 10
+    metric_labels: str = "model,node"
+    metric_label_cap: int = 250
+    histogram_buckets: str = "0.00390625,0.0078125,0.015625,0.03125,0.0625,0.125,0.25,0.5,1,2,4,8,16,32,64"
     drift_features: str = "input_tokens,output_tokens,latency,ttft,tpot,queue_time,operation,finish_reason,error_type,output_outcome"
     drift_reference: str = "previous"  # previous | yesterday | baseline, or per model: "previous,MODEL=baseline"
     drift_window_minutes: int = 1
@@ -63,6 +66,7 @@ class Settings:
     drift_webhook_url: str = ""
     batch_max_messages: int = 200
     batch_max_wait_seconds: float = 0.5
+    batch_max_bytes: int = 4 * 1024 * 1024
     max_message_bytes: int = 524288
     home: Path = Path(".fleetpulse")
     cache_dir: Path = Path("~/.cache/fleetpulse")
@@ -146,7 +150,8 @@ def _check(s: Settings) -> None:
     positive = ("kafka_port", "requests_partitions", "http_port", "window_seconds", "batch_max_messages",
                 "max_message_bytes", "raw_events_ttl_days", "requests_retention_hours", "batch_max_wait_seconds",
                 "windows_ttl_days", "rollup_1m_ttl_days", "rollup_1h_ttl_days", "session_timeout_seconds",
-                "drift_window_minutes", "drift_bins", "drift_category_cap", "drift_min_count", "drift_alpha")
+                "drift_window_minutes", "drift_bins", "drift_category_cap", "drift_min_count", "drift_alpha",
+                "metric_label_cap", "batch_max_bytes")
     for name in positive:
         if getattr(s, name) <= 0:
             raise ConfigError(f"FLEETPULSE_{name.upper()} must be > 0, got {getattr(s, name)}")

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up everything fleetpulse needs on a fresh Debian machine, idempotently:
-# Java for the Kafka broker (apt, only if missing), a virtualenv with the project
+# Java for the Kafka broker, Prometheus and Alertmanager for the tests (apt, only
+# if missing), a virtualenv with the project
 # and its test dependencies (pip), and Apache Kafka's jars (Maven, once).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,6 +23,9 @@ command -v "$PYTHON" >/dev/null || need_pkgs+=(python3 python3-venv)
 "$PYTHON" -c 'import ensurepip' 2>/dev/null || need_pkgs+=(python3-venv)
 command -v java >/dev/null || need_pkgs+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null || need_pkgs+=(maven)
+# Real Prometheus and Alertmanager for the integration tests, promtool for the shipped rules.
+command -v prometheus >/dev/null || need_pkgs+=(prometheus)
+command -v prometheus-alertmanager >/dev/null || need_pkgs+=(prometheus-alertmanager)
 [ ${#need_pkgs[@]} -eq 0 ] || apt_install "${need_pkgs[@]}"
 
 "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \

@@ -38,6 +38,7 @@ class RequestColumns:
     operation: list[str]
     finish_reason: list[str]
     outcome: list[str]
+    trace_id: list[str]
 
     def __len__(self) -> int:
         return len(self.model)
@@ -63,6 +64,7 @@ def to_columns(events: list[dict]) -> RequestColumns:
         operation=[e.get("gen_ai.operation.name") or "unknown" for e in events],
         finish_reason=[_first(e.get("gen_ai.response.finish_reasons")) for e in events],
         outcome=[_outcome(e) for e in events],
+        trace_id=[e["trace_id"] for e in events],
     )
 
 

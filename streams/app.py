@@ -16,6 +16,7 @@ import orjson
 import faust.web
 from faust.exceptions import ConsumerNotStarted
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.openmetrics import exposition as openmetrics
 
 from fleetpulse.clickhouse import ClickHouse
 from fleetpulse.errors import ClickHouseUnavailable, FleetpulseError, KafkaUnavailable, QueryError
@@ -24,6 +25,7 @@ from fleetpulse.streams.alerts import AlertSink
 from fleetpulse.streams.batch import RawMessage
 from fleetpulse.streams.deadletter import DeadLetterSink
 from fleetpulse.streams.drift import DriftEvaluator, build_baseline
+from fleetpulse.streams.export import RequestExporter, le_indices
 from fleetpulse.streams.handler import RequestBatchHandler
 from fleetpulse.streams.metrics import PipelineMetrics
 from fleetpulse.streams.query import run_query, to_json_lines
@@ -35,15 +37,20 @@ EXIT_FATAL = 70  # EX_SOFTWARE
 
 #: aiohttp refuses a charset inside content_type; the exposition format is UTF-8 anyway.
 _TEXT_FORMAT = CONTENT_TYPE_LATEST.split("; charset")[0]
+_OPENMETRICS_FORMAT = openmetrics.CONTENT_TYPE_LATEST.split("; charset")[0]
 
 
 def build_app(settings: Settings, ch: ClickHouse) -> tuple[faust.App, RequestBatchHandler]:
     metrics = PipelineMetrics()
     alerts = AlertSink(settings.bootstrap, settings.topic("alerts"), settings.drift_webhook_url,
                        on_webhook_failure=metrics.webhook_failures.inc)
+    exporter = RequestExporter([label.strip() for label in settings.metric_labels.split(",") if label.strip()],
+                               settings.metric_label_cap,
+                               le_indices(float(edge) for edge in settings.histogram_buckets.split(",")))
+    metrics.registry.register(exporter)
     handler = RequestBatchHandler(
         settings, ClickHouseSink(ch, metrics),
-        DeadLetterSink(settings.bootstrap, settings.topic("deadletter")), metrics,
+        DeadLetterSink(settings.bootstrap, settings.topic("deadletter")), metrics, exporter,
     )
     app = faust.App(
         settings.consumer_group,
@@ -156,6 +163,9 @@ def _lag(app: faust.App, handler: RequestBatchHandler) -> dict[tuple[str, int], 
 def _add_pages(app: faust.App, ch: ClickHouse, metrics: PipelineMetrics, settings: Settings) -> None:
     @app.page("/metrics")
     async def metrics_page(web, request):
+        # OpenMetrics when the scraper asks for it (Prometheus does): it carries the exemplars.
+        if "application/openmetrics-text" in request.headers.get("Accept", ""):
+            return web.bytes(openmetrics.generate_latest(metrics.registry), content_type=_OPENMETRICS_FORMAT)
         return web.bytes(generate_latest(metrics.registry), content_type=_TEXT_FORMAT)
 
     @app.page("/health")

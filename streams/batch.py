@@ -17,7 +17,7 @@ import numpy as np
 import orjson
 
 from fleetpulse.schemas import Decoded, DeadLetter, decode_message
-from fleetpulse.streams.aggregate import aggregate, to_columns
+from fleetpulse.streams.aggregate import RequestColumns, aggregate, to_columns
 from fleetpulse.streams.deadletter import SourcedDeadLetter
 from fleetpulse.streams.rows import EventSource, SourceSpan, event_rows, window_rows
 from fleetpulse.streams.watermark import PartitionProgress, late_flags
@@ -43,6 +43,7 @@ class BatchResult:
     event_rows: list[list]
     dead: list[SourcedDeadLetter]
     progress: dict[TopicPartition, PartitionProgress]
+    columns: RequestColumns
 
 
 @dataclasses.dataclass(frozen=True)
@@ -126,4 +127,5 @@ def process_batch(messages: list[RawMessage], progress: Mapping[TopicPartition, 
         event_rows=event_rows(events, _origins(fresh, per_message)) if keep_events else [],
         dead=dead,
         progress={tp: PartitionProgress(spans[tp][1] + 1, new_max[i]) for i, tp in enumerate(tps)},
+        columns=cols,
     )

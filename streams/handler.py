@@ -22,6 +22,7 @@ from fleetpulse.errors import ClickHouseUnavailable, KafkaUnavailable
 from fleetpulse.settings import Settings
 from fleetpulse.streams.batch import BatchResult, RawMessage, Retention, TopicPartition, process_batch
 from fleetpulse.streams.deadletter import DeadLetterSink
+from fleetpulse.streams.export import RequestExporter
 from fleetpulse.streams.metrics import PipelineMetrics
 from fleetpulse.streams.sink import ClickHouseSink
 from fleetpulse.streams.watermark import PartitionProgress
@@ -33,7 +34,8 @@ MAX_BACKOFF_S = 30.0
 
 class RequestBatchHandler:
     def __init__(self, settings: Settings, sink: ClickHouseSink, dead_letters: DeadLetterSink,
-                 metrics: PipelineMetrics):
+                 metrics: PipelineMetrics, exporter: RequestExporter):
+        self._exporter = exporter
         self._settings = settings
         self._sink = sink
         self._dead_letters = dead_letters
@@ -90,13 +92,18 @@ class RequestBatchHandler:
         owned = [m for m in messages if (m.topic, m.partition) in self._assigned]
         if not owned:
             return
+        for chunk in split_by_bytes(owned, self._settings.batch_max_bytes):
+            await self._handle_chunk(chunk)
+
+    async def _handle_chunk(self, messages: list[RawMessage]) -> None:
         loop = asyncio.get_running_loop()
         started = time.perf_counter()
-        batch = await loop.run_in_executor(self.executor, self._process, owned)
+        batch = await loop.run_in_executor(self.executor, self._process, messages)
         await self._until_done(loop, self._write_dead_letters, "deadletter", batch)
         await self._until_done(loop, self._sink.write, "clickhouse", batch)
         self.progress.update(batch.progress)
-        self._record(batch, owned, time.perf_counter() - started)
+        self._exporter.observe(batch.columns, batch.columns.trace_id)
+        self._record(batch, messages, time.perf_counter() - started)
 
     def _process(self, messages: list[RawMessage]) -> BatchResult:
         s = self._settings
@@ -157,6 +164,22 @@ class RequestBatchHandler:
     def close(self) -> None:
         self.executor.shutdown(wait=True)
         self._dead_letters.close()
+
+
+def split_by_bytes(messages: list[RawMessage], limit: int) -> list[list[RawMessage]]:
+    """Contiguous runs of at most ``limit`` bytes (at least one message each):
+    memory per insert stays bounded however full the envelopes are, and each
+    partition's offsets stay in order from one run to the next."""
+    chunks: list[list[RawMessage]] = [[]]
+    size = 0
+    for m in messages:
+        length = len(m.value or b"")
+        if chunks[-1] and size + length > limit:
+            chunks.append([])
+            size = 0
+        chunks[-1].append(m)
+        size += length
+    return chunks
 
 
 def invalid_field(reason: str) -> str:

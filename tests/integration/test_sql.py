@@ -47,7 +47,7 @@ def test_sql_quantiles_match_python_and_exact(ch):
     durations = rng.lognormal(-0.5, 1.0, 20_000)
     events = [{"timestamp": RECENT_HOUR + (i % 10), "gen_ai.request.model": "m", "host.name": "n",
                "gen_ai.server.request.duration": float(d), "gen_ai.usage.input_tokens": 1,
-               "gen_ai.usage.output_tokens": 2} for i, d in enumerate(durations)]
+               "gen_ai.usage.output_tokens": 2, "trace_id": "t"} for i, d in enumerate(durations)]
     # Four batches: the view must merge partial rows.
     for part in range(4):
         rows = batch_rows(events[part::4], "quantiles", part, 0)
@@ -77,7 +77,7 @@ def request_events(n, seed, model="m"):
              "host.name": f"n{rng.integers(3)}", "gen_ai.server.request.duration": float(rng.lognormal(-1, 1)),
              "gen_ai.server.time_to_first_token": float(rng.lognormal(-3, 1)),
              "gen_ai.usage.input_tokens": int(rng.integers(1, 1000)), "gen_ai.usage.output_tokens": int(rng.integers(1, 500)),
-             "error.type": "timeout" if rng.random() < 0.05 else None} for _ in range(n)]
+             "error.type": "timeout" if rng.random() < 0.05 else None, "trace_id": "t"} for _ in range(n)]
 
 
 STATS = ("SELECT window_start AS g, model, node, requests, errors, input_tokens, output_tokens, latency_p50, "
@@ -166,7 +166,8 @@ def test_drift_against_a_frozen_baseline_and_yesterday(ch):
     def window_events(start, n, mu):
         return [{"timestamp": start + float(rng.uniform(0, 10)), "gen_ai.request.model": "d", "host.name": "n",
                  "gen_ai.server.request.duration": float(rng.lognormal(-1, 0.5)),
-                 "gen_ai.usage.input_tokens": int(rng.lognormal(mu, 0.9)) + 1, "gen_ai.usage.output_tokens": 10}
+                 "gen_ai.usage.input_tokens": int(rng.lognormal(mu, 0.9)) + 1, "gen_ai.usage.output_tokens": 10,
+                 "trace_id": "t"}
                 for _ in range(n)]
 
     offset = 0

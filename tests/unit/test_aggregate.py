@@ -15,7 +15,7 @@ def _events(n, seed=7):
         err = rng.random() < 0.1
         out.append({
             "timestamp": 1764000000.0 + float(rng.uniform(0, 60)),
-            "gen_ai.request.model": f"m{rng.integers(3)}", "host.name": f"n{rng.integers(4)}",
+            "gen_ai.request.model": f"m{rng.integers(3)}", "host.name": f"n{rng.integers(4)}", "trace_id": f"t{i}",
             "gen_ai.server.request.duration": float(rng.lognormal(0, 1)),
             "gen_ai.server.time_to_first_token": None if err else float(rng.lognormal(-2, 1)),
             "gen_ai.server.time_per_output_token": float(rng.lognormal(-4, 0.5)),

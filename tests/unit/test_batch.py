@@ -100,3 +100,12 @@ def test_events_older_than_the_windows_ttl_become_dead_letters():
     assert len(result.dead) == 1
     assert result.dead[0].letter.reason.startswith(f"timestamp: {T0 - 5} is older than ClickHouse keeps windows")
     assert orjson.loads(result.dead[0].letter.raw)["timestamp"] == T0 - 5
+
+
+def test_batches_split_into_contiguous_runs_by_bytes():
+    from fleetpulse.streams.handler import split_by_bytes
+
+    msgs = [RawMessage("t", i % 2, i, b"x" * size) for i, size in enumerate([40, 40, 40, 100, 10])]
+    chunks = split_by_bytes(msgs, 90)
+    assert [[m.offset for m in c] for c in chunks] == [[0, 1], [2], [3], [4]]
+    assert split_by_bytes(msgs, 10_000) == [msgs]

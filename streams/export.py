@@ -1,0 +1,189 @@
+"""Re-export request telemetry as Prometheus series, exactly.
+
+Histograms of request duration, TTFT and TPOT use ``le`` edges that are a
+subset of the sketch's bucket edges (2^(k/32) seconds), so a bucket count here
+is the exact number of requests whose sketch bucket index is <= k: PromQL over
+these series and SQL over the ClickHouse bucket maps see the same counts.
+Counters add requests by status, errors by type and tokens. Everything is
+cumulative since the worker started (Prometheus handles the reset when a
+worker restarts; several workers add up in ``sum()``).
+
+Labels come from an allow-list (FLEETPULSE_METRIC_LABELS, among model and
+node); each label keeps at most FLEETPULSE_METRIC_LABEL_CAP distinct values,
+and later ones fold into ``__other__``, counted in
+``fleetpulse_label_values_folded_total{label}``. Buckets carry the trace id of
+their most recent request as an exemplar (shown with OpenMetrics).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections import defaultdict
+from typing import Iterable
+
+import numpy as np
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
+from prometheus_client.registry import Collector
+from prometheus_client.samples import Exemplar
+
+from fleetpulse.errors import ConfigError
+from fleetpulse.streams.aggregate import RequestColumns
+from fleetpulse.streams.sketch import BUCKETS_PER_OCTAVE, bucket_indices
+
+OTHER = "__other__"
+ALLOWED_LABELS = ("model", "node")
+HISTOGRAMS = (
+    ("gen_ai_server_request_duration_seconds", "duration", "Server-side request duration."),
+    ("gen_ai_server_time_to_first_token_seconds", "ttft", "Time to first output token."),
+    ("gen_ai_server_time_per_output_token_seconds", "tpot", "Time per output token after the first."),
+)
+
+
+def le_indices(seconds: Iterable[float]) -> list[int]:
+    """Snap each edge to the nearest sketch edge 2^(k/32), as bucket index k."""
+    out = sorted({round(math.log2(s) * BUCKETS_PER_OCTAVE) for s in seconds if s > 0})
+    if not out:
+        raise ConfigError("FLEETPULSE_HISTOGRAM_BUCKETS: give at least one positive edge in seconds")
+    return out
+
+
+def le_text(index: int) -> str:
+    return repr(2.0 ** (index / BUCKETS_PER_OCTAVE))
+
+
+class LabelCap:
+    """At most ``cap`` values per label; the first ones seen keep their names."""
+
+    def __init__(self, cap: int):
+        self.cap = cap
+        self._seen: dict[str, set[str]] = defaultdict(set)
+        self.folded: dict[str, int] = defaultdict(int)
+
+    def value(self, label: str, value: str) -> str:
+        seen = self._seen[label]
+        if value in seen:
+            return value
+        if len(seen) < self.cap:
+            seen.add(value)
+            return value
+        self.folded[label] += 1
+        return OTHER
+
+
+class _Histogram:
+    def __init__(self, n_buckets: int):
+        self.counts: dict[tuple, np.ndarray] = {}
+        self.sums: dict[tuple, float] = defaultdict(float)
+        self.exemplars: dict[tuple[tuple, int], Exemplar] = {}
+        self._n = n_buckets
+
+    def add(self, key: tuple, counts: np.ndarray, total: float) -> None:
+        if key not in self.counts:
+            self.counts[key] = np.zeros(self._n, dtype=np.int64)
+        self.counts[key] += counts
+        self.sums[key] += total
+
+
+class RequestExporter(Collector):
+    def __init__(self, labels: list[str], cap: int, le: list[int]):
+        unknown = [label for label in labels if label not in ALLOWED_LABELS]
+        if unknown:
+            raise ConfigError(f"FLEETPULSE_METRIC_LABELS: {unknown} not allowed; choose from {ALLOWED_LABELS}")
+        self._labels = labels
+        self._cap = LabelCap(cap)
+        self._le = np.asarray(le, dtype=np.int64)
+        self._lock = threading.Lock()
+        self._hist = {column: _Histogram(len(le) + 1) for _, column, _ in HISTOGRAMS}
+        self._requests: dict[tuple, float] = defaultdict(float)
+        self._errors: dict[tuple, float] = defaultdict(float)
+        self._tokens_in: dict[tuple, float] = defaultdict(float)
+        self._tokens_out: dict[tuple, float] = defaultdict(float)
+
+    def observe(self, cols: RequestColumns, trace_ids: list[str]) -> None:
+        """Add one durable batch."""
+        if len(cols) == 0:
+            return
+        with self._lock:
+            keys = self._label_keys(cols)
+            codes: dict[tuple, int] = {}
+            group = np.fromiter((codes.setdefault(k, len(codes)) for k in keys), dtype=np.int64, count=len(keys))
+            lookup = list(codes)
+            for column, hist in self._hist.items():
+                self._observe_histogram(hist, getattr(cols, column), group, lookup, trace_ids, cols.timestamp)
+            is_error = np.array([t is not None for t in cols.error_type])
+            for g, key in enumerate(lookup):
+                mask = group == g
+                errors = int(is_error[mask].sum())
+                self._requests[(*key, "ok")] += int(mask.sum()) - errors
+                self._requests[(*key, "error")] += errors
+                self._tokens_in[key] += float(cols.input_tokens[mask].sum())
+                self._tokens_out[key] += float(cols.output_tokens[mask].sum())
+            for i in np.flatnonzero(is_error).tolist():
+                self._errors[(*lookup[group[i]], self._cap.value("error_type", cols.error_type[i]))] += 1
+
+    def _label_keys(self, cols: RequestColumns) -> list[tuple]:
+        columns = {"model": cols.model, "node": cols.node}
+        picked = [columns[label] for label in self._labels]
+        cap = self._cap.value
+        return [tuple(cap(label, v) for label, v in zip(self._labels, values)) for values in zip(*picked)]
+
+    def _observe_histogram(self, hist: _Histogram, values: np.ndarray, group: np.ndarray, lookup: list[tuple],
+                           trace_ids: list[str], timestamps: np.ndarray) -> None:
+        present = np.flatnonzero(~np.isnan(values))
+        if present.size == 0:
+            return
+        # Bucket by the sketch index, exactly as ClickHouse's maps do: le bucket j
+        # holds indices in (le[j-1], le[j]]; the last one is +Inf.
+        slot = np.searchsorted(self._le, bucket_indices(values[present]).astype(np.int64), side="left")
+        n_slots = len(self._le) + 1
+        combined = group[present] * n_slots + slot
+        counts = np.bincount(combined, minlength=len(lookup) * n_slots).reshape(len(lookup), n_slots)
+        sums = np.bincount(group[present], weights=values[present], minlength=len(lookup))
+        for g, key in enumerate(lookup):
+            if counts[g].any():
+                hist.add(key, counts[g], float(sums[g]))
+        # The newest request of each (labels, bucket) becomes its exemplar.
+        _, last = np.unique(combined[::-1], return_index=True)
+        for i in (present[::-1][last]).tolist():
+            j = int(np.searchsorted(self._le, int(bucket_indices(values[i:i + 1])[0]), side="left"))
+            hist.exemplars[(lookup[group[i]], j)] = Exemplar({"trace_id": trace_ids[i]}, float(values[i]),
+                                                             float(timestamps[i]))
+
+    def describe(self):
+        return []
+
+    def collect(self):
+        with self._lock:
+            yield from self._histograms()
+            yield self._counter("gen_ai_server_requests", "Requests by status (ok or error).",
+                                [*self._labels, "status"], self._requests)
+            yield self._counter("gen_ai_server_errors", "Failed requests by error type (error.type).",
+                                [*self._labels, "error_type"], self._errors)
+            yield self._counter("gen_ai_usage_input_tokens", "Prompt tokens.", self._labels, self._tokens_in)
+            yield self._counter("gen_ai_usage_output_tokens", "Generated tokens.", self._labels, self._tokens_out)
+            folded = CounterMetricFamily("fleetpulse_label_values_folded",
+                                         "Label values past FLEETPULSE_METRIC_LABEL_CAP, exported as __other__.",
+                                         labels=["label"])
+            for label in (*self._labels, "error_type"):
+                folded.add_metric([label], self._cap.folded.get(label, 0))
+            yield folded
+
+    def _histograms(self):
+        edges = [le_text(i) for i in self._le.tolist()] + ["+Inf"]
+        for name, column, doc in HISTOGRAMS:
+            hist = self._hist[column]
+            family = HistogramMetricFamily(name, doc, labels=self._labels)
+            for key, counts in hist.counts.items():
+                cumulative = np.cumsum(counts).tolist()
+                buckets = [(le, float(c), hist.exemplars[(key, j)]) if (key, j) in hist.exemplars else (le, float(c))
+                           for j, (le, c) in enumerate(zip(edges, cumulative))]
+                family.add_metric(list(key), buckets, hist.sums[key])
+            yield family
+
+    @staticmethod
+    def _counter(name: str, doc: str, labels: list[str], values: dict) -> CounterMetricFamily:
+        family = CounterMetricFamily(name, doc, labels=labels)
+        for key, value in values.items():
+            family.add_metric(list(key), value)
+        return family

@@ -1,0 +1,76 @@
+"""Debian's real Prometheus (and Alertmanager) on loopback, for integration tests."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+from fleetpulse.localkafka import free_port
+
+
+class Prometheus:
+    """Scrapes the given targets every second, OpenMetrics first, with exemplar storage."""
+
+    def __init__(self, tmp: Path, targets: list[str]):
+        binary = shutil.which("prometheus")
+        assert binary, "prometheus is missing: scripts/bootstrap.sh installs Debian's package"
+        self.port = free_port()
+        config = tmp / "prometheus.yml"
+        config.write_text(json.dumps({  # JSON is YAML
+            "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+            "scrape_configs": [{"job_name": "fleetpulse", "static_configs": [{"targets": targets}]}],
+        }))
+        self.log = tmp / "prometheus.log"
+        with open(self.log, "wb") as out:
+            self.proc = subprocess.Popen([binary, f"--config.file={config}", f"--storage.tsdb.path={tmp / 'tsdb'}",
+                                          f"--web.listen-address=127.0.0.1:{self.port}",
+                                          "--enable-feature=exemplar-storage"], stdout=out, stderr=subprocess.STDOUT)
+        self._wait_ready()
+
+    def _wait_ready(self, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, self.log.read_text()[-2000:]
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/-/ready", timeout=2):
+                    return
+            except OSError:
+                time.sleep(0.2)
+        raise AssertionError("prometheus not ready:\n" + self.log.read_text()[-2000:])
+
+    def api(self, path: str, **params) -> dict:
+        url = f"http://127.0.0.1:{self.port}/api/v1/{path}?{urllib.parse.urlencode(params)}"
+        with urllib.request.urlopen(url, timeout=10) as response:
+            body = json.load(response)
+        assert body["status"] == "success", body
+        return body["data"]
+
+    def query(self, promql: str, at: float | None = None) -> list[dict]:
+        params = {"query": promql, **({"time": at} if at is not None else {})}
+        return self.api("query", **params)["result"]
+
+    def scalar(self, promql: str, at: float | None = None) -> float | None:
+        result = self.query(promql, at)
+        return float(result[0]["value"][1]) if result else None
+
+    def wait_for(self, promql: str, expected: float, timeout: float = 60) -> float | None:
+        deadline = time.monotonic() + timeout
+        value = None
+        while time.monotonic() < deadline:
+            value = self.scalar(promql)
+            if value == expected:
+                return value
+            time.sleep(0.5)
+        return value
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()

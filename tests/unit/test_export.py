@@ -1,0 +1,69 @@
+"""Prometheus re-export: exact bucket counts on sketch edges, capped labels, exemplars."""
+
+import numpy as np
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.openmetrics.exposition import generate_latest as openmetrics_latest
+
+from fleetpulse.streams.aggregate import to_columns
+from fleetpulse.streams.export import RequestExporter, le_indices, le_text
+from fleetpulse.streams.sketch import bucket_indices
+from tests.unit.test_schemas import good_request
+
+
+def exported(labels=("model",), cap=10, n=2000, seed=1, nodes=3):
+    rng = np.random.default_rng(seed)
+    events = [good_request(**{"gen_ai.server.request.duration": float(rng.lognormal(-1, 1.2)),
+                              "host.name": f"node-{i % nodes}", "trace_id": f"{i:032x}",
+                              "error.type": "timeout" if i % 10 == 0 else None}) for i in range(n)]
+    le = le_indices([0.125, 0.25, 0.5, 1, 2, 4])
+    exporter = RequestExporter(list(labels), cap, le)
+    registry = CollectorRegistry()
+    registry.register(exporter)
+    cols = to_columns(events)
+    exporter.observe(cols, cols.trace_id)
+    return events, le, registry
+
+
+def sample(text: str, name: str, **labels) -> float:
+    for line in text.splitlines():
+        if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
+            return float(line.rsplit(" ", 1)[1])
+    raise AssertionError(f"{name} {labels} not in exposition")
+
+
+def test_le_edges_snap_to_sketch_edges():
+    assert le_indices([1, 0.5, 2.0, 0.3]) == [-56, -32, 0, 32]
+    assert le_text(32) == "2.0" and le_text(-32) == "0.5"
+
+
+def test_bucket_counts_are_exactly_the_sketch_counts_below_each_edge():
+    events, le, registry = exported()
+    text = generate_latest(registry).decode()
+    indices = bucket_indices(np.array([e["gen_ai.server.request.duration"] for e in events]))
+    for k in le:
+        expected = int((indices <= k).sum())
+        got = sample(text, "gen_ai_server_request_duration_seconds_bucket", model="llama-3-8b", le=le_text(k))
+        assert got == expected, (k, got, expected)
+    assert sample(text, "gen_ai_server_request_duration_seconds_count", model="llama-3-8b") == len(events)
+    assert sample(text, "gen_ai_server_requests_total", model="llama-3-8b", status="error") == 200
+    assert sample(text, "gen_ai_server_requests_total", model="llama-3-8b", status="ok") == 1800
+    assert sample(text, "gen_ai_server_errors_total", model="llama-3-8b", error_type="timeout") == 200
+    assert sample(text, "gen_ai_usage_input_tokens_total", model="llama-3-8b") == 512 * 2000
+
+
+def test_label_values_past_the_cap_fold_into_other_and_are_counted():
+    _, _, registry = exported(labels=("model", "node"), cap=2, nodes=5)
+    text = generate_latest(registry).decode()
+    nodes = {line.split('node="')[1].split('"')[0] for line in text.splitlines()
+             if line.startswith("gen_ai_server_request_duration_seconds_count")}
+    assert nodes == {"node-0", "node-1", "__other__"}
+    assert sample(text, "fleetpulse_label_values_folded_total", label="node") == 2000 * 3 / 5
+
+
+def test_openmetrics_buckets_carry_trace_id_exemplars():
+    _, _, registry = exported()
+    text = openmetrics_latest(registry).decode()
+    lines = [line for line in text.splitlines() if line.startswith("gen_ai_server_request_duration_seconds_bucket")]
+    with_exemplar = [line for line in lines if '# {trace_id="' in line]
+    assert len(with_exemplar) >= len(lines) - 2  # every bucket that received a request
+    assert "# {" not in generate_latest(registry).decode()  # the classic format has no exemplars
