@@ -1,0 +1,5 @@
+import sys
+
+from fleetpulse.producers.gpu.sampler import main
+
+sys.exit(main())
