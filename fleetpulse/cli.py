@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import time
 
 from fleetpulse.errors import ConfigError, FleetpulseError
 from fleetpulse.settings import Settings, load_settings
@@ -91,6 +92,48 @@ def _epoch(text: str) -> float:
     except ValueError as exc:
         raise ConfigError(f"{text!r}: expected epoch seconds or an ISO 8601 time like 2026-11-24T13:00") from exc
     return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).timestamp()
+
+
+def _silence(settings: Settings, args: argparse.Namespace) -> int:
+    from fleetpulse.querycli import silence_anywhere
+
+    if args.silence_command == "add":
+        matchers = dict(_pair(m) for m in args.match)
+        answer = silence_anywhere(settings, {"action": "add", "matchers": matchers, "seconds": _seconds(args.duration),
+                                             "comment": args.comment})
+        print(f"silence {answer['id']} added: {matchers} for {args.duration}")
+    elif args.silence_command == "list":
+        rows = silence_anywhere(settings, {"action": "list"})["silences"]
+        for s in rows:
+            until = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(s["ends_at"]))
+            print(f"{s['id']}  until {until} UTC  {s['matchers']}  {s['comment']}")
+        print(f"({len(rows)} active)")
+    else:
+        silence_anywhere(settings, {"action": "expire", "id": args.id})
+        print(f"silence {args.id} expired")
+    return 0
+
+
+def _pair(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        raise ConfigError(f"--match {text!r}: expected LABEL=VALUE, e.g. alertname=HighErrorRate")
+    return name, value
+
+
+def _seconds(text: str) -> float:
+    """30m, 2h, 1d or plain seconds."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    try:
+        return float(text[:-1]) * units[text[-1]] if text[-1] in units else float(text)
+    except (ValueError, IndexError) as exc:
+        raise ConfigError(f"--for {text!r}: expected a duration like 30m, 2h or 1d") from exc
+
+
+def _gpu_sampler(settings: Settings, args: argparse.Namespace) -> int:
+    from fleetpulse.producers.gpu import sampler
+
+    return sampler.run(settings, args)
 
 
 def _worker(settings: Settings, args: argparse.Namespace) -> int:
@@ -187,6 +230,30 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--to", dest="end", required=True, help="end (exclusive), epoch seconds or ISO 8601 (UTC)")
     b.add_argument("--feature", action="append", help="only these features (repeatable; default: all tracked)")
     b.set_defaults(run=_drift_baseline)
+
+    p = sub.add_parser("silence", help="silence alerts: add, list, expire",
+                       description="Silences hold back notifications of alerts whose labels match (they still "
+                                   "evaluate). Kept in ClickHouse; every worker applies them.")
+    silence_sub = p.add_subparsers(dest="silence_command", required=True, metavar="ACTION")
+    a = silence_sub.add_parser("add", help="add a silence")
+    a.add_argument("--match", action="append", required=True, metavar="LABEL=VALUE",
+                   help="label to match, e.g. alertname=HighErrorRate or model=llama (repeatable; all must match)")
+    a.add_argument("--for", dest="duration", default="2h", help="how long: 30m, 2h, 1d (default 2h)")
+    a.add_argument("--comment", default="", help="why")
+    silence_sub.add_parser("list", help="list active silences")
+    e = silence_sub.add_parser("expire", help="end a silence now")
+    e.add_argument("id", help="the id `silence list` shows")
+    p.set_defaults(run=_silence)
+
+    p = sub.add_parser("gpu-sampler", help="sample NVIDIA GPUs with NVML and send them to the gpu topic",
+                       description="Read every GPU (and MIG instance) through NVML each interval and send v1 GPU "
+                                   "samples to the gpu topic in batches. A field the device does not support is "
+                                   "sent as null and counted. With no driver, exits with one clear line.")
+    p.add_argument("--interval", type=float, default=1.0, help="seconds between samples (default 1)")
+    p.add_argument("--count", type=int, help="stop after this many ticks (default: run until Ctrl-C)")
+    p.add_argument("--node", help="host.name to report (default: this host's name)")
+    p.add_argument("--recorded", help="replay a recorded NVML file instead of the driver (for tests and demos)")
+    p.set_defaults(run=_gpu_sampler)
 
     p = sub.add_parser("kafka", help="run a local Apache Kafka broker from Maven Central's jars",
                        description="start: fetch the jars with Maven once, format KRaft storage, start one "

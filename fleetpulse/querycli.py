@@ -34,6 +34,23 @@ def query_json_lines(settings: Settings, sql: str) -> bytes:
         ch.close()
 
 
+def silence_anywhere(settings: Settings, request: dict) -> dict:
+    """A silence request, through the worker when it holds chDB, else directly."""
+    if settings.uses_chdb:
+        answer = _ask_worker(settings, json.dumps(request).encode(), "/silences")
+        if answer is not None:
+            return json.loads(answer)
+    from fleetpulse.migrate import migrate
+    from fleetpulse.streams.silences import handle
+
+    ch = ClickHouse(settings)
+    try:
+        migrate(ch, log=lambda _: None)
+        return handle(ch, request)
+    finally:
+        ch.close()
+
+
 def build_baseline_anywhere(settings: Settings, model: str, start: float, end: float,
                             features: list[str] | None) -> dict:
     """Through the worker when it holds chDB, else directly."""

@@ -21,10 +21,12 @@ from prometheus_client.openmetrics import exposition as openmetrics
 from fleetpulse.clickhouse import ClickHouse
 from fleetpulse.errors import ClickHouseUnavailable, FleetpulseError, KafkaUnavailable, QueryError
 from fleetpulse.settings import Settings
+from fleetpulse.streams.alert_runner import AlertRunner
 from fleetpulse.streams.alerts import AlertSink
 from fleetpulse.streams.batch import RawMessage
 from fleetpulse.streams.deadletter import DeadLetterSink
 from fleetpulse.streams.drift import DriftEvaluator, build_baseline
+from fleetpulse.streams import silences
 from fleetpulse.streams.export import RequestExporter, le_indices
 from fleetpulse.streams.handler import RequestBatchHandler
 from fleetpulse.streams.metrics import PipelineMetrics
@@ -117,16 +119,18 @@ def build_app(settings: Settings, ch: ClickHouse) -> tuple[faust.App, RequestBat
                 _exit_fatal(messages)
 
     drift = DriftEvaluator(settings, ch, alerts.publish, metrics.record_drift)
+    rules = AlertRunner(settings, ch, alerts.publish)  # bad rules fail here, at start-up
 
-    @app.timer(interval=1.0)
-    async def evaluate_drift() -> None:
+    @app.timer(interval=2.0)
+    async def evaluate_closed_windows() -> None:
         # On the sink's thread: evaluations and writes never interleave on chDB.
-        try:
-            await asyncio.get_running_loop().run_in_executor(handler.executor, drift.tick)
-        except (ClickHouseUnavailable, KafkaUnavailable) as exc:
-            log.warning("drift evaluation postponed: %s", exc)
-        except Exception:  # noqa: BLE001 -- a drift bug must not stop ingestion
-            log.exception("drift evaluation failed; ingestion goes on")
+        for name, tick in (("drift", drift.tick), ("alert rules", rules.tick)):
+            try:
+                await asyncio.get_running_loop().run_in_executor(handler.executor, tick)
+            except (ClickHouseUnavailable, KafkaUnavailable) as exc:
+                log.warning("%s evaluation postponed: %s", name, exc)
+            except Exception:  # noqa: BLE001 -- an evaluation bug must not stop ingestion
+                log.exception("%s evaluation failed; ingestion goes on", name)
 
     metrics.watch_lag(lambda: _lag(app, handler))
     _add_pages(app, ch, metrics, settings)
@@ -183,6 +187,18 @@ def _add_pages(app: faust.App, ch: ClickHouse, metrics: PipelineMetrics, setting
                     None, lambda: build_baseline(ch, settings, body["model"], body["from"], body["to"],
                                                  body.get("features")))
             except (FleetpulseError, KeyError) as exc:
+                return self.json({"error": str(exc)}, status=400)
+            return self.json(result)
+
+    @app.page("/silences")
+    class SilencesView(faust.web.View):
+        """POST {"action": "add"|"list"|"expire", ...}: silences, while chDB is ours."""
+
+        async def post(self, request):
+            body = orjson.loads(await request.read() or b"{}")
+            try:
+                result = await asyncio.get_running_loop().run_in_executor(None, silences.handle, ch, body)
+            except (FleetpulseError, KeyError, ValueError) as exc:
                 return self.json({"error": str(exc)}, status=400)
             return self.json(result)
 

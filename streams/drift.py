@@ -46,6 +46,7 @@ FEATURES = {
     "error_type": ("categorical", "errors_by_type"),
 }
 MAX_WINDOWS_PER_TICK = 200
+TICK_BUDGET_S = 0.25  # per tick; a backlog is worked off over several ticks
 DAY_S = 86400
 
 
@@ -124,7 +125,7 @@ class DriftEvaluator:
         if self._next is None or self._next > last_closed:
             return 0
         first, end = self._next, min(last_closed, self._next + self._step * (MAX_WINDOWS_PER_TICK - 1))
-        rows, alerts = self._evaluate_range(first, end)
+        rows, alerts, end = self._evaluate_range(first, end)
         if rows:
             self._ch.insert("drift_windows", rows, _DRIFT_COLUMNS, dedup_token=f"drift:{first}-{end}")
         if alerts:
@@ -151,12 +152,18 @@ class DriftEvaluator:
                                "WHERE window_seconds = {w:UInt32}", parameters={"w": self._step}).result_rows[0][0]
         return int(first) if first else None
 
-    def _evaluate_range(self, first: int, last: int) -> tuple[list[list], list[dict]]:
+    def _evaluate_range(self, first: int, last: int) -> tuple[list[list], list[dict], int]:
+        """Evaluate windows from ``first`` on, up to ``last`` or until the time
+        budget is spent (it runs on the sink's thread: ingestion comes first);
+        returns the rows, the alerts and the last window evaluated."""
         lookback = self._span * 2 + DAY_S if self._needs_yesterday() else self._span * 2
         series = self._load(first - lookback, last)
         baselines = self._baselines()
         rows, alerts = [], []
+        started = time.perf_counter()
         for w in range(first, last + 1, self._step):
+            if w > first and time.perf_counter() - started > TICK_BUDGET_S:
+                return rows, alerts, w - self._step
             for model, s in series.items():
                 for feature in self._features:
                     verdict, reference = self._judge(model, feature, s, w, baselines)
@@ -168,7 +175,7 @@ class DriftEvaluator:
                     alert = self._transition(model, feature, w, verdict)
                     if alert:
                         alerts.append(alert)
-        return rows, alerts
+        return rows, alerts, last
 
     def _judge(self, model: str, feature: str, s: Series, w: int, baselines) -> tuple[ds.Verdict | None, str]:
         kind, _ = FEATURES[feature]

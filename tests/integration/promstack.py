@@ -74,3 +74,66 @@ class Prometheus:
             self.proc.wait(15)
         except subprocess.TimeoutExpired:
             self.proc.kill()
+
+
+class Alertmanager:
+    """Debian's Alertmanager, no clustering, routing to the webhook given."""
+
+    def __init__(self, tmp: Path, webhook_url: str, group_interval: str = "2s"):
+        binary = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
+        assert binary, "alertmanager is missing: scripts/bootstrap.sh installs Debian's package"
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = tmp / "alertmanager.yml"
+        config.write_text(json.dumps({
+            "route": {"receiver": "hook", "group_by": ["alertname", "model"], "group_wait": "1s",
+                      "group_interval": group_interval, "repeat_interval": "1h"},
+            "receivers": [{"name": "hook", "webhook_configs": [{"url": webhook_url, "send_resolved": True}]}],
+        }))
+        self.log = tmp / "alertmanager.log"
+        with open(self.log, "wb") as out:
+            self.proc = subprocess.Popen([binary, f"--config.file={config}", f"--storage.path={tmp / 'am'}",
+                                          f"--web.listen-address=127.0.0.1:{self.port}", "--cluster.listen-address="],
+                                         stdout=out, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, self.log.read_text()[-2000:]
+            try:
+                with urllib.request.urlopen(f"{self.url}/-/ready", timeout=2):
+                    return
+            except OSError:
+                time.sleep(0.2)
+        raise AssertionError("alertmanager not ready:\n" + self.log.read_text()[-2000:])
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+class WebhookReceiver:
+    """Collects the JSON bodies POSTed to it (Alertmanager's notifications)."""
+
+    def __init__(self):
+        import http.server
+        import threading
+
+        received = self.received = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 -- the stdlib's name
+                received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self.server.shutdown()

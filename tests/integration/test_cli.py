@@ -12,6 +12,7 @@ import orjson
 import pytest
 
 from fleetpulse.localkafka import free_port
+from fleetpulse.migrate import load_migrations
 
 pytestmark = pytest.mark.integration
 
@@ -73,7 +74,7 @@ def test_migrate_then_query_on_chdb_without_a_worker(tmp_path):
     env = {"FLEETPULSE_CLICKHOUSE_URL": f"chdb://{tmp_path}/chdb", "FLEETPULSE_HTTP_PORT": str(closed_port())}
     first = run_cli("migrate", env=env)
     assert first.returncode == 0, first.stderr
-    assert "5 migrations applied now" in first.stdout
+    assert f"{len(load_migrations())} migrations applied now" in first.stdout
     again = run_cli("migrate", env=env)
     assert "(0 migrations applied now)" in again.stdout
     result = run_cli("query", "SELECT version, name FROM fleetpulse_migrations ORDER BY version", "--format", "json",

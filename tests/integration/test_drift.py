@@ -83,7 +83,8 @@ def test_gauges_and_alert_events_are_exported(drifted):
     for name in ("fleetpulse_drift_psi", "fleetpulse_drift_ks", "fleetpulse_drift_js"):
         assert f'{name}{{feature="input_tokens",model="{model}"}}' in text
     assert metric_value(text, "fleetpulse_drift_evaluations_total", decision="stable") > 0
-    alerts = [a for a in read_alerts(settings) if a["labels"]["feature"] in ("input_tokens", "finish_reason")]
+    alerts = [a for a in read_alerts(settings)
+              if a["alert.name"] == "FeatureDrift" and a["labels"]["feature"] in ("input_tokens", "finish_reason")]
     firing = [a for a in alerts if a["status"] == "firing"]
     assert {a["labels"]["feature"] for a in firing} == {"input_tokens", "finish_reason"}
     for alert in alerts:

@@ -8,7 +8,7 @@ from fleetpulse.errors import QueryError
 from fleetpulse.querycli import format_table
 from fleetpulse.streams.query import check_read_only
 
-COMMANDS = ["demo", "worker", "simulate", "drift", "kafka", "topics", "migrate", "query"]
+COMMANDS = ["demo", "worker", "simulate", "drift", "silence", "gpu-sampler", "kafka", "topics", "migrate", "query"]
 
 
 def test_top_level_help_lists_every_command(capsys):

@@ -1,0 +1,145 @@
+"""Run the alert rules on every closed window and send what they decide.
+
+Metrics per closed window come from ClickHouse (request_stats_model,
+drift_windows), so every worker sees the same numbers; the state machine is in
+``alerting.py``. Events go to the ``alerts`` table, the alerts topic and, with
+FLEETPULSE_ALERTMANAGER_URL, Alertmanager's /api/v2/alerts: firing alerts are
+re-sent every window with a short ``endsAt`` (as Prometheus does), so
+Alertmanager keeps them open while they last and closes them if we vanish.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import urllib.error
+import urllib.request
+import uuid
+from datetime import datetime, timezone
+from typing import Callable
+
+import orjson
+
+from fleetpulse.clickhouse import ClickHouse
+from fleetpulse.settings import Settings
+from fleetpulse.streams.alerting import AlertEngine, Silence
+from fleetpulse.streams.rules import load_rules
+
+log = logging.getLogger("fleetpulse.alerts")
+
+MAX_WINDOWS_PER_TICK = 200
+_DRIFT_LEVEL = "multiIf(decision = 'critical', 3, decision = 'warning', 2, decision = 'drift', 1, 0)"
+
+
+def closed_until(ch: ClickHouse, step: int, lateness: float) -> int | None:
+    """The start of the newest window the watermark has closed, or None."""
+    high = ch.query("SELECT max(max_event_time) FROM request_windows WHERE window_seconds = {w:UInt32}",
+                    parameters={"w": step}).result_rows[0][0]
+    if high is None or high != high or high <= 0:
+        return None
+    return int(((high - lateness) // step) * step) - step
+
+
+class AlertRunner:
+    def __init__(self, settings: Settings, ch: ClickHouse, publish: Callable[[list[dict]], None]):
+        self._s = settings
+        self._ch = ch
+        self._publish = publish
+        self.engine = AlertEngine(load_rules(settings.alert_rules))
+        self._step = settings.window_seconds
+        self._next: int | None = None
+        self._models: set[str] = set()
+
+    def tick(self) -> int:
+        last = closed_until(self._ch, self._step, self._s.allowed_lateness_seconds)
+        if last is None:
+            return 0
+        if self._next is None:  # start at the present: no alerts about the distant past
+            self._next = last
+        if self._next > last:
+            return 0
+        first, end = self._next, min(last, self._next + self._step * (MAX_WINDOWS_PER_TICK - 1))
+        samples = self._samples(first, end)
+        silences = self.silences()
+        events = []
+        for w in range(first, end + 1, self._step):
+            events += self.engine.observe(w + self._step, samples.get(w, {}), silences)
+        self._next = end + self._step
+        if events:
+            self._store(events)
+            self._publish(events)
+        self._push(events)
+        return (end - first) // self._step + 1
+
+    def _samples(self, first: int, last: int) -> dict[int, dict[str, list]]:
+        params = {"lo": first, "hi": last, "w": self._step}
+        rows = self._ch.query(
+            "SELECT toUnixTimestamp(window_start), model, requests, error_rate, latency_p99, ttft_p99 "
+            "FROM request_stats_model WHERE window_start BETWEEN toDateTime({lo:UInt32}) AND toDateTime({hi:UInt32}) "
+            "AND window_seconds = {w:UInt32}", parameters=params).result_rows
+        drift = self._ch.query(
+            f"SELECT toUnixTimestamp(window_start), model, max({_DRIFT_LEVEL}) FROM drift_windows "
+            "WHERE window_start BETWEEN toDateTime({lo:UInt32}) AND toDateTime({hi:UInt32}) GROUP BY 1, 2",
+            parameters=params).result_rows
+        out: dict[int, dict[str, list]] = {}
+        seen: dict[int, set[str]] = {}
+        for w, model, requests, error_rate, p99, ttft in rows:
+            self._models.add(model)
+            seen.setdefault(w, set()).add(model)
+            by_metric = out.setdefault(w, {})
+            labels = {"model": model}
+            for metric, value in (("error_rate", error_rate), ("latency_p99", p99), ("ttft_p99", ttft),
+                                  ("requests", requests)):
+                by_metric.setdefault(metric, []).append((labels, value))
+        for w in range(first, last + 1, self._step):  # a model seen before and silent now reads 0
+            for model in self._models - seen.get(w, set()):
+                out.setdefault(w, {}).setdefault("requests", []).append(({"model": model}, 0))
+        for w, model, level in drift:
+            out.setdefault(w, {}).setdefault("drift_level", []).append(({"model": model}, level))
+        return out
+
+    def silences(self) -> list[Silence]:
+        rows = self._ch.query("SELECT id, matchers, toUnixTimestamp64Milli(starts_at), toUnixTimestamp64Milli(ends_at) "
+                              "FROM silences FINAL").result_rows
+        return [Silence(i, dict(m), s / 1000, e / 1000) for i, m, s, e in rows]
+
+    def _store(self, events: list[dict]) -> None:
+        ts = lambda v: None if v is None else datetime.fromtimestamp(v, tz=timezone.utc)  # noqa: E731
+        rows = [[ts(e["timestamp"]), e["alert.name"], e["status"], e["severity"], e["fingerprint"], e["labels"],
+                 e["annotations"], ts(e["starts_at"]), ts(e["ends_at"]), e["value"]] for e in events]
+        self._ch.insert("alerts", rows, ("timestamp", "alert_name", "status", "severity", "fingerprint", "labels",
+                                         "annotations", "starts_at", "ends_at", "value"),
+                        dedup_token=f"alerts:{uuid.uuid4()}")
+
+    def _push(self, events: list[dict]) -> None:
+        """Every notified alert (refreshed) plus this window's resolutions."""
+        if not self._s.alertmanager_url:
+            return
+        now = time.time()
+        payload = [_to_alertmanager(e, now + 5 * self._step) for e in self.engine.notified()]
+        payload += [_to_alertmanager(e, e["ends_at"]) for e in events if e["status"] == "resolved"]
+        if payload:
+            post_alertmanager(self._s.alertmanager_url, payload)
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, tz=timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def _to_alertmanager(event: dict, ends_at: float) -> dict:
+    return {"labels": event["labels"], "annotations": event["annotations"], "startsAt": _iso(event["starts_at"]),
+            "endsAt": _iso(ends_at), "generatorURL": "fleetpulse://alert-rules"}
+
+
+def post_alertmanager(base_url: str, alerts: list[dict], attempts: int = 3) -> bool:
+    url = base_url.rstrip("/") + "/api/v2/alerts"
+    body = orjson.dumps(alerts)
+    for attempt in range(1, attempts + 1):
+        request = urllib.request.Request(url, data=body, method="POST", headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=5):
+                return True
+        except (urllib.error.URLError, OSError) as exc:
+            log.warning("Alertmanager %s: attempt %d of %d failed: %s", url, attempt, attempts, exc)
+            time.sleep(0.5 * attempt)
+    return False

@@ -1,0 +1,58 @@
+"""Silences, kept in ClickHouse so every worker applies the same ones."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import datetime, timezone
+
+from fleetpulse.clickhouse import ClickHouse
+from fleetpulse.errors import ConfigError
+
+_COLUMNS = ("id", "matchers", "starts_at", "ends_at", "comment")
+
+
+def _utc(epoch: float) -> datetime:
+    return datetime.fromtimestamp(epoch, tz=timezone.utc)
+
+
+def add_silence(ch: ClickHouse, matchers: dict[str, str], seconds: float, comment: str) -> str:
+    if not matchers:
+        raise ConfigError("a silence needs at least one --match LABEL=VALUE")
+    if seconds <= 0:
+        raise ConfigError("a silence needs a positive duration")
+    silence_id = uuid.uuid4().hex[:12]
+    now = time.time()
+    ch.insert("silences", [[silence_id, matchers, _utc(now), _utc(now + seconds), comment]], _COLUMNS,
+              dedup_token=f"silence:{silence_id}")
+    return silence_id
+
+
+def list_silences(ch: ClickHouse, include_expired: bool = False) -> list[dict]:
+    rows = ch.query("SELECT id, matchers, toUnixTimestamp(starts_at), toUnixTimestamp(ends_at), comment "
+                    "FROM silences FINAL ORDER BY starts_at").result_rows
+    now = time.time()
+    return [{"id": i, "matchers": dict(m), "starts_at": s, "ends_at": e, "comment": c, "active": s <= now < e}
+            for i, m, s, e, c in rows if include_expired or e > now]
+
+
+def expire_silence(ch: ClickHouse, silence_id: str) -> None:
+    found = [s for s in list_silences(ch, include_expired=True) if s["id"] == silence_id]
+    if not found:
+        raise ConfigError(f"no silence with id {silence_id!r} (see `fleetpulse silence list`)")
+    s = found[0]
+    ch.insert("silences", [[silence_id, s["matchers"], _utc(s["starts_at"]), _utc(time.time()), s["comment"]]],
+              _COLUMNS, dedup_token=f"silence:{silence_id}:expire:{time.time()}")
+
+
+def handle(ch: ClickHouse, request: dict) -> dict:
+    """One silence request, as the worker's /silences endpoint and the CLI send them."""
+    action = request.get("action")
+    if action == "add":
+        return {"id": add_silence(ch, request["matchers"], float(request["seconds"]), request.get("comment", ""))}
+    if action == "list":
+        return {"silences": list_silences(ch)}
+    if action == "expire":
+        expire_silence(ch, request["id"])
+        return {"expired": request["id"]}
+    raise ConfigError(f"unknown silence action {action!r}")

@@ -1,0 +1,87 @@
+"""Alert rules and the state machine: for, hysteresis, dedup, inhibition, silences,
+and bad rule files failing with the file, line and reason."""
+
+import pytest
+
+from fleetpulse.errors import ConfigError
+from fleetpulse.schemas import validate_event
+from fleetpulse.streams.alerting import AlertEngine, Silence
+from fleetpulse.streams.rules import load_rules, parse_rules
+
+RULES = """
+rules:
+  - name: HighErrorRate
+    metric: error_rate
+    op: ">"
+    threshold: 0.05
+    for: 2
+    keep_firing_for: 2
+    severity: warning
+    annotations: {summary: "{{ model }} fails {{ value }}"}
+  - name: VeryHighErrorRate
+    metric: error_rate
+    threshold: 0.2
+    for: 2
+    severity: critical
+"""
+
+
+T0 = 1_800_000_000.0
+
+
+def run(engine, values, model="m", silences=()):
+    events = []
+    for i, value in enumerate(values):
+        events += engine.observe(T0 + 10 * i, {"error_rate": [({"model": model}, value)]}, silences)
+    return events
+
+
+def test_fires_after_for_windows_and_resolves_after_keep_firing_for():
+    engine = AlertEngine(parse_rules(RULES, "r.yml")[:1])
+    events = run(engine, [0.0, 0.1, 0.1, 0.1, 0.0, 0.1, 0.0, 0.0, 0.0])
+    assert [(e["status"], e["timestamp"] - T0) for e in events] == [("firing", 20.0), ("resolved", 70.0)]
+    assert events[0]["annotations"]["summary"] == "m fails 0.1"
+    assert events[0]["fingerprint"] == events[1]["fingerprint"]
+    for event in events:
+        validate_event(event, "alert")
+
+
+def test_a_flapping_signal_makes_no_storm():
+    engine = AlertEngine(parse_rules(RULES, "r.yml")[:1])
+    assert run(engine, [0.1, 0.0] * 20) == []  # never two windows in a row
+    engine = AlertEngine(parse_rules(RULES, "r.yml")[:1])
+    events = run(engine, [0.1, 0.1] + [0.0, 0.1] * 20 + [0.0, 0.0])
+    assert [e["status"] for e in events] == ["firing", "resolved"]  # one incident while it flaps
+
+
+def test_critical_inhibits_the_warning_with_the_same_labels():
+    engine = AlertEngine(parse_rules(RULES, "r.yml"))
+    events = run(engine, [0.3, 0.3, 0.3])
+    assert [(e["alert.name"], e["status"]) for e in events] == [("VeryHighErrorRate", "firing")]
+
+
+def test_silences_hold_notifications_back():
+    engine = AlertEngine(parse_rules(RULES, "r.yml")[:1])
+    silence = Silence("s1", {"alertname": "HighErrorRate", "model": "m"}, 0, 1e12)
+    assert run(engine, [0.1, 0.1, 0.1], silences=[silence]) == []
+    other = AlertEngine(parse_rules(RULES, "r.yml")[:1])
+    assert len(run(other, [0.1, 0.1], model="n", silences=[silence])) == 1
+
+
+def test_default_rules_load():
+    names = {r.name for r in load_rules()}
+    assert {"HighLatencyP99", "HighTTFTP99", "HighErrorRate", "ModelSilent", "ModelDrift", "GPUUtilizationHigh",
+            "GPUMemoryHigh", "GPUTemperatureHigh"} <= names
+
+
+@pytest.mark.parametrize("text, message", [
+    ("rules:\n  - name: X\n    metric: nope\n    threshold: 1\n", "r.yml:3: rule 'X': unknown metric 'nope'"),
+    ("rules:\n  - name: X\n    metric: error_rate\n    threshold: high\n", "r.yml:4: rule 'X': 'threshold' must be a number"),
+    ("rules:\n  - name: X\n    metric: error_rate\n    threshold: 1\n    for: 0\n", "r.yml:5: rule 'X': 'for' must be"),
+    ("rules:\n  - name: X\n    metric: error_rate\n    threshold: 1\n    sevrity: x\n", "r.yml:5: rule 'X': unknown keys"),
+    ("rules: [\n", "r.yml:2: not valid YAML"),
+    ("alerts: []\n", "r.yml:1: expected a top-level 'rules:' list"),
+])
+def test_bad_rules_name_the_file_line_and_reason(text, message):
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("(", r"\(")):
+        parse_rules(text, "r.yml")
