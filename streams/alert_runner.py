@@ -32,9 +32,11 @@ _DRIFT_LEVEL = "multiIf(decision = 'critical', 3, decision = 'warning', 2, decis
 
 
 def closed_until(ch: ClickHouse, step: int, lateness: float) -> int | None:
-    """The start of the newest window the watermark has closed, or None."""
-    high = ch.query("SELECT max(max_event_time) FROM request_windows WHERE window_seconds = {w:UInt32}",
-                    parameters={"w": step}).result_rows[0][0]
+    """The start of the newest window the watermark has closed, or None. The
+    watermark follows whichever stream is newest: requests or GPU samples."""
+    high = ch.query(
+        "SELECT greatest((SELECT max(max_event_time) FROM request_windows WHERE window_seconds = {w:UInt32}), "
+        "(SELECT toFloat64(max(timestamp)) FROM gpu_samples))", parameters={"w": step}).result_rows[0][0]
     if high is None or high != high or high <= 0:
         return None
     return int(((high - lateness) // step) * step) - step
@@ -96,6 +98,15 @@ class AlertRunner:
                 out.setdefault(w, {}).setdefault("requests", []).append(({"model": model}, 0))
         for w, model, level in drift:
             out.setdefault(w, {}).setdefault("drift_level", []).append(({"model": model}, level))
+        gpu = self._ch.query(
+            "SELECT toUnixTimestamp(window_start), node, toString(gpu_index), utilization_avg, memory_used_ratio, "
+            "temperature_max FROM gpu_windows(w = {w:UInt32}) "
+            "WHERE window_start BETWEEN toDateTime({lo:UInt32}) AND toDateTime({hi:UInt32})", parameters=params)
+        for w, node, index, utilization, memory, temperature in gpu.result_rows:
+            labels = {"node": node, "gpu": index}
+            for metric, value in (("gpu_utilization_avg", utilization), ("gpu_memory_used_ratio", memory),
+                                  ("gpu_temperature_max", temperature)):
+                out.setdefault(w, {}).setdefault(metric, []).append((labels, value))
         return out
 
     def silences(self) -> list[Silence]:

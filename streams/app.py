@@ -28,6 +28,7 @@ from fleetpulse.streams.deadletter import DeadLetterSink
 from fleetpulse.streams.drift import DriftEvaluator, build_baseline
 from fleetpulse.streams import silences
 from fleetpulse.streams.export import RequestExporter, le_indices
+from fleetpulse.streams.gpu_writer import GpuWriter
 from fleetpulse.streams.handler import RequestBatchHandler
 from fleetpulse.streams.metrics import PipelineMetrics
 from fleetpulse.streams.query import run_query, to_json_lines
@@ -79,6 +80,7 @@ def build_app(settings: Settings, ch: ClickHouse) -> tuple[faust.App, RequestBat
     )
     topic_name = settings.topic("requests")
     metrics.expose(topic_name)
+    metrics.expose(settings.topic("gpu"))
     requests = app.topic(topic_name, value_serializer="raw", key_serializer="raw")
 
     def ours(tps) -> list[tuple[str, int]]:
@@ -103,6 +105,21 @@ def build_app(settings: Settings, ch: ClickHouse) -> tuple[faust.App, RequestBat
         app.consumer.resume_partitions(app.consumer.assignment())
 
     handler.pause, handler.resume = pause, resume
+
+    gpu_topic = app.topic(settings.topic("gpu"), value_serializer="raw", key_serializer="raw")
+    gpu_writer = GpuWriter(settings, ch, handler, metrics)
+
+    @app.agent(gpu_topic, name="gpu-samples")
+    async def gpu_samples(stream: faust.StreamT) -> None:
+        async for events in stream.noack_take(settings.batch_max_messages, within=settings.batch_max_wait_seconds):
+            try:
+                await gpu_writer.write([RawMessage(e.message.topic, e.message.partition, e.message.offset, e.value)
+                                        for e in events])
+                for event in events:
+                    await stream.ack(event)
+            except Exception:  # noqa: BLE001 -- anything not retried is fatal
+                _exit_fatal([RawMessage(e.message.topic, e.message.partition, e.message.offset, b"")
+                             for e in events])
 
     @app.agent(requests, name="request-windows")
     async def request_windows(stream: faust.StreamT) -> None:

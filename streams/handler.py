@@ -38,7 +38,7 @@ class RequestBatchHandler:
         self._exporter = exporter
         self._settings = settings
         self._sink = sink
-        self._dead_letters = dead_letters
+        self.dead_letters = dead_letters
         self._metrics = metrics
         # One thread: batch math and chDB writes leave the event loop free for
         # Kafka heartbeats and the web server, and stay strictly ordered.
@@ -67,7 +67,7 @@ class RequestBatchHandler:
             by_topic.setdefault(topic, []).append(partition)
         loop = asyncio.get_running_loop()
         for topic, partitions in by_topic.items():
-            stored = await self._until_done(loop, self._restore, "clickhouse", topic, sorted(partitions))
+            stored = await self.until_done(loop, self._restore, "clickhouse", topic, sorted(partitions))
             for partition in partitions:
                 self.progress[(topic, partition)] = stored.get(partition, PartitionProgress())
             log.info("assigned %s partitions %s; resuming after %s", topic, sorted(partitions),
@@ -99,8 +99,8 @@ class RequestBatchHandler:
         loop = asyncio.get_running_loop()
         started = time.perf_counter()
         batch = await loop.run_in_executor(self.executor, self._process, messages)
-        await self._until_done(loop, self._write_dead_letters, "deadletter", batch)
-        await self._until_done(loop, self._sink.write, "clickhouse", batch)
+        await self.until_done(loop, self._write_dead_letters, "deadletter", batch)
+        await self.until_done(loop, self._sink.write, "clickhouse", batch)
         self.progress.update(batch.progress)
         self._exporter.observe(batch.columns, batch.columns.trace_id)
         self._record(batch, messages, time.perf_counter() - started)
@@ -116,13 +116,13 @@ class RequestBatchHandler:
     def _write_dead_letters(self, batch: BatchResult) -> None:
         if not batch.dead:
             return
-        refused = self._dead_letters.write(batch.dead)
+        refused = self.dead_letters.write(batch.dead)
         for item in refused:
             log.error("dead-letter topic refused %s:%d:%d (%s); skipped",
                       item.topic, item.partition, item.offset, item.letter.reason)
             self._metrics.events_dropped.labels(item.topic).inc()
 
-    async def _until_done(self, loop, call, sink: str, *args):
+    async def until_done(self, loop, call, sink: str, *args):
         """Retry with capped exponential backoff. While we wait nothing is acked
         and the consumer is paused, so memory stays bounded by one batch."""
         delay, paused = 0.5, False
@@ -163,7 +163,7 @@ class RequestBatchHandler:
 
     def close(self) -> None:
         self.executor.shutdown(wait=True)
-        self._dead_letters.close()
+        self.dead_letters.close()
 
 
 def split_by_bytes(messages: list[RawMessage], limit: int) -> list[list[RawMessage]]:

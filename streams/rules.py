@@ -31,7 +31,7 @@ from fleetpulse.errors import ConfigError
 #: metric -> (source, column). ``request``: per (window, model) from request_stats_model;
 #: ``silence``: requests per window of models seen before (a silent model reads 0);
 #: ``drift``: the worst PSI decision of a model's features (0 stable .. 3 critical);
-#: ``gpu``: per (window, node, gpu) GPU rollups, inert until GPU windows are stored.
+#: ``gpu``: per (window, node, gpu) from the gpu_windows view over stored GPU samples.
 METRICS = {
     "error_rate": ("request", "error_rate"),
     "latency_p99": ("request", "latency_p99"),

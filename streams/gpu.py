@@ -1,0 +1,34 @@
+"""GPU samples: decode a batch from the gpu topic into rows (pure), and write them.
+
+Samples are stored as they come (one per GPU per second); windows are a view
+(``gpu_windows``) over them. The table is keyed by (node, GPU, time), so a
+sample consumed twice collapses: no offset bookkeeping is needed here.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from fleetpulse.schemas import decode_message
+from fleetpulse.streams.batch import RawMessage
+from fleetpulse.streams.deadletter import SourcedDeadLetter
+
+COLUMNS = (
+    "timestamp", "node", "gpu_uuid", "gpu_index", "gpu_name", "utilization", "memory_utilization", "memory_used",
+    "memory_total", "temperature", "power_usage", "power_limit", "energy", "clock_sm", "clock_memory",
+    "throttle_reasons", "ecc_volatile", "pcie_tx", "pcie_rx", "xid",
+)
+_FIELDS = ("gpu.utilization", "gpu.memory.utilization", "gpu.memory.used", "gpu.memory.total", "gpu.temperature",
+           "gpu.power.usage", "gpu.power.limit", "gpu.energy", "gpu.clock.sm", "gpu.clock.memory",
+           "gpu.throttle_reasons", "gpu.ecc.volatile", "gpu.pcie.tx", "gpu.pcie.rx", "gpu.xid")
+
+
+def gpu_rows(messages: list[RawMessage], max_bytes: int) -> tuple[list[list], list[SourcedDeadLetter]]:
+    rows, dead = [], []
+    for m in messages:
+        decoded = decode_message(m.value or b"", "gpu", max_bytes)
+        dead.extend(SourcedDeadLetter(d, m.topic, m.partition, m.offset) for d in decoded.dead)
+        for e in decoded.events:
+            rows.append([datetime.fromtimestamp(e["timestamp"], tz=timezone.utc), e["host.name"], e["gpu.uuid"],
+                         e["gpu.index"], e.get("gpu.name") or "", *(e.get(f) for f in _FIELDS)])
+    return rows, dead
