@@ -152,7 +152,7 @@ def _simulate(settings: Settings, args: argparse.Namespace) -> int:
         nodes=args.nodes, models=args.models, rate=args.rate, duration_s=args.duration,
         count=args.count, seed=args.seed, start=args.start, error_rate=args.error_rate,
         burst_every_s=args.burst_every, burst_len_s=args.burst_len, burst_error_rate=args.burst_error_rate,
-        drifts=tuple(Drift.parse(d) for d in args.drift),
+        drifts=tuple(Drift.parse(d) for d in args.drift), gpu_samples=args.gpu_samples,
         window_seconds=settings.window_seconds, single_events=args.single_events, pace=args.pace,
     )
     result = run_simulation(settings, config, truth_path=args.truth, progress=not args.quiet)
@@ -215,6 +215,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "(0.5 sigma of its log scale) or finish_reason=0.3@300 (30%% of stops become length); "
                         "numeric: input_tokens, output_tokens, ttft, tpot, queue_time; categorical: "
                         "finish_reason, operation. Repeatable.")
+    p.add_argument("--gpu-samples", action="store_true",
+                   help="also send GPU samples for each node's 8 GPUs, following the simulated load")
     p.add_argument("--truth", help="write exact per-(window, model, node) ground truth as JSON lines here")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.set_defaults(run=_simulate)

@@ -35,37 +35,33 @@ def query_json_lines(settings: Settings, sql: str) -> bytes:
 
 
 def silence_anywhere(settings: Settings, request: dict) -> dict:
-    """A silence request, through the worker when it holds chDB, else directly."""
-    if settings.uses_chdb:
-        answer = _ask_worker(settings, json.dumps(request).encode(), "/silences")
-        if answer is not None:
-            return json.loads(answer)
-    from fleetpulse.migrate import migrate
+    """A silence request (see streams/silences.py)."""
     from fleetpulse.streams.silences import handle
 
-    ch = ClickHouse(settings)
-    try:
-        migrate(ch, log=lambda _: None)
-        return handle(ch, request)
-    finally:
-        ch.close()
+    return _worker_or_direct(settings, "/silences", request, lambda ch: handle(ch, request))
 
 
 def build_baseline_anywhere(settings: Settings, model: str, start: float, end: float,
                             features: list[str] | None) -> dict:
-    """Through the worker when it holds chDB, else directly."""
-    body = json.dumps({"model": model, "from": start, "to": end, "features": features}).encode()
+    from fleetpulse.streams.drift import build_baseline
+
+    body = {"model": model, "from": start, "to": end, "features": features}
+    return _worker_or_direct(settings, "/drift/baseline", body,
+                             lambda ch: build_baseline(ch, settings, model, start, end, features))
+
+
+def _worker_or_direct(settings: Settings, path: str, body: dict, direct) -> dict:
+    """Through the worker's endpoint when it holds chDB; else on ClickHouse directly."""
     if settings.uses_chdb:
-        answer = _ask_worker(settings, body, "/drift/baseline")
+        answer = _ask_worker(settings, json.dumps(body).encode(), path)
         if answer is not None:
             return json.loads(answer)
     from fleetpulse.migrate import migrate
-    from fleetpulse.streams.drift import build_baseline
 
     ch = ClickHouse(settings)
     try:
         migrate(ch, log=lambda _: None)
-        return build_baseline(ch, settings, model, start, end, features)
+        return direct(ch)
     finally:
         ch.close()
 

@@ -23,6 +23,7 @@ import orjson
 
 from fleetpulse.errors import ConfigError
 from fleetpulse.producers.envelope import hex_ids
+from fleetpulse.producers.gpu.simulated import SimulatedGpus
 from fleetpulse.producers.recorder import Recorder
 from fleetpulse.schemas import VERSION
 from fleetpulse.settings import Settings
@@ -80,6 +81,7 @@ class SimulationConfig:
     single_events: bool = False
     pace: str = "realtime"  # or "fast"
     drifts: tuple[Drift, ...] = ()
+    gpu_samples: bool = False  # also send NVML-like samples of each node's 8 GPUs, following the load
 
     def __post_init__(self):
         if (self.duration_s is None) == (self.count is None):
@@ -191,7 +193,7 @@ def _chunk(rng: np.random.Generator, c: SimulationConfig, t: _Table, start: floa
     finish = np.where(failed, 0, np.where(outputs >= max_out, 2, np.where(filtered, 3, 1)))
     finish = np.where((finish == 1) & (rng.random(n) < shift("finish_reason")), 2, finish)
     chat = (rng.random(n) < 0.8) & ~(rng.random(n) < shift("operation"))
-    gpu = rng.integers(0, 8, n)
+    gpu = rng.integers(0, GPUS_PER_NODE, n)
     request_ids, trace_ids = hex_ids(n, rng.bytes(32 * n))
     return _events(ts, node, model, inputs, outputs, np.minimum(duration, _MAX_S), ttft, tpot, queue,
                    np.where(failed, kind, -1), finish, chat, gpu, request_ids, trace_ids, t)
@@ -218,13 +220,14 @@ def _in_burst(rel: np.ndarray, node: np.ndarray, c: SimulationConfig) -> np.ndar
 
 
 _FINISH = (None, "stop", "length", "content_filter")
+GPUS_PER_NODE = 8
 _OPERATION = ("text_completion", "chat")
 
 
 def _events(ts, node, model, inputs, outputs, duration, ttft, tpot, queue, error, finish, chat, gpu,
             request_ids, trace_ids, t: _Table) -> list[dict]:
     rnd = lambda a: np.round(a, 6).tolist()  # microseconds: plenty, and shorter JSON  # noqa: E731
-    gpus = [str(i) for i in range(8)]
+    gpus = [str(i) for i in range(GPUS_PER_NODE)]
     events = []
     columns = zip(ts.tolist(), node.tolist(), model.tolist(), inputs.astype(np.int64).tolist(),
                   outputs.astype(np.int64).tolist(), rnd(duration), rnd(ttft), rnd(tpot), rnd(queue),
@@ -311,7 +314,11 @@ def run_simulation(settings: Settings, config: SimulationConfig, *, truth_path: 
         Path(truth_path).touch()  # an unwritable path fails now, not after the whole run
     truth = Truth(config.window_seconds)
     report = _Progress(progress)
-    with _StopOnSigint() as stop, Recorder.from_settings(settings, single_events=config.single_events) as recorder:
+    gpus = SimulatedGpus(_Table(profiles(config.models), config.nodes).nodes, GPUS_PER_NODE) \
+        if config.gpu_samples else None
+    with _StopOnSigint() as stop, Recorder.from_settings(settings, single_events=config.single_events) as recorder, \
+            Recorder(settings.bootstrap, settings.topic("gpu")) as gpu_recorder:
+        last = None
         for chunk in generate(config):
             if config.pace == "realtime":
                 stop.wait(chunk[-1]["timestamp"] - config.start - report.elapsed())
@@ -319,6 +326,11 @@ def run_simulation(settings: Settings, config: SimulationConfig, *, truth_path: 
                 break
             recorder.record_batch(chunk, block=True)
             truth.add(chunk)
+            last = chunk[-1]["timestamp"]
+            if gpus:
+                gpu_recorder.record_batch(gpus.add(chunk), block=True)
+        if gpus and last is not None:
+            gpu_recorder.record_batch(gpus.finish(last), block=True)
             report.tick(truth.requests, recorder.sent)
     report.done(truth.requests, recorder.sent, stop.is_set())
     if truth_path is not None:

@@ -1,5 +1,5 @@
 """Stage 1: a batch of request events -> partial aggregates per
-(source partition, window, model, node, late).
+(source partition, window, model, node, GPU, late).
 
 Pure functions, no I/O. Window assignment and all per-batch math is numpy; the
 only Python loop is the one that turns validated event dicts into columns.
@@ -39,6 +39,7 @@ class RequestColumns:
     finish_reason: list[str]
     outcome: list[str]
     trace_id: list[str]
+    gpu: list[str]
 
     def __len__(self) -> int:
         return len(self.model)
@@ -65,6 +66,7 @@ def to_columns(events: list[dict]) -> RequestColumns:
         finish_reason=[_first(e.get("gen_ai.response.finish_reasons")) for e in events],
         outcome=[_outcome(e) for e in events],
         trace_id=[e["trace_id"] for e in events],
+        gpu=[e.get("gpu.id") or "" for e in events],
     )
 
 
@@ -92,6 +94,7 @@ class Partial:
     window_start: int
     model: str
     node: str
+    gpu: str
     late: bool
     requests: int
     errors: int
@@ -117,14 +120,14 @@ def window_starts(timestamps: np.ndarray, window_seconds: int) -> np.ndarray:
 
 def aggregate(cols: RequestColumns, window_seconds: int, sources: np.ndarray | None = None,
               late: np.ndarray | None = None) -> list[Partial]:
-    """Group a batch by (source, window, model, node, late) and reduce each group."""
+    """Group a batch by (source, window, model, node, GPU, late) and reduce each group."""
     n = len(cols)
     if n == 0:
         return []
     sources = np.zeros(n, dtype=np.int64) if sources is None else sources
     late = np.zeros(n, dtype=bool) if late is None else late
     keys = list(zip(sources.tolist(), window_starts(cols.timestamp, window_seconds).tolist(),
-                    cols.model, cols.node, late.tolist()))
+                    cols.model, cols.node, cols.gpu, late.tolist()))
     codes: dict[tuple, int] = {}
     group = np.fromiter((codes.setdefault(k, len(codes)) for k in keys), dtype=np.int64, count=n)
     n_groups = len(codes)
@@ -148,7 +151,7 @@ def aggregate(cols: RequestColumns, window_seconds: int, sources: np.ndarray | N
     outcomes = _categories(group, cols.outcome, n_groups)
     return [
         Partial(
-            source=key[0], window_start=key[1], model=key[2], node=key[3], late=key[4],
+            source=key[0], window_start=key[1], model=key[2], node=key[3], gpu=key[4], late=key[5],
             requests=int(requests[g]), errors=int(errors[g]), errors_by_type=err_types[g],
             input_tokens=int(in_tok[g]), output_tokens=int(out_tok[g]), latency_sum=float(lat_sum[g]),
             latency_buckets=lat_h[g], ttft_buckets=ttft_h[g], tpot_buckets=tpot_h[g],

@@ -98,13 +98,6 @@ def build_app(settings: Settings, ch: ClickHouse) -> tuple[faust.App, RequestBat
             handler.on_revoked(ours(revoked))
             await app.consumer.commit()
 
-    def pause() -> None:
-        app.consumer.pause_partitions(app.consumer.assignment())
-
-    def resume() -> None:
-        app.consumer.resume_partitions(app.consumer.assignment())
-
-    handler.pause, handler.resume = pause, resume
 
     gpu_topic = app.topic(settings.topic("gpu"), value_serializer="raw", key_serializer="raw")
     gpu_writer = GpuWriter(settings, ch, handler, metrics)
@@ -136,7 +129,7 @@ def build_app(settings: Settings, ch: ClickHouse) -> tuple[faust.App, RequestBat
                 _exit_fatal(messages)
 
     drift = DriftEvaluator(settings, ch, alerts.publish, metrics.record_drift)
-    rules = AlertRunner(settings, ch, alerts.publish)  # bad rules fail here, at start-up
+    rules = AlertRunner(settings, ch, alerts.publish, metrics.record_gpu_window)  # bad rules fail here, at start-up
 
     @app.timer(interval=2.0)
     async def evaluate_closed_windows() -> None:

@@ -16,7 +16,7 @@ import logging
 import re
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, Iterable
+from typing import Iterable
 
 from fleetpulse.errors import ClickHouseUnavailable, KafkaUnavailable
 from fleetpulse.settings import Settings
@@ -45,8 +45,6 @@ class RequestBatchHandler:
         self.executor = ThreadPoolExecutor(1, thread_name_prefix="fleetpulse-sink")
         self.progress: dict[TopicPartition, PartitionProgress] = {}
         self._assigned: set[TopicPartition] = set()
-        self.pause: Callable[[], None] = lambda: None
-        self.resume: Callable[[], None] = lambda: None
         self._summary = _Summary()
         # Held from taking a batch until its messages are acked, and by a
         # revocation: no batch of a partition can be written after we gave it up.
@@ -123,8 +121,12 @@ class RequestBatchHandler:
             self._metrics.events_dropped.labels(item.topic).inc()
 
     async def until_done(self, loop, call, sink: str, *args):
-        """Retry with capped exponential backoff. While we wait nothing is acked
-        and the consumer is paused, so memory stays bounded by one batch."""
+        """Retry with capped exponential backoff. While we wait, nothing is acked
+        and the agent takes no more messages: faust's bounded buffers fill and it
+        stops reading from Kafka, so memory stays bounded and the backlog waits
+        in Kafka. (Pausing the partitions in the consumer is not used: faust
+        drops what it had fetched for them and, on resume, does not read it
+        again, which would lose those messages.)"""
         delay, paused = 0.5, False
         try:
             while True:
@@ -132,7 +134,6 @@ class RequestBatchHandler:
                     return await loop.run_in_executor(self.executor, call, *args)
                 except (ClickHouseUnavailable, KafkaUnavailable) as exc:
                     if not paused:
-                        self.pause()
                         paused = True
                         self._metrics.paused.set(1)
                     self._metrics.sink_retries.labels(sink).inc()
@@ -141,7 +142,6 @@ class RequestBatchHandler:
                     delay = min(delay * 2, MAX_BACKOFF_S)
         finally:
             if paused:
-                self.resume()
                 self._metrics.paused.set(0)
                 log.info("%s is back; consumption resumed", sink)
 

@@ -83,8 +83,24 @@ class PipelineMetrics:
                                          ["decision"], registry=r)
         self.webhook_failures = Counter("fleetpulse_webhook_failures", "Alert webhook posts that failed "
                                         "after retries.", registry=r)
+        self.gpu_gauges = {
+            name: Gauge(f"fleetpulse_gpu_{name}", doc, ["node", "gpu"], registry=r)
+            for name, doc in (
+                ("utilization_percent", "GPU utilization, average of the latest closed window (DCGM_FI_DEV_GPU_UTIL)."),
+                ("memory_used_ratio", "Largest share of GPU memory used in the latest closed window."),
+                ("temperature_celsius", "Highest GPU temperature in the latest closed window (DCGM_FI_DEV_GPU_TEMP)."),
+                ("power_watts", "Average power draw in the latest closed window (DCGM_FI_DEV_POWER_USAGE)."),
+                ("energy_joules", "Energy used in the latest closed window."),
+            )
+        }
         self.sink_retries = Counter(
             "fleetpulse_sink_retries", "Writes retried because a sink was unavailable.", ["sink"], registry=r)
+
+    def record_gpu_window(self, node: str, gpu: str, values: dict[str, float | None]) -> None:
+        """The latest closed GPU window's averages and maxima, per (node, GPU)."""
+        for name, value in values.items():
+            if value is not None and value == value:
+                self.gpu_gauges[name].labels(node, gpu).set(value)
 
     def record_drift(self, model: str, feature: str, verdict) -> None:
         self.drift_psi.labels(model, feature).set(verdict.psi)

@@ -8,7 +8,7 @@ from typing import NamedTuple
 from fleetpulse.streams.aggregate import Partial
 
 WINDOW_COLUMNS = (
-    "window_start", "window_seconds", "model", "node", "late", "requests", "errors", "errors_by_type",
+    "window_start", "window_seconds", "model", "node", "gpu", "late", "requests", "errors", "errors_by_type",
     "input_tokens", "output_tokens", "latency_sum", "latency_buckets", "ttft_buckets", "tpot_buckets",
     "input_tokens_buckets", "output_tokens_buckets", "queue_buckets", "operations", "finish_reasons", "outcomes",
     "source_topic", "source_partition", "offset_first", "offset_last", "max_event_time",
@@ -41,7 +41,7 @@ class EventSource(NamedTuple):
 def window_rows(partials: list[Partial], window_seconds: int, spans: list[SourceSpan]) -> list[list]:
     return [
         [
-            datetime.fromtimestamp(p.window_start, tz=timezone.utc), window_seconds, p.model, p.node,
+            datetime.fromtimestamp(p.window_start, tz=timezone.utc), window_seconds, p.model, p.node, p.gpu,
             int(p.late), p.requests, p.errors, p.errors_by_type, p.input_tokens, p.output_tokens,
             p.latency_sum, p.latency_buckets, p.ttft_buckets, p.tpot_buckets, p.input_tokens_buckets,
             p.output_tokens_buckets, p.queue_buckets, p.operations, p.finish_reasons, p.outcomes, *spans[p.source],

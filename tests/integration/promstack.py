@@ -13,7 +13,35 @@ from pathlib import Path
 from fleetpulse.localkafka import free_port
 
 
-class Prometheus:
+class _Server:
+    """A child process with a /-/ready endpoint, as both Prometheus and Alertmanager have."""
+
+    port: int
+    log: Path
+    proc: subprocess.Popen
+
+    def _launch(self, args: list[str], name: str) -> None:
+        with open(self.log, "wb") as out:
+            self.proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, self.log.read_text()[-2000:]
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/-/ready", timeout=2):
+                    return
+            except OSError:
+                time.sleep(0.2)
+        raise AssertionError(f"{name} not ready:\n" + self.log.read_text()[-2000:])
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+class Prometheus(_Server):
     """Scrapes the given targets every second, OpenMetrics first, with exemplar storage."""
 
     def __init__(self, tmp: Path, targets: list[str]):
@@ -26,22 +54,9 @@ class Prometheus:
             "scrape_configs": [{"job_name": "fleetpulse", "static_configs": [{"targets": targets}]}],
         }))
         self.log = tmp / "prometheus.log"
-        with open(self.log, "wb") as out:
-            self.proc = subprocess.Popen([binary, f"--config.file={config}", f"--storage.tsdb.path={tmp / 'tsdb'}",
-                                          f"--web.listen-address=127.0.0.1:{self.port}",
-                                          "--enable-feature=exemplar-storage"], stdout=out, stderr=subprocess.STDOUT)
-        self._wait_ready()
-
-    def _wait_ready(self, timeout: float = 30) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, self.log.read_text()[-2000:]
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/-/ready", timeout=2):
-                    return
-            except OSError:
-                time.sleep(0.2)
-        raise AssertionError("prometheus not ready:\n" + self.log.read_text()[-2000:])
+        self._launch([binary, f"--config.file={config}", f"--storage.tsdb.path={tmp / 'tsdb'}",
+                      f"--web.listen-address=127.0.0.1:{self.port}", "--enable-feature=exemplar-storage"],
+                     "prometheus")
 
     def api(self, path: str, **params) -> dict:
         url = f"http://127.0.0.1:{self.port}/api/v1/{path}?{urllib.parse.urlencode(params)}"
@@ -68,15 +83,8 @@ class Prometheus:
             time.sleep(0.5)
         return value
 
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
 
-
-class Alertmanager:
+class Alertmanager(_Server):
     """Debian's Alertmanager, no clustering, routing to the webhook given."""
 
     def __init__(self, tmp: Path, webhook_url: str, group_interval: str = "2s"):
@@ -91,26 +99,8 @@ class Alertmanager:
             "receivers": [{"name": "hook", "webhook_configs": [{"url": webhook_url, "send_resolved": True}]}],
         }))
         self.log = tmp / "alertmanager.log"
-        with open(self.log, "wb") as out:
-            self.proc = subprocess.Popen([binary, f"--config.file={config}", f"--storage.path={tmp / 'am'}",
-                                          f"--web.listen-address=127.0.0.1:{self.port}", "--cluster.listen-address="],
-                                         stdout=out, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, self.log.read_text()[-2000:]
-            try:
-                with urllib.request.urlopen(f"{self.url}/-/ready", timeout=2):
-                    return
-            except OSError:
-                time.sleep(0.2)
-        raise AssertionError("alertmanager not ready:\n" + self.log.read_text()[-2000:])
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
+        self._launch([binary, f"--config.file={config}", f"--storage.path={tmp / 'am'}",
+                      f"--web.listen-address=127.0.0.1:{self.port}", "--cluster.listen-address="], "alertmanager")
 
 
 class WebhookReceiver:
