@@ -96,7 +96,11 @@ def build_app(settings: Settings, ch: ClickHouse) -> tuple[faust.App, RequestBat
         # owner starts from the committed offsets.
         async with handler.lock:
             handler.on_revoked(ours(revoked))
-            await app.consumer.commit()
+            # commit() returns False without committing when a periodic commit is
+            # already running (it may predate our last acks): then commit again.
+            committed = await app.consumer.commit() or await app.consumer.commit()
+            log.info("gave up %s partitions %s (offsets committed: %s)", topic_name,
+                     sorted(p for _, p in ours(revoked)), committed)
 
 
     gpu_topic = app.topic(settings.topic("gpu"), value_serializer="raw", key_serializer="raw")
