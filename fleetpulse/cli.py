@@ -173,7 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("demo", help="start a local broker, the worker and a simulated fleet; Ctrl-C stops all",
+    p = sub.add_parser("demo", help="start a local broker, the worker and a simulated fleet (with GPUs); Ctrl-C stops all",
                        description="Start the local Kafka broker (unless FLEETPULSE_KAFKA_BOOTSTRAP is set), "
                                    "create topics, run the worker (which migrates ClickHouse) and a simulated "
                                    "fleet, and print where to look. Ctrl-C stops everything.")

@@ -48,7 +48,8 @@ def run_demo(settings: Settings, *, rate: float, nodes: int, models: int) -> int
         _wait_for_worker(settings, children[0], worker_log)
         sim_log = settings.home / "simulator.log"
         children.append(_spawn(["simulate", "--rate", str(rate), "--nodes", str(nodes), "--models",
-                                str(models), "--duration", str(7 * 24 * 3600), "--pace", "realtime"], sim_log))
+                                str(models), "--duration", str(7 * 24 * 3600), "--pace", "realtime", "--gpu-samples"],
+                               sim_log))
         _banner(settings, worker_log, sim_log, broker)
         _watch(settings, children)
     except KeyboardInterrupt:
