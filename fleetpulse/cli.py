@@ -184,7 +184,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("worker", help="run the stream worker (faust) with its web server",
                        description="Consume the requests topic, aggregate event-time windows, write them to "
-                                   "ClickHouse, serve /metrics and /query on FLEETPULSE_HTTP_PORT. Applies "
+                                   "ClickHouse, serve /metrics, /query, /health, /silences and /drift/baseline on "
+                                   "FLEETPULSE_HTTP_PORT. Applies "
                                    "migrations and creates missing topics first.")
     p.set_defaults(run=_worker)
 

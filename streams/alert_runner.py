@@ -14,7 +14,6 @@ import logging
 import time
 import urllib.error
 import urllib.request
-import uuid
 from datetime import datetime, timezone
 from typing import Callable
 
@@ -23,6 +22,7 @@ import orjson
 from fleetpulse.clickhouse import ClickHouse
 from fleetpulse.settings import Settings
 from fleetpulse.streams.alerting import AlertEngine, Silence
+from fleetpulse.streams.outbox import Outbox
 from fleetpulse.streams.rules import load_rules
 
 log = logging.getLogger("fleetpulse.alerts")
@@ -53,8 +53,10 @@ class AlertRunner:
         self._step = settings.window_seconds
         self._next: int | None = None
         self._models: set[str] = set()
+        self._outbox = Outbox()
 
     def tick(self) -> int:
+        self._outbox.flush()  # what earlier windows decided goes out first
         last = closed_until(self._ch, self._step, self._s.allowed_lateness_seconds)
         if last is None:
             return 0
@@ -69,10 +71,11 @@ class AlertRunner:
         for w in range(first, end + 1, self._step):
             events += self.engine.observe(w + self._step, samples.get(w, {}), silences)
         self._next = end + self._step
+        token = f"alerts:{first}-{end}"
         if events:
-            self._store(events)
-            self._publish(events)
-        self._push(events)
+            self._outbox.add(lambda: self._store(events, token), lambda: self._publish(events))
+        self._outbox.add(lambda: self._push(events))
+        self._outbox.flush()
         return (end - first) // self._step + 1
 
     def _samples(self, first: int, last: int) -> dict[int, dict[str, list]]:
@@ -120,13 +123,13 @@ class AlertRunner:
                               "FROM silences FINAL").result_rows
         return [Silence(i, dict(m), s / 1000, e / 1000) for i, m, s, e in rows]
 
-    def _store(self, events: list[dict]) -> None:
+    def _store(self, events: list[dict], token: str) -> None:
         ts = lambda v: None if v is None else datetime.fromtimestamp(v, tz=timezone.utc)  # noqa: E731
         rows = [[ts(e["timestamp"]), e["alert.name"], e["status"], e["severity"], e["fingerprint"], e["labels"],
                  e["annotations"], ts(e["starts_at"]), ts(e["ends_at"]), e["value"]] for e in events]
         self._ch.insert("alerts", rows, ("timestamp", "alert_name", "status", "severity", "fingerprint", "labels",
                                          "annotations", "starts_at", "ends_at", "value"),
-                        dedup_token=f"alerts:{uuid.uuid4()}")
+                        dedup_token=token)
 
     def _push(self, events: list[dict]) -> None:
         """Every notified alert (refreshed) plus this window's resolutions."""

@@ -68,11 +68,11 @@ class Retention:
         return kept
 
 
-def _decode(raw: bytes, max_bytes: int) -> Decoded:
+def safe_decode(raw: bytes, max_bytes: int, kind: str = "request") -> Decoded:
     """decode_message never raises on any input we know of; should one still
     surprise it, that message becomes a dead letter instead of stopping the worker."""
     try:
-        return decode_message(raw, "request", max_bytes)
+        return decode_message(raw, kind, max_bytes)
     except Exception as exc:  # noqa: BLE001 -- the last line of defence, by design
         return Decoded([], [DeadLetter(f"message: could not be decoded ({type(exc).__name__}: {exc})", raw)])
 
@@ -102,7 +102,7 @@ def process_batch(messages: list[RawMessage], progress: Mapping[TopicPartition, 
     per_message: list[int] = []  # events decoded from each fresh message
     dead: list[SourcedDeadLetter] = []
     for m in fresh:
-        decoded = _decode(m.value or b"", max_bytes)
+        decoded = safe_decode(m.value or b"", max_bytes)
         if retention is not None:
             decoded = retention.split(decoded, window_seconds)
         events.extend(decoded.events)

@@ -29,6 +29,7 @@ from fleetpulse.clickhouse import ClickHouse
 from fleetpulse.errors import ConfigError
 from fleetpulse.settings import Settings
 from fleetpulse.streams import drift_stats as ds
+from fleetpulse.streams.outbox import Outbox
 
 log = logging.getLogger("fleetpulse.drift")
 
@@ -112,11 +113,13 @@ class DriftEvaluator:
         self._span = settings.drift_window_minutes * 60
         self._next: int | None = None
         self._firing: dict[tuple[str, str], bool] | None = None
+        self._outbox = Outbox()
 
     def tick(self) -> int:
         """Evaluate closed windows not yet evaluated, at most a bounded number
         per call so a long backlog does not hold ClickHouse for long; returns
         how many windows it covered (0: caught up)."""
+        self._outbox.flush()  # what earlier windows decided goes out first
         last_closed = self._last_closed_window()
         if last_closed is None:
             return 0
@@ -126,11 +129,13 @@ class DriftEvaluator:
             return 0
         first, end = self._next, min(last_closed, self._next + self._step * (MAX_WINDOWS_PER_TICK - 1))
         rows, alerts, end = self._evaluate_range(first, end)
+        self._next = end + self._step  # evaluated: the decisions stand, delivery may be retried
+        token = f"drift:{first}-{end}"
         if rows:
-            self._ch.insert("drift_windows", rows, _DRIFT_COLUMNS, dedup_token=f"drift:{first}-{end}")
+            self._outbox.add(lambda: self._ch.insert("drift_windows", rows, _DRIFT_COLUMNS, dedup_token=token))
         if alerts:
-            self._publish(alerts)
-        self._next = end + self._step
+            self._outbox.add(lambda: self._publish(alerts))
+        self._outbox.flush()
         return (end - first) // self._step + 1
 
     def _last_closed_window(self) -> int | None:

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from fleetpulse.schemas import decode_message
-from fleetpulse.streams.batch import RawMessage
+from fleetpulse.streams.batch import RawMessage, safe_decode
 from fleetpulse.streams.deadletter import SourcedDeadLetter
 
 COLUMNS = (
@@ -26,7 +25,7 @@ _FIELDS = ("gpu.utilization", "gpu.memory.utilization", "gpu.memory.used", "gpu.
 def gpu_rows(messages: list[RawMessage], max_bytes: int) -> tuple[list[list], list[SourcedDeadLetter]]:
     rows, dead = [], []
     for m in messages:
-        decoded = decode_message(m.value or b"", "gpu", max_bytes)
+        decoded = safe_decode(m.value or b"", max_bytes, "gpu")
         dead.extend(SourcedDeadLetter(d, m.topic, m.partition, m.offset) for d in decoded.dead)
         for e in decoded.events:
             rows.append([datetime.fromtimestamp(e["timestamp"], tz=timezone.utc), e["host.name"], e["gpu.uuid"],

@@ -26,7 +26,7 @@ class GpuWriter:
         rows, letters = gpu_rows(messages, self._s.max_message_bytes)
         loop = asyncio.get_running_loop()
         if letters:
-            await self._handler.until_done(loop, self._handler.dead_letters.write, "deadletter", letters)
+            await self._handler.until_done(loop, self._handler.write_dead_letters, "deadletter", letters)
         if rows:
             spans = {}
             for m in messages:

@@ -21,7 +21,7 @@ from typing import Iterable
 from fleetpulse.errors import ClickHouseUnavailable, KafkaUnavailable
 from fleetpulse.settings import Settings
 from fleetpulse.streams.batch import BatchResult, RawMessage, Retention, TopicPartition, process_batch
-from fleetpulse.streams.deadletter import DeadLetterSink
+from fleetpulse.streams.deadletter import DeadLetterSink, SourcedDeadLetter
 from fleetpulse.streams.export import RequestExporter
 from fleetpulse.streams.metrics import PipelineMetrics
 from fleetpulse.streams.sink import ClickHouseSink
@@ -97,7 +97,7 @@ class RequestBatchHandler:
         loop = asyncio.get_running_loop()
         started = time.perf_counter()
         batch = await loop.run_in_executor(self.executor, self._process, messages)
-        await self.until_done(loop, self._write_dead_letters, "deadletter", batch)
+        await self.until_done(loop, self.write_dead_letters, "deadletter", batch.dead)
         await self.until_done(loop, self._sink.write, "clickhouse", batch)
         self.progress.update(batch.progress)
         self._exporter.observe(batch.columns, batch.columns.trace_id)
@@ -111,10 +111,11 @@ class RequestBatchHandler:
                              lateness=s.allowed_lateness_seconds, max_bytes=s.max_message_bytes,
                              keep_events=s.store_raw_events, retention=retention)
 
-    def _write_dead_letters(self, batch: BatchResult) -> None:
-        if not batch.dead:
+    def write_dead_letters(self, letters: list[SourcedDeadLetter]) -> None:
+        """Durably, or logged and counted where the broker refuses one for good."""
+        if not letters:
             return
-        refused = self.dead_letters.write(batch.dead)
+        refused = self.dead_letters.write(letters)
         for item in refused:
             log.error("dead-letter topic refused %s:%d:%d (%s); skipped",
                       item.topic, item.partition, item.offset, item.letter.reason)
