@@ -202,3 +202,21 @@ def test_drift_against_a_frozen_baseline_and_yesterday(ch):
     assert {r[1] for r in rows} == {"yesterday"}
     assert all(d == "stable" for w, _, d in rows if w < 300)
     assert 300 <= next(w for w, _, d in rows if d in ("drift", "warning", "critical")) <= 320
+
+
+def test_silences_add_list_expire(ch):
+    from fleetpulse.errors import ConfigError
+    from fleetpulse.streams.silences import add_silence, expire_silence, handle, list_silences
+
+    migrate(ch, log=lambda _: None)
+    sid = add_silence(ch, {"alertname": "HighErrorRate", "model": "m"}, 3600, "deploy")
+    listed = list_silences(ch)
+    assert [(s["id"], s["matchers"], s["comment"], s["active"]) for s in listed] == \
+        [(sid, {"alertname": "HighErrorRate", "model": "m"}, "deploy", True)]
+    expire_silence(ch, sid)
+    assert list_silences(ch) == []
+    assert [s["id"] for s in list_silences(ch, include_expired=True)] == [sid]
+    with pytest.raises(ConfigError, match="no silence with id 'nope'"):
+        handle(ch, {"action": "expire", "id": "nope"})
+    with pytest.raises(ConfigError, match="at least one --match"):
+        add_silence(ch, {}, 60, "")
