@@ -197,6 +197,9 @@ class _Summary:
     EVERY_S = 10.0
 
     def __init__(self) -> None:
+        self._reset()
+
+    def _reset(self) -> None:
         self._since = time.monotonic()
         self._events = self._rows = self._dead = self._late = 0
 
@@ -209,4 +212,4 @@ class _Summary:
         if elapsed >= self.EVERY_S:
             log.info("processed %d events (%.0f/s), wrote %d window rows, %d late, %d dead letters in the last %.0fs",
                      self._events, self._events / elapsed, self._rows, self._late, self._dead, elapsed)
-            self.__init__()
+            self._reset()
