@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 import urllib.error
 import urllib.request
 from datetime import datetime, timezone
@@ -54,6 +55,12 @@ class AlertRunner:
         self._next: int | None = None
         self._models: set[str] = set()
         self._outbox = Outbox()
+        # Alertmanager is called from a thread of its own: a slow or absent one must
+        # not hold the sink's thread (ingestion). One push at a time; resolutions
+        # not yet delivered ride along with the next push.
+        self._pusher = ThreadPoolExecutor(1, thread_name_prefix="fleetpulse-alertmanager")
+        self._push_future: Future | None = None
+        self._unsent_resolved: list[dict] = []
 
     def tick(self) -> int:
         self._outbox.flush()  # what earlier windows decided goes out first
@@ -132,14 +139,23 @@ class AlertRunner:
                         dedup_token=token)
 
     def _push(self, events: list[dict]) -> None:
-        """Every notified alert (refreshed) plus this window's resolutions."""
+        """Every notified alert (refreshed) plus the resolutions not yet delivered."""
         if not self._s.alertmanager_url:
             return
+        previous = self._push_future
+        if previous is not None:
+            if not previous.done():
+                self._unsent_resolved += [e for e in events if e["status"] == "resolved"]
+                return  # still busy: this window's state goes with the next push
+            del self._unsent_resolved[:previous.result()]
+        self._unsent_resolved += [e for e in events if e["status"] == "resolved"]
         now = time.time()
+        resolved = list(self._unsent_resolved)
         payload = [_to_alertmanager(e, now + 5 * self._step) for e in self.engine.notified()]
-        payload += [_to_alertmanager(e, e["ends_at"]) for e in events if e["status"] == "resolved"]
+        payload += [_to_alertmanager(e, e["ends_at"]) for e in resolved]
         if payload:
-            post_alertmanager(self._s.alertmanager_url, payload)
+            url = self._s.alertmanager_url
+            self._push_future = self._pusher.submit(lambda: len(resolved) if post_alertmanager(url, payload) else 0)
 
 
 def _iso(epoch: float) -> str:
