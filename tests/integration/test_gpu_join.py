@@ -28,6 +28,9 @@ def test_requests_join_the_gpus_that_served_them(kafka_settings, tmp_path_factor
     seconds = worker.wait_for("SELECT count() > 0 FROM gpu_samples", 1, timeout=60)
     assert seconds == 1
     assert worker.wait_for("SELECT sum(requests) FROM request_windows", EVENTS, timeout=120) == EVENTS
+    # GPU samples come through their own topic and agent: wait for all of them
+    # (2 nodes x 8 GPUs x the 1000 seconds the requests span).
+    assert worker.wait_for("SELECT count() FROM gpu_samples FINAL", 16 * (EVENTS // 20), timeout=120) == 16_000
     samples = worker.scalar("SELECT count() FROM gpu_samples FINAL")
     assert samples % 16 == 0 and samples >= 16 * (EVENTS // 20)  # 2 nodes x 8 GPUs, every second
 
