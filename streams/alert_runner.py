@@ -24,23 +24,13 @@ from fleetpulse.clickhouse import ClickHouse
 from fleetpulse.settings import Settings
 from fleetpulse.streams.alerting import AlertEngine, Silence
 from fleetpulse.streams.outbox import Outbox
+from fleetpulse.streams.watermark import closed_until
 from fleetpulse.streams.rules import load_rules
 
 log = logging.getLogger("fleetpulse.alerts")
 
 MAX_WINDOWS_PER_TICK = 200
 _DRIFT_LEVEL = "multiIf(decision = 'critical', 3, decision = 'warning', 2, decision = 'drift', 1, 0)"
-
-
-def closed_until(ch: ClickHouse, step: int, lateness: float) -> int | None:
-    """The start of the newest window the watermark has closed, or None. The
-    watermark follows whichever stream is newest: requests or GPU samples."""
-    high = ch.query(
-        "SELECT greatest((SELECT max(max_event_time) FROM request_windows WHERE window_seconds = {w:UInt32}), "
-        "(SELECT toFloat64(max(timestamp)) FROM gpu_samples))", parameters={"w": step}).result_rows[0][0]
-    if high is None or high != high or high <= 0:
-        return None
-    return int(((high - lateness) // step) * step) - step
 
 
 class AlertRunner:
@@ -64,7 +54,7 @@ class AlertRunner:
 
     def tick(self) -> int:
         self._outbox.flush()  # what earlier windows decided goes out first
-        last = closed_until(self._ch, self._step, self._s.allowed_lateness_seconds)
+        last = closed_until(self._ch, self._step, self._s.allowed_lateness_seconds, include_gpu=True)
         if last is None:
             return 0
         if self._next is None:  # start at the present: no alerts about the distant past

@@ -110,19 +110,16 @@ def build_app(settings: Settings, ch: ClickHouse) -> tuple[faust.App, RequestBat
     async def gpu_samples(stream: faust.StreamT) -> None:
         async for events in stream.noack_take(settings.batch_max_messages, within=settings.batch_max_wait_seconds):
             try:
-                await gpu_writer.write([RawMessage(e.message.topic, e.message.partition, e.message.offset, e.value)
-                                        for e in events])
+                await gpu_writer.write(_raw(events))
                 for event in events:
                     await stream.ack(event)
             except Exception:  # noqa: BLE001 -- anything not retried is fatal
-                _exit_fatal([RawMessage(e.message.topic, e.message.partition, e.message.offset, b"")
-                             for e in events])
+                _exit_fatal(_raw(events))
 
     @app.agent(requests, name="request-windows")
     async def request_windows(stream: faust.StreamT) -> None:
         async for events in stream.noack_take(settings.batch_max_messages, within=settings.batch_max_wait_seconds):
-            messages = [RawMessage(e.message.topic, e.message.partition, e.message.offset, e.value)
-                        for e in events]
+            messages = _raw(events)
             try:
                 async with handler.lock:
                     await handler.handle(messages)
@@ -149,6 +146,10 @@ def build_app(settings: Settings, ch: ClickHouse) -> tuple[faust.App, RequestBat
     metrics.watch_lag(lambda: _lag(app, handler))
     _add_pages(app, ch, metrics, settings)
     return app, handler
+
+
+def _raw(events) -> list[RawMessage]:
+    return [RawMessage(e.message.topic, e.message.partition, e.message.offset, e.value) for e in events]
 
 
 def _exit_fatal(messages: list[RawMessage]) -> None:

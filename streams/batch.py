@@ -82,6 +82,15 @@ def _origins(messages: list[RawMessage], per_message: list[int]) -> list[EventSo
     return [EventSource(m.topic, m.partition, m.offset, i) for m, n in zip(messages, per_message) for i in range(n)]
 
 
+def offset_spans(messages: list[RawMessage]) -> dict[TopicPartition, tuple[int, int]]:
+    """(first, last) offset per (topic, partition) among ``messages``."""
+    spans: dict[TopicPartition, tuple[int, int]] = {}
+    for m in messages:
+        lo, hi = spans.get((m.topic, m.partition), (m.offset, m.offset))
+        spans[(m.topic, m.partition)] = (min(lo, m.offset), max(hi, m.offset))
+    return spans
+
+
 def source_of(spans: Mapping[TopicPartition, tuple[int, int]]) -> str:
     """``topic:partition:first-last`` per partition, sorted: stable for the same offsets."""
     return ",".join(f"{t}:{p}:{lo}-{hi}" for (t, p), (lo, hi) in sorted(spans.items()))
@@ -91,10 +100,7 @@ def process_batch(messages: list[RawMessage], progress: Mapping[TopicPartition, 
                   window_seconds: int, lateness: float, max_bytes: int, keep_events: bool,
                   retention: Retention | None = None) -> BatchResult:
     fresh = [m for m in messages if m.offset >= progress.get((m.topic, m.partition), PartitionProgress()).next_offset]
-    spans: dict[TopicPartition, tuple[int, int]] = {}
-    for m in fresh:
-        lo, hi = spans.get((m.topic, m.partition), (m.offset, m.offset))
-        spans[(m.topic, m.partition)] = (min(lo, m.offset), max(hi, m.offset))
+    spans = offset_spans(fresh)
     tps = sorted(spans)
     index = {tp: i for i, tp in enumerate(tps)}
 

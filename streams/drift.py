@@ -30,6 +30,7 @@ from fleetpulse.errors import ConfigError
 from fleetpulse.settings import Settings
 from fleetpulse.streams import drift_stats as ds
 from fleetpulse.streams.outbox import Outbox
+from fleetpulse.streams.watermark import closed_until
 
 log = logging.getLogger("fleetpulse.drift")
 
@@ -120,7 +121,7 @@ class DriftEvaluator:
         per call so a long backlog does not hold ClickHouse for long; returns
         how many windows it covered (0: caught up)."""
         self._outbox.flush()  # what earlier windows decided goes out first
-        last_closed = self._last_closed_window()
+        last_closed = closed_until(self._ch, self._step, self._s.allowed_lateness_seconds)
         if last_closed is None:
             return 0
         if self._next is None:
@@ -137,14 +138,6 @@ class DriftEvaluator:
             self._outbox.add(lambda: self._publish(alerts))
         self._outbox.flush()
         return (end - first) // self._step + 1
-
-    def _last_closed_window(self) -> int | None:
-        high = self._ch.query("SELECT max(max_event_time) FROM request_windows WHERE window_seconds = {w:UInt32}",
-                              parameters={"w": self._step}).result_rows[0][0]
-        if high is None or not np.isfinite(high) or high <= 0:
-            return None
-        watermark = high - self._s.allowed_lateness_seconds
-        return int((watermark // self._step) * self._step) - self._step  # ws + W <= watermark
 
     def _restore(self) -> int | None:
         """Resume after the last evaluated window; decisions resume from the last stored ones."""

@@ -6,7 +6,7 @@ import asyncio
 
 from fleetpulse.clickhouse import ClickHouse
 from fleetpulse.settings import Settings
-from fleetpulse.streams.batch import RawMessage, source_of
+from fleetpulse.streams.batch import RawMessage, offset_spans, source_of
 from fleetpulse.streams.gpu import COLUMNS, gpu_rows
 from fleetpulse.streams.handler import RequestBatchHandler, invalid_field
 from fleetpulse.streams.metrics import PipelineMetrics
@@ -28,12 +28,8 @@ class GpuWriter:
         if letters:
             await self._handler.until_done(loop, self._handler.write_dead_letters, "deadletter", letters)
         if rows:
-            spans = {}
-            for m in messages:
-                lo, hi = spans.get((m.topic, m.partition), (m.offset, m.offset))
-                spans[(m.topic, m.partition)] = (min(lo, m.offset), max(hi, m.offset))
             await self._handler.until_done(loop, self._ch.insert, "clickhouse", "gpu_samples", rows, COLUMNS,
-                                           source_of(spans))
+                                           source_of(offset_spans(messages)))
         m = self._metrics
         m.messages_in.labels(topic).inc(len(messages))
         m.events_in.labels(topic).inc(len(rows))

@@ -29,6 +29,20 @@ class PartitionProgress:
     max_event_time: float = NO_EVENT_TIME
 
 
+def closed_until(ch, step: int, lateness: float, include_gpu: bool = False) -> int | None:
+    """The start of the newest window the watermark has closed (its end is at or
+    before the newest event time written minus ``lateness``), or None before any
+    data. With ``include_gpu`` the watermark follows whichever stream is newer:
+    requests or GPU samples (GPU alert rules need windows without requests)."""
+    requests = "(SELECT max(max_event_time) FROM request_windows WHERE window_seconds = {w:UInt32})"
+    gpu = "(SELECT toFloat64(max(timestamp)) FROM gpu_samples)"
+    sql = f"SELECT greatest({requests}, {gpu})" if include_gpu else f"SELECT {requests}"
+    high = ch.query(sql, parameters={"w": step}).result_rows[0][0]
+    if high is None or high != high or high <= 0 or high == float("inf"):
+        return None
+    return int(((high - lateness) // step) * step) - step
+
+
 def late_flags(timestamps: np.ndarray, sources: np.ndarray, prior_max: list[float],
                window_seconds: int, lateness: float) -> tuple[np.ndarray, list[float]]:
     """For events in offset order, each tagged with its source index, return
