@@ -72,6 +72,7 @@ def _apply_ttls(ch: ClickHouse) -> None:
         "request_windows_1m": f"window_start + INTERVAL {s.rollup_1m_ttl_days} DAY",
         "request_windows_1h": f"window_start + INTERVAL {s.rollup_1h_ttl_days} DAY",
         "gpu_samples": f"toDateTime(timestamp) + INTERVAL {s.windows_ttl_days} DAY",
+        "gpu_windows": f"window_start + INTERVAL {s.windows_ttl_days} DAY",
         "gpu_windows_1m": f"window_start + INTERVAL {s.rollup_1m_ttl_days} DAY",
         "gpu_windows_1h": f"window_start + INTERVAL {s.rollup_1h_ttl_days} DAY",
     }

@@ -102,7 +102,7 @@ class AlertRunner:
             out.setdefault(w, {}).setdefault("drift_level", []).append(({"model": model}, level))
         gpu = self._ch.query(
             "SELECT toUnixTimestamp(window_start), node, toString(gpu_index), utilization_avg, memory_used_ratio, "
-            "temperature_max, power_avg, energy_joules FROM gpu_windows(w = {w:UInt32}) "
+            "temperature_max, power_avg, energy_joules FROM gpu_windows FINAL "
             "WHERE window_start BETWEEN toDateTime({lo:UInt32}) AND toDateTime({hi:UInt32}) ORDER BY 1",
             parameters=params)
         for w, node, index, utilization, memory, temperature, power, energy in gpu.result_rows:

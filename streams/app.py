@@ -28,6 +28,7 @@ from fleetpulse.streams.deadletter import DeadLetterSink
 from fleetpulse.streams.drift import DriftEvaluator, build_baseline
 from fleetpulse.streams import silences
 from fleetpulse.streams.export import RequestExporter, le_indices
+from fleetpulse.streams.gpu_windows import GpuWindowWriter
 from fleetpulse.streams.gpu_writer import GpuWriter
 from fleetpulse.streams.handler import RequestBatchHandler
 from fleetpulse.streams.metrics import PipelineMetrics
@@ -104,7 +105,8 @@ def build_app(settings: Settings, ch: ClickHouse) -> tuple[faust.App, RequestBat
 
 
     gpu_topic = app.topic(settings.topic("gpu"), value_serializer="raw", key_serializer="raw")
-    gpu_writer = GpuWriter(settings, ch, handler, metrics)
+    gpu_windows = GpuWindowWriter(settings, ch)
+    gpu_writer = GpuWriter(settings, ch, handler, metrics, gpu_windows)
 
     @app.agent(gpu_topic, name="gpu-samples")
     async def gpu_samples(stream: faust.StreamT) -> None:
@@ -135,7 +137,8 @@ def build_app(settings: Settings, ch: ClickHouse) -> tuple[faust.App, RequestBat
     @app.timer(interval=2.0)
     async def evaluate_closed_windows() -> None:
         # On the sink's thread: evaluations and writes never interleave on chDB.
-        for name, tick in (("drift", drift.tick), ("alert rules", rules.tick)):
+        # GPU windows first: the alert rules read the ones that just closed.
+        for name, tick in (("GPU windows", gpu_windows.tick), ("drift", drift.tick), ("alert rules", rules.tick)):
             try:
                 await asyncio.get_running_loop().run_in_executor(handler.executor, tick)
             except (ClickHouseUnavailable, KafkaUnavailable) as exc:

@@ -10,12 +10,14 @@ new event-time high-water mark, plus dead letters for what could not be used.
 from __future__ import annotations
 
 import dataclasses
+import time
 from typing import Mapping, NamedTuple
 
 import numpy as np
 
 import orjson
 
+from fleetpulse.settings import Settings
 from fleetpulse.schemas import Decoded, DeadLetter, decode_message
 from fleetpulse.streams.aggregate import RequestColumns, aggregate, to_columns
 from fleetpulse.streams.deadletter import SourcedDeadLetter
@@ -48,12 +50,17 @@ class BatchResult:
 
 @dataclasses.dataclass(frozen=True)
 class Retention:
-    """Windows older than ClickHouse keeps (the TTL of request_windows) would be
-    deleted as they are inserted; such events go to the dead letters instead,
-    so that nothing disappears without a trace."""
+    """Windows older than ClickHouse keeps (the TTL of request_windows and
+    gpu_samples) would be deleted as they are inserted; such events go to the
+    dead letters instead, so that nothing disappears without a trace."""
 
     oldest_window_start: float
     setting: str
+
+    @classmethod
+    def now(cls, settings: Settings) -> "Retention":
+        days = settings.windows_ttl_days
+        return cls(time.time() - days * 86400, f"FLEETPULSE_WINDOWS_TTL_DAYS={days}")
 
     def split(self, decoded: Decoded, window_seconds: int) -> Decoded:
         kept = Decoded([], decoded.dead)

@@ -1,15 +1,15 @@
 """GPU samples: decode a batch from the gpu topic into rows (pure), and write them.
 
-Samples are stored as they come (one per GPU per second); windows are a view
-(``gpu_windows``) over them. The table is keyed by (node, GPU, time), so a
-sample consumed twice collapses: no offset bookkeeping is needed here.
+Samples are stored as they come (one per GPU per second); the windows are
+computed from them (``gpu_windows.py``). The table is keyed by (node, GPU,
+time), so a sample consumed twice collapses: no offset bookkeeping is needed.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from fleetpulse.streams.batch import RawMessage, safe_decode
+from fleetpulse.streams.batch import RawMessage, Retention, safe_decode
 from fleetpulse.streams.deadletter import SourcedDeadLetter
 
 COLUMNS = (
@@ -22,10 +22,14 @@ _FIELDS = ("gpu.utilization", "gpu.memory.utilization", "gpu.memory.used", "gpu.
            "gpu.throttle_reasons", "gpu.ecc.volatile", "gpu.pcie.tx", "gpu.pcie.rx", "gpu.xid")
 
 
-def gpu_rows(messages: list[RawMessage], max_bytes: int) -> tuple[list[list], list[SourcedDeadLetter]]:
+def gpu_rows(messages: list[RawMessage], max_bytes: int, retention: Retention,
+             window_seconds: int) -> tuple[list[list], list[SourcedDeadLetter]]:
+    """Rows for gpu_samples, and dead letters for what cannot be stored: invalid
+    samples, and samples older than ClickHouse keeps them (the TTL would delete
+    them on insert, without a trace)."""
     rows, dead = [], []
     for m in messages:
-        decoded = safe_decode(m.value or b"", max_bytes, "gpu")
+        decoded = retention.split(safe_decode(m.value or b"", max_bytes, "gpu"), window_seconds)
         dead.extend(SourcedDeadLetter(d, m.topic, m.partition, m.offset) for d in decoded.dead)
         for e in decoded.events:
             rows.append([datetime.fromtimestamp(e["timestamp"], tz=timezone.utc), e["host.name"], e["gpu.uuid"],

@@ -105,11 +105,9 @@ class RequestBatchHandler:
 
     def _process(self, messages: list[RawMessage]) -> BatchResult:
         s = self._settings
-        retention = Retention(time.time() - s.windows_ttl_days * 86400,
-                              f"FLEETPULSE_WINDOWS_TTL_DAYS={s.windows_ttl_days}")
         return process_batch(messages, self.progress, window_seconds=s.window_seconds,
                              lateness=s.allowed_lateness_seconds, max_bytes=s.max_message_bytes,
-                             keep_events=s.store_raw_events, retention=retention)
+                             keep_events=s.store_raw_events, retention=Retention.now(s))
 
     def write_dead_letters(self, letters: list[SourcedDeadLetter]) -> None:
         """Durably, or logged and counted where the broker refuses one for good."""

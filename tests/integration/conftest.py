@@ -47,3 +47,10 @@ def start_worker():
     yield start
     for worker in started:
         worker.stop()
+
+
+@pytest.fixture(scope="session")
+def chdb_path(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """chDB opens one path per process: every in-process test shares this one,
+    each module in a database of its own (FLEETPULSE_CLICKHOUSE_DATABASE)."""
+    return f"chdb://{tmp_path_factory.mktemp('chdb') / 'chdb'}"

@@ -22,10 +22,9 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def ch(tmp_path_factory):
-    # chDB allows one path per process: this module's is the only one pytest opens.
-    path = tmp_path_factory.mktemp("sql") / "chdb"
-    client = ClickHouse(load_settings(environ={}, clickhouse_url=f"chdb://{path}", raw_events_ttl_days=5))
+def ch(chdb_path):
+    client = ClickHouse(load_settings(environ={}, clickhouse_url=chdb_path, clickhouse_database="sql_test",
+                                      raw_events_ttl_days=5))
     yield client
     client.close()
 

@@ -1,0 +1,171 @@
+"""Write GPU windows: per (window, node, GPU), for the base window, 1 minute and 1 hour.
+
+A window is computed from the stored samples (``gpu_samples FINAL``) when it
+closes, and again whenever a late sample lands in a window already written.
+The tables replace a row by a newer computation of the same (window, node,
+GPU), so computing a window twice is harmless: after a crash the worker simply
+recomputes the last stretch it may have left half written. With the raw
+samples collapsing on (node, GPU, time), every level is exact however often a
+sample or a window is processed.
+
+All calls run on the sink's thread (the same one that writes the samples), so
+a sample's write and the check "is its window already written?" never
+interleave with a window computation of this worker.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+
+from fleetpulse.clickhouse import ClickHouse
+from fleetpulse.settings import Settings
+from fleetpulse.streams.watermark import closed_until
+
+log = logging.getLogger("fleetpulse.gpu")
+
+#: Seconds of samples one INSERT computes windows for (one window at least): it
+#: stays far below one insert block, so it lands as one part, and after a
+#: restart recomputing the last such stretch repairs whatever a crash cut short.
+INSERT_SPAN_S = 3600
+#: Seconds a tick may spend catching up (e.g. refilling after an upgrade)
+#: before it lets the alert rules and the next batch have the thread.
+TICK_BUDGET_S = 1.0
+#: Counters (energy, ECC) increase from the sample before: one at most this far
+#: back, so an interval that spans a gap in the samples is not attributed.
+COUNTER_LOOKBACK_S = 60
+
+
+@dataclasses.dataclass
+class Level:
+    table: str
+    seconds: int
+    next_start: int | None = None  # the first window not written yet
+
+    @property
+    def span(self) -> int:
+        """Seconds of windows one INSERT writes."""
+        return max(1, INSERT_SPAN_S // self.seconds) * self.seconds
+
+
+# The window's statistics from its samples. Counter increases are per interval
+# between consecutive samples, credited to the window of the later one; a
+# decrease is a reset (driver reload, reboot), where the new value is the increase.
+_WINDOW_SQL = """
+INSERT INTO {table}
+SELECT window_start, node, gpu_uuid, any(gpu_index), any(gpu_name), count(),
+       min(utilization), avg(utilization), max(utilization), argMax(utilization, timestamp),
+       avg(memory_utilization), max(memory_used), argMax(memory_used, timestamp),
+       argMax(memory_total, timestamp), max(memory_used / memory_total),
+       min(temperature), avg(temperature), max(temperature), argMax(temperature, timestamp),
+       min(power_usage), avg(power_usage), max(power_usage), argMax(power_usage, timestamp),
+       argMax(power_limit, timestamp), min(clock_sm), avg(clock_sm), avg(clock_memory),
+       groupBitOr(ifNull(throttle_reasons, 0)), sum(energy_increase), sum(ecc_increase),
+       avg(pcie_tx), avg(pcie_rx), countIf(xid IS NOT NULL), argMaxIf(xid, timestamp, xid IS NOT NULL),
+       now64(6)
+FROM
+(
+    SELECT *, toStartOfInterval(timestamp, toIntervalSecond({seconds})) AS window_start,
+           if(dateDiff('millisecond', prev_at, timestamp) <= {lookback_ms},
+              if(energy >= prev_energy, energy - prev_energy, energy), NULL) AS energy_increase,
+           if(dateDiff('millisecond', prev_at, timestamp) <= {lookback_ms},
+              if(ecc_volatile >= prev_ecc, toFloat64(ecc_volatile) - prev_ecc, toFloat64(ecc_volatile)),
+              NULL) AS ecc_increase
+    FROM
+    (
+        SELECT *,
+               lagInFrame(toNullable(timestamp)) OVER w AS prev_at,
+               lagInFrame(energy) OVER w AS prev_energy,
+               lagInFrame(ecc_volatile) OVER w AS prev_ecc
+        FROM gpu_samples FINAL
+        WHERE timestamp >= toDateTime({{lo:UInt32}}) - {lookback_s} AND timestamp < toDateTime({{hi:UInt32}})
+              {pair_filter}
+        WINDOW w AS (PARTITION BY node, gpu_uuid ORDER BY timestamp ROWS BETWEEN 1 PRECEDING AND CURRENT ROW)
+    )
+    WHERE timestamp >= toDateTime({{lo:UInt32}}) {window_filter}
+)
+GROUP BY window_start, node, gpu_uuid
+"""
+
+
+def window_sql(table: str, seconds: int, only_some: bool = False) -> str:
+    """The INSERT ... SELECT computing ``table``'s windows that start in
+    [lo, hi); with ``only_some``, just the listed windows of the listed GPUs."""
+    return _WINDOW_SQL.format(
+        table=table, seconds=seconds, lookback_s=COUNTER_LOOKBACK_S, lookback_ms=COUNTER_LOOKBACK_S * 1000,
+        pair_filter="AND (node, gpu_uuid) IN {gpus:Array(Tuple(String, String))}" if only_some else "",
+        window_filter="AND toUInt32(window_start) IN {starts:Array(UInt32)}" if only_some else "")
+
+
+class GpuWindowWriter:
+    def __init__(self, settings: Settings, ch: ClickHouse):
+        self._s = settings
+        self._ch = ch
+        self.levels = [Level("gpu_windows", settings.window_seconds), Level("gpu_windows_1m", 60),
+                       Level("gpu_windows_1h", 3600)]
+
+    def tick(self) -> int:
+        """Write every window that has closed since the last tick (all GPUs);
+        returns how many windows (per GPU) were written."""
+        last = closed_until(self._ch, self._s.window_seconds, self._s.allowed_lateness_seconds, include_gpu=True)
+        if last is None:
+            return 0
+        closed_end = last + self._s.window_seconds
+        deadline = time.monotonic() + TICK_BUDGET_S
+        written = 0
+        for level in self.levels:
+            start = self._next_start(level)
+            if start is None:
+                continue
+            end = closed_end // level.seconds * level.seconds
+            while start < end and time.monotonic() < deadline:
+                stop = min(end, start + level.span)
+                self._ch.command(window_sql(level.table, level.seconds), parameters={"lo": start, "hi": stop})
+                written += (stop - start) // level.seconds
+                level.next_start = start = stop
+            if start < end:
+                log.info("GPU windows: %s is catching up, %d windows to go", level.table,
+                         (end - start) // level.seconds)
+        return written
+
+    def rewrite_late(self, rows: list[list]) -> int:
+        """After ``rows`` (gpu_samples columns: timestamp, node, gpu_uuid, ...)
+        are stored, recompute the windows among them that are already written.
+        Returns how many of the rows were late for at least one level."""
+        late_rows = set()
+        for level in self.levels:
+            start = self._next_start(level)
+            if start is None:
+                continue
+            starts, gpus = set(), set()
+            for i, row in enumerate(rows):
+                t = int(row[0].timestamp())
+                window = t // level.seconds * level.seconds
+                if window < start:
+                    late_rows.add(i)
+                    gpus.add((row[1], row[2]))
+                    # The sample also splits the counter increase credited to the
+                    # sample after it, which can be in a later window.
+                    last = min(t + COUNTER_LOOKBACK_S, start - 1) // level.seconds * level.seconds
+                    starts.update(range(window, last + 1, level.seconds))
+            if starts:
+                self._ch.command(window_sql(level.table, level.seconds, only_some=True), parameters={
+                    "lo": min(starts), "hi": max(starts) + level.seconds, "starts": sorted(starts),
+                    "gpus": sorted(gpus)})
+        return len(late_rows)
+
+    def _next_start(self, level: Level) -> int | None:
+        """Where this level goes on: after a (re)start, the last stretch one
+        INSERT may have left half written is computed again; with nothing
+        written yet, the oldest stored sample's window."""
+        if level.next_start is None:
+            newest = self._ch.query(f"SELECT toUInt32(max(window_start)), count() FROM {level.table}").result_rows[0]
+            if newest[1]:
+                level.next_start = newest[0] + level.seconds - level.span
+            else:
+                oldest = self._ch.query("SELECT toUInt32(min(timestamp)), count() FROM gpu_samples").result_rows[0]
+                if oldest[1]:
+                    level.next_start = oldest[0] // level.seconds * level.seconds
+        return level.next_start
+
