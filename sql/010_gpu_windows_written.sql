@@ -47,7 +47,6 @@ CREATE TABLE IF NOT EXISTS gpu_windows
     ecc_volatile_increase  Nullable(Float64),
     pcie_tx_avg            Nullable(Float64),
     pcie_rx_avg            Nullable(Float64),
-    xid_events             UInt32,
     xid_last               Nullable(UInt32),
     computed_at            DateTime64(6, 'UTC')
 )

@@ -34,9 +34,7 @@ _DRIFT_LEVEL = "multiIf(decision = 'critical', 3, decision = 'warning', 2, decis
 
 
 class AlertRunner:
-    def __init__(self, settings: Settings, ch: ClickHouse, publish: Callable[[list[dict]], None],
-                 on_gpu_window: Callable[[str, str, dict], None] = lambda *a: None):
-        self._on_gpu_window = on_gpu_window
+    def __init__(self, settings: Settings, ch: ClickHouse, publish: Callable[[list[dict]], None]):
         self._s = settings
         self._ch = ch
         self._publish = publish
@@ -102,14 +100,11 @@ class AlertRunner:
             out.setdefault(w, {}).setdefault("drift_level", []).append(({"model": model}, level))
         gpu = self._ch.query(
             "SELECT toUnixTimestamp(window_start), node, toString(gpu_index), utilization_avg, memory_used_ratio, "
-            "temperature_max, power_avg, energy_joules FROM gpu_windows FINAL "
+            "temperature_max FROM gpu_windows FINAL "
             "WHERE window_start BETWEEN toDateTime({lo:UInt32}) AND toDateTime({hi:UInt32}) ORDER BY 1",
             parameters=params)
-        for w, node, index, utilization, memory, temperature, power, energy in gpu.result_rows:
+        for w, node, index, utilization, memory, temperature in gpu.result_rows:
             labels = {"node": node, "gpu": index}
-            self._on_gpu_window(node, index, {"utilization_percent": utilization, "memory_used_ratio": memory,
-                                              "temperature_celsius": temperature, "power_watts": power,
-                                              "energy_joules": energy})
             for metric, value in (("gpu_utilization_avg", utilization), ("gpu_memory_used_ratio", memory),
                                   ("gpu_temperature_max", temperature)):
                 out.setdefault(w, {}).setdefault(metric, []).append((labels, value))

@@ -105,7 +105,7 @@ def build_app(settings: Settings, ch: ClickHouse) -> tuple[faust.App, RequestBat
 
 
     gpu_topic = app.topic(settings.topic("gpu"), value_serializer="raw", key_serializer="raw")
-    gpu_windows = GpuWindowWriter(settings, ch)
+    gpu_windows = GpuWindowWriter(settings, ch, metrics.record_gpu_window)
     gpu_writer = GpuWriter(settings, ch, handler, metrics, gpu_windows)
 
     @app.agent(gpu_topic, name="gpu-samples")
@@ -132,7 +132,7 @@ def build_app(settings: Settings, ch: ClickHouse) -> tuple[faust.App, RequestBat
                 _exit_fatal(messages)
 
     drift = DriftEvaluator(settings, ch, alerts.publish, metrics.record_drift)
-    rules = AlertRunner(settings, ch, alerts.publish, metrics.record_gpu_window)  # bad rules fail here, at start-up
+    rules = AlertRunner(settings, ch, alerts.publish)  # bad rules fail here, at start-up
 
     @app.timer(interval=2.0)
     async def evaluate_closed_windows() -> None:

@@ -19,6 +19,8 @@ import dataclasses
 import logging
 import time
 
+from typing import Callable
+
 from fleetpulse.clickhouse import ClickHouse
 from fleetpulse.settings import Settings
 from fleetpulse.streams.watermark import closed_until
@@ -49,7 +51,9 @@ class Level:
         return max(1, INSERT_SPAN_S // self.seconds) * self.seconds
 
 
-# The window's statistics from its samples. Counter increases are per interval
+# The window's statistics from its samples. Time bounds are DateTime64 like the
+# column: chDB 26.9 answered `timestamp < toDateTime(x)` with no rows for some
+# merged parts of gpu_samples (not reduced to a small case; seen in tests). Counter increases are per interval
 # between consecutive samples, credited to the window of the later one; a
 # decrease is a reset (driver reload, reboot), where the new value is the increase.
 _WINDOW_SQL = """
@@ -62,7 +66,7 @@ SELECT window_start, node, gpu_uuid, any(gpu_index), any(gpu_name), count(),
        min(power_usage), avg(power_usage), max(power_usage), argMax(power_usage, timestamp),
        argMax(power_limit, timestamp), min(clock_sm), avg(clock_sm), avg(clock_memory),
        groupBitOr(ifNull(throttle_reasons, 0)), sum(energy_increase), sum(ecc_increase),
-       avg(pcie_tx), avg(pcie_rx), countIf(xid IS NOT NULL), argMaxIf(xid, timestamp, xid IS NOT NULL),
+       avg(pcie_tx), avg(pcie_rx), argMax(xid, timestamp),
        now64(6)
 FROM
 (
@@ -79,11 +83,12 @@ FROM
                lagInFrame(energy) OVER w AS prev_energy,
                lagInFrame(ecc_volatile) OVER w AS prev_ecc
         FROM gpu_samples FINAL
-        WHERE timestamp >= toDateTime({{lo:UInt32}}) - {lookback_s} AND timestamp < toDateTime({{hi:UInt32}})
+        WHERE timestamp >= toDateTime64({{lo:UInt32}} - {lookback_s}, 3, 'UTC')
+              AND timestamp < toDateTime64({{hi:UInt32}}, 3, 'UTC')
               {pair_filter}
         WINDOW w AS (PARTITION BY node, gpu_uuid ORDER BY timestamp ROWS BETWEEN 1 PRECEDING AND CURRENT ROW)
     )
-    WHERE timestamp >= toDateTime({{lo:UInt32}}) {window_filter}
+    WHERE timestamp >= toDateTime64({{lo:UInt32}}, 3, 'UTC') {window_filter}
 )
 GROUP BY window_start, node, gpu_uuid
 """
@@ -98,10 +103,24 @@ def window_sql(table: str, seconds: int, only_some: bool = False) -> str:
         window_filter="AND toUInt32(window_start) IN {starts:Array(UInt32)}" if only_some else "")
 
 
+#: The newest written base window of each GPU, for its Prometheus gauges.
+_LATEST_SQL = """
+SELECT node, toString(argMax(gpu_index, window_start)), argMax(utilization_avg, window_start),
+       argMax(memory_used_ratio, window_start), argMax(temperature_max, window_start),
+       argMax(power_avg, window_start), argMax(energy_joules, window_start)
+FROM gpu_windows FINAL
+WHERE window_start >= toDateTime({lo:UInt32}) AND window_start < toDateTime({hi:UInt32})
+GROUP BY node, gpu_uuid
+"""
+GAUGES = ("utilization_percent", "memory_used_ratio", "temperature_celsius", "power_watts", "energy_joules")
+
+
 class GpuWindowWriter:
-    def __init__(self, settings: Settings, ch: ClickHouse):
+    def __init__(self, settings: Settings, ch: ClickHouse,
+                 on_latest: Callable[[str, str, dict], None] = lambda *a: None):
         self._s = settings
         self._ch = ch
+        self._on_latest = on_latest  # (node, GPU index, {gauge: value}) per GPU with a newly closed window
         self.levels = [Level("gpu_windows", settings.window_seconds), Level("gpu_windows_1m", 60),
                        Level("gpu_windows_1h", 3600)]
 
@@ -122,12 +141,18 @@ class GpuWindowWriter:
             while start < end and time.monotonic() < deadline:
                 stop = min(end, start + level.span)
                 self._ch.command(window_sql(level.table, level.seconds), parameters={"lo": start, "hi": stop})
+                if level is self.levels[0]:
+                    self._publish_latest(start, stop)
                 written += (stop - start) // level.seconds
                 level.next_start = start = stop
             if start < end:
                 log.info("GPU windows: %s is catching up, %d windows to go", level.table,
                          (end - start) // level.seconds)
         return written
+
+    def _publish_latest(self, lo: int, hi: int) -> None:
+        for node, gpu, *values in self._ch.query(_LATEST_SQL, parameters={"lo": lo, "hi": hi}).result_rows:
+            self._on_latest(node, gpu, dict(zip(GAUGES, values)))
 
     def rewrite_late(self, rows: list[list]) -> int:
         """After ``rows`` (gpu_samples columns: timestamp, node, gpu_uuid, ...)

@@ -45,9 +45,9 @@ def _samples() -> list[list]:
             energy_a = (energy_a if t != RESET_AT else 0.0) + rng.uniform(200, 700)
             ecc_a += rng.random() < 0.01
             rows.append(_row(t + 0.25, "node-1", "GPU-a", 0, rng.uniform(0, 100), energy_a, ecc_a,
-                             rng.choice([0, 0, 0, 4, 64]), 79 if t == 4321 else None, rng))
+                             rng.choice([0, 0, 0, 4, 64]), 0 if t < 4321 else 79, rng))
         if t % 2 == 0:  # GPU b samples every 2 s and has no ECC counter (null)
-            rows.append(_row(t, "node-2", "GPU-b", 3, rng.uniform(0, 100), 5e5 + 300.0 * t, None, 0, None, rng))
+            rows.append(_row(t, "node-2", "GPU-b", 3, rng.uniform(0, 100), 5e5 + 300.0 * t, None, 0, None, rng))  # no XID events: null
     return rows
 
 
@@ -80,14 +80,14 @@ def _exact(rows: list[list], seconds: int, end: int) -> dict[tuple, dict]:
             if start + seconds > end:
                 continue
             w = out.setdefault((start, node, uuid), {"u": [], "temp": [], "power": [], "ratio": [], "energy": [],
-                                                    "ecc": [], "throttle": 0, "xid": 0, "last_u": None})
+                                                    "ecc": [], "throttle": 0, "xid": None, "last_u": None})
             w["u"].append(r[5])
             w["last_u"] = r[5]
             w["temp"].append(r[9])
             w["power"].append(r[10])
             w["ratio"].append(r[7] / r[8])
             w["throttle"] |= r[15]
-            w["xid"] += r[19] is not None
+            w["xid"] = r[19]  # the last XID the GPU reported (0: none yet)
             if increase is not None:
                 w["energy"].append(increase)
             if ecc is not None:
@@ -98,7 +98,7 @@ def _exact(rows: list[list], seconds: int, end: int) -> dict[tuple, dict]:
 def _stored(ch: ClickHouse, table: str) -> dict[tuple, dict]:
     rows = ch.query(f"SELECT toUInt32(window_start), node, gpu_uuid, samples, utilization_min, utilization_avg, "
                     f"utilization_max, utilization_last, temperature_max, power_avg, memory_used_ratio, "
-                    f"energy_joules, ecc_volatile_increase, throttle_reasons_any, xid_events FROM {table} FINAL"
+                    f"energy_joules, ecc_volatile_increase, throttle_reasons_any, xid_last FROM {table} FINAL"
                     ).result_rows
     return {(r[0], r[1], r[2]): r[3:] for r in rows}
 

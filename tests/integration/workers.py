@@ -157,3 +157,14 @@ def metric_value(text: str, name: str, **labels: str) -> float:
         if all(f'{k}="{v}"' in series for k, v in labels.items()):
             total += float(value)
     return total
+
+
+def advance_gpu_watermark(settings: Settings, to: float) -> None:
+    """Send one GPU sample at event time ``to`` from a node no test looks at:
+    GPU windows are written once the watermark passes them, and after a
+    simulation nothing newer arrives to move it."""
+    from fleetpulse.producers.recorder import Recorder
+    sample = {"type": "gpu", "version": 1, "timestamp": to, "host.name": "watermark", "gpu.uuid": "GPU-watermark",
+              "gpu.index": 0}
+    with Recorder(settings.bootstrap, settings.topic("gpu")) as recorder:
+        recorder.record_batch([sample], block=True)
