@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import orjson
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, Producer
 
 from fleetpulse.localkafka import LocalKafka, free_port
 from fleetpulse.producers.simulator import SimulationConfig, generate

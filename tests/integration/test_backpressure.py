@@ -4,7 +4,6 @@ back it resumes, and the totals are exact."""
 
 from __future__ import annotations
 
-import sys
 import time
 
 import pytest

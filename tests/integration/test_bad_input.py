@@ -3,15 +3,14 @@ dead-letter topic with their reason and original bytes."""
 
 from __future__ import annotations
 
-import time
 import urllib.error
 
 import orjson
 import pytest
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Producer
 
 from tests.clock import RECENT_HOUR
-from tests.integration.workers import isolated_settings, metric_value
+from tests.integration.workers import isolated_settings, metric_value, read_dead_letters
 from tests.unit.test_schemas import good_request
 
 pytestmark = pytest.mark.integration
@@ -44,20 +43,6 @@ def bad_inputs() -> list[tuple[bytes, str]]:
         (oversized, f"message: {len(oversized)} bytes is over the {MAX_BYTES}-byte limit"),
         (huge, f"message: {len(huge)} bytes is over the {MAX_BYTES}-byte limit"),
     ]
-
-
-def read_dead_letters(settings, expected: int, timeout: float = 60) -> list[tuple[bytes, dict]]:
-    consumer = Consumer({"bootstrap.servers": settings.bootstrap, "group.id": "dlq-reader",
-                         "auto.offset.reset": "earliest"})
-    consumer.subscribe([settings.topic("deadletter")])
-    out, deadline = [], time.monotonic() + timeout
-    while len(out) < expected and time.monotonic() < deadline:
-        msg = consumer.poll(1)
-        if msg is None or msg.error():
-            continue
-        out.append((msg.value(), {k: v.decode() for k, v in msg.headers()}))
-    consumer.close()
-    return out
 
 
 def test_bad_input_is_dead_lettered_and_good_input_counted(kafka_settings, tmp_path_factory, start_worker):

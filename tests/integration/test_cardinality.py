@@ -3,7 +3,6 @@ folded values are counted, and the worker's memory stays bounded."""
 
 from __future__ import annotations
 
-import orjson
 import pytest
 from confluent_kafka import Producer
 

@@ -13,7 +13,8 @@ import time
 import pytest
 
 from fleetpulse.producers.gpu.recorded import H100X2
-from tests.integration.workers import isolated_settings, metric_value
+from fleetpulse.producers.recorder import Recorder
+from tests.integration.workers import isolated_settings, metric_value, read_dead_letters
 
 pytestmark = pytest.mark.integration
 
@@ -84,3 +85,35 @@ def test_recorded_gpus_land_in_gpu_windows_and_alert(kafka_settings, tmp_path_fa
     alert = worker.query("SELECT labels, annotations FROM alerts WHERE alert_name = 'GPUHot' LIMIT 1")[0]
     assert alert["labels"]["node"] == "gpu-node-1" and alert["labels"]["gpu"] in ("0", "1")
     assert alert["annotations"]["summary"].startswith(f"GPU {alert['labels']['gpu']} on gpu-node-1 at ")
+
+
+def test_gpu_batches_split_by_bytes_and_too_old_samples_are_dead_lettered(kafka_settings, tmp_path_factory,
+                                                                          start_worker):
+    tmp = tmp_path_factory.mktemp("gpubytes")
+    # Every message is over the byte limit: each one is written on its own; samples
+    # older than a 1-day retention would be deleted by the TTL on insert.
+    settings = isolated_settings(kafka_settings, tmp, batch_max_bytes=1024, windows_ttl_days=1)
+    worker = start_worker(settings)
+    now = time.time()
+    fresh = [_sample(now - 600 + i // 4, i % 4) for i in range(2000)]
+    old = [_sample(now - 3 * 86400 + i, 0) for i in range(30)]
+    with Recorder(settings.bootstrap, settings.topic("gpu"), batch_events=100) as recorder:
+        recorder.record_batch(fresh[:1000] + old + fresh[1000:], block=True)
+    assert worker.wait_for("SELECT count() FROM gpu_samples FINAL", len(fresh), timeout=60) == len(fresh)
+
+    letters = read_dead_letters(settings, len(old))
+    assert len(letters) == len(old)
+    assert {h["fleetpulse.reason"] for _, h in letters} == {
+        f"timestamp: {s['timestamp']} is older than ClickHouse keeps windows (FLEETPULSE_WINDOWS_TTL_DAYS=1); "
+        "not stored" for s in old}
+    text = worker.metrics()
+    topic = settings.topic("gpu")
+    messages = metric_value(text, "fleetpulse_messages_in_total", topic=topic)
+    assert messages >= 21  # 2030 samples, 100 per message
+    assert metric_value(text, "fleetpulse_batches_total", topic=topic) == messages  # one write per message
+    assert metric_value(text, "fleetpulse_events_in_total", topic=topic) == len(fresh)
+
+
+def _sample(at: float, gpu: int) -> dict:
+    return {"type": "gpu", "version": 1, "timestamp": at, "host.name": "node-1", "gpu.uuid": f"GPU-{gpu}",
+            "gpu.index": gpu, "gpu.utilization": 50.0, "gpu.temperature": 40.0}

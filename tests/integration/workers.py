@@ -168,3 +168,19 @@ def advance_gpu_watermark(settings: Settings, to: float) -> None:
               "gpu.index": 0}
     with Recorder(settings.bootstrap, settings.topic("gpu")) as recorder:
         recorder.record_batch([sample], block=True)
+
+
+def read_dead_letters(settings, expected: int, timeout: float = 60) -> list[tuple[bytes, dict]]:
+    """Up to ``expected`` dead letters: (original bytes, headers)."""
+    from confluent_kafka import Consumer
+    consumer = Consumer({"bootstrap.servers": settings.bootstrap, "group.id": "dlq-reader",
+                         "auto.offset.reset": "earliest"})
+    consumer.subscribe([settings.topic("deadletter")])
+    out, deadline = [], time.monotonic() + timeout
+    while len(out) < expected and time.monotonic() < deadline:
+        msg = consumer.poll(1)
+        if msg is None or msg.error():
+            continue
+        out.append((msg.value(), {k: v.decode() for k, v in msg.headers()}))
+    consumer.close()
+    return out
