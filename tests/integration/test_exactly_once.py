@@ -1,6 +1,8 @@
 """Effectively once into ClickHouse: SIGKILL the worker at random moments while
-500,000 events stream in, restart it each time, and the totals must still equal
-the simulator's ground truth exactly: nothing lost, nothing counted twice."""
+500,000 events (and the simulated fleet's GPU samples) stream in, restart it
+each time, and the totals must still equal the simulator's ground truth
+exactly: nothing lost, nothing counted twice; every GPU window holds exactly
+its stored samples."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ import time
 
 import pytest
 
-from tests.integration.workers import isolated_settings, metric_value, read_truth, run_simulator
+from tests.integration.workers import advance_gpu_watermark, isolated_settings, metric_value, read_truth, run_simulator
 
 pytestmark = pytest.mark.integration
 
@@ -28,7 +30,7 @@ def test_sigkill_five_times_mid_stream_and_totals_stay_exact(kafka_settings, tmp
     truth_path = tmp / "truth.jsonl"
     worker = start_worker(settings)
     simulator = run_simulator(settings, "--count", str(EVENTS), "--rate", str(RATE), "--seed", "7",
-                              "--pace", "realtime", "--truth", str(truth_path))
+                              "--pace", "realtime", "--truth", str(truth_path), "--gpu-samples")
     rng = random.Random(20261125)
     seen_at_kill = []
     for _ in range(KILLS):
@@ -54,5 +56,39 @@ def test_sigkill_five_times_mid_stream_and_totals_stay_exact(kafka_settings, tmp
         rolled = worker.scalar(f"SELECT sum(requests) FROM request_stats_rollup WHERE grain = '{grain}'")
         assert rolled == EVENTS, f"rollup {grain}: {rolled}"
     # The last restart re-read messages whose rows were already written, and skipped them.
+    _assert_gpu_windows_match_their_samples(worker)
     print(f"sum(requests) at each kill: {seen_at_kill}; skipped on the last restart: "
           f"{metric_value(worker.metrics(), 'fleetpulse_messages_skipped_total')}")
+
+
+# Per window, straight from the stored samples (no counters: those are checked on chDB
+# in test_gpu_windows.py against a computation in Python).
+_GPU_EXACT = """
+SELECT toUnixTimestamp(toStartOfInterval(timestamp, toIntervalSecond({w:UInt32}))) AS w, node, gpu_uuid,
+       count() AS samples, round(avg(utilization), 6) AS utilization_avg, max(temperature) AS temperature_max,
+       round(avg(power_usage), 6) AS power_avg
+FROM gpu_samples FINAL GROUP BY w, node, gpu_uuid
+"""
+
+
+def _assert_gpu_windows_match_their_samples(worker) -> None:
+    # Close every minute of the run: a sample a few minutes ahead moves the watermark.
+    advance_gpu_watermark(worker.settings, time.time() + 180)
+    arrived = "SELECT toUnixTimestamp(max(timestamp)) > toUnixTimestamp(now()) + 60 FROM gpu_samples"
+    assert worker.wait_for(arrived, 1, timeout=60) == 1
+    newest = worker.scalar("SELECT toUnixTimestamp(max(timestamp)) FROM gpu_samples")
+    closed_end = (newest - worker.settings.allowed_lateness_seconds) // 10 * 10 - 10
+    for table, seconds in (("gpu_windows", 10), ("gpu_windows_1m", 60)):
+        end = closed_end // seconds * seconds
+        rows = worker.query(_GPU_EXACT.replace("{w:UInt32}", str(seconds)))
+        exact = {(r["w"], r["node"], r["gpu_uuid"]): r for r in rows if r["w"] + seconds <= end}
+        written = {}
+        for _ in range(30):  # the last windows close on the worker's next tick
+            written = {(r["w"], r["node"], r["gpu_uuid"]): r for r in worker.query(
+                f"SELECT toUnixTimestamp(window_start) AS w, node, gpu_uuid, samples, "
+                f"round(utilization_avg, 6) AS utilization_avg, temperature_max, round(power_avg, 6) AS power_avg "
+                f"FROM {table} FINAL WHERE window_start < toDateTime({end})")}
+            if written.keys() >= exact.keys():
+                break
+            time.sleep(1)
+        assert exact and written == exact, table
