@@ -31,7 +31,7 @@ from fleetpulse.errors import ConfigError
 #: metric -> (source, column). ``request``: per (window, model) from request_stats_model;
 #: ``silence``: requests per window of models seen before (a silent model reads 0);
 #: ``drift``: the worst PSI decision of a model's features (0 stable .. 3 critical);
-#: ``gpu``: per (window, node, gpu) from the gpu_windows view over stored GPU samples.
+#: ``gpu``: per (window, node, gpu) from the gpu_windows table (streams/gpu_windows.py).
 METRICS = {
     "error_rate": ("request", "error_rate"),
     "latency_p99": ("request", "latency_p99"),
