@@ -9,6 +9,7 @@ unit tests: the machine is shared and noisy.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import subprocess
@@ -16,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench import bench_pipeline, bench_recorder
+from bench import bench_gpu_windows, bench_pipeline, bench_recorder
 
 OUT = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
 
@@ -70,6 +71,10 @@ def main() -> None:
     print("bench: pipeline (broker, worker processes; a few minutes) ...", file=sys.stderr)
     pipeline = bench_pipeline.run(quick=args.quick)
     profile = bench_pipeline.profile_batch()
+    print("bench: GPU windows (chDB, in a process of its own: one chDB path per process) ...", file=sys.stderr)
+    gpus = 64 if args.quick else 256
+    gpu = json.loads(subprocess.run([sys.executable, "-m", "bench.bench_gpu_windows", "--gpus", str(gpus), "--json"],
+                                    check=True, capture_output=True, text=True).stdout)
     text = "\n".join([
         "# Benchmarks",
         "",
@@ -83,6 +88,9 @@ def main() -> None:
         "## Recorder.record_request (caller-thread cost)",
         "",
         bench_recorder.markdown(recorder),
+        "## GPU windows (sink-thread cost)",
+        "",
+        bench_gpu_windows.markdown(gpu),
         "## What limits the missed targets",
         "",
         ANALYSIS,

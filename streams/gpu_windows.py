@@ -142,7 +142,7 @@ class GpuWindowWriter:
                 stop = min(end, start + level.span)
                 self._ch.command(window_sql(level.table, level.seconds), parameters={"lo": start, "hi": stop})
                 if level is self.levels[0]:
-                    self._publish_latest(start, stop)
+                    self.publish_latest(start, stop)
                 written += (stop - start) // level.seconds
                 level.next_start = start = stop
             if start < end:
@@ -150,7 +150,7 @@ class GpuWindowWriter:
                          (end - start) // level.seconds)
         return written
 
-    def _publish_latest(self, lo: int, hi: int) -> None:
+    def publish_latest(self, lo: int, hi: int) -> None:
         for node, gpu, *values in self._ch.query(_LATEST_SQL, parameters={"lo": lo, "hi": hi}).result_rows:
             self._on_latest(node, gpu, dict(zip(GAUGES, values)))
 
