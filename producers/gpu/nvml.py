@@ -70,6 +70,17 @@ def _utilization(nvml, h):
 
 
 def _memory(nvml, h):
+    # The v2 call leaves the driver's reserved memory out of `used`, as
+    # nvidia-smi and DCGM's FB_USED do: on an idle H100 the v1 call says
+    # 480 MiB used where nvidia-smi says 0. Drivers before r510 (and some MIG
+    # setups) lack v2, and then v1's figure is the best there is.
+    version = getattr(nvml, "nvmlMemory_v2", None)
+    if version is not None:
+        try:
+            info = nvml.nvmlDeviceGetMemoryInfo(h, version)
+            return info.used, info.total
+        except nvml.NVMLError:
+            pass
     info = nvml.nvmlDeviceGetMemoryInfo(h)
     return info.used, info.total
 

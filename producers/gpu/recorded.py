@@ -19,6 +19,10 @@ from fleetpulse.errors import ConfigError
 #: MIG; ECC is off on GPU 1, so its ``gpu.ecc.volatile`` is null throughout.
 H100X2 = Path(__file__).parent / "recordings" / "h100x2.json"
 
+#: One real H100 80GB HBM3, 60 ticks through ``PynvmlSource``: idle, a matmul
+#: loop at the 700 W cap, idle again (see the file's description).
+H100_REAL = Path(__file__).parent / "recordings" / "h100_real.json"
+
 
 class RecordedNvmlSource:
     """Replays a recording tick by tick and starts over at its end.

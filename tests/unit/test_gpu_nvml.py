@@ -27,13 +27,14 @@ class FakeNvml(types.ModuleType):
 
     A GPU (its own handle) is a dict of answers keyed by call name, or by
     ``(call name, *arguments)``. A call it has no answer for raises
-    NVMLError_NotSupported, as NVML does for what a device cannot report.
+    NVMLError_NotSupported, as NVML does for what a device cannot report; an
+    answer that is an NVMLError class is raised.
     """
 
     def __init__(self, gpus: list[dict], init_error: type | None = None):
         super().__init__("pynvml")
         for name in dir(real):
-            if name.startswith(("NVML", "nvmlEventType")):
+            if name.startswith(("NVML", "nvmlEventType", "nvmlMemory_v")):
                 setattr(self, name, getattr(real, name))
         self.gpus, self.init_error = gpus, init_error
 
@@ -81,6 +82,8 @@ class FakeNvml(types.ModuleType):
             answer = handle.get((name, *args), handle.get(name, _NO_ANSWER))
             if answer is _NO_ANSWER:
                 raise real.NVMLError_NotSupported()
+            if isinstance(answer, type) and issubclass(answer, real.NVMLError):
+                raise answer()
             return answer
         return call
 
@@ -163,6 +166,19 @@ def test_mig_instances_get_their_own_reading_after_their_parent(fake_driver):
     assert set(first) == {"gpu.uuid", "gpu.index", *MIG_FIELDS}
     assert (first["gpu.memory.used"], second["gpu.memory.used"]) == (10 << 30, 20 << 30)
     assert first["gpu.processes"] == [{"pid": 900, "used_memory": None}]
+
+
+def test_memory_used_leaves_the_reserved_memory_out_where_the_driver_can(fake_driver):
+    """v2 (r510 and later) gives used without the driver's reserved memory, as
+    nvidia-smi shows it; a driver without v2 gets v1's figure, not a null."""
+    v2 = ("nvmlDeviceGetMemoryInfo", real.nvmlMemory_v2)
+    new, old = h100("GPU-4444"), h100("GPU-5555")
+    new[v2] = SimpleNamespace(used=1060110336, reserved=503316480, free=83957383168, total=85520809984)
+    old[v2] = real.NVMLError_FunctionNotFound
+    fake_driver([new, old])
+    new, old = PynvmlSource().read()
+    assert (new["gpu.memory.used"], new["gpu.memory.total"]) == (1060110336, 85520809984)
+    assert (old["gpu.memory.used"], old["gpu.memory.total"]) == (72477573120, 85520809984)
 
 
 def test_xid_is_the_last_one_seen_and_zero_before_any(fake_driver):

@@ -12,7 +12,7 @@ from prometheus_client import generate_latest
 
 from fleetpulse.errors import ConfigError
 from fleetpulse.producers.gpu.nvml import NO_DRIVER
-from fleetpulse.producers.gpu.recorded import H100X2, RecordedNvmlSource
+from fleetpulse.producers.gpu.recorded import H100_REAL, H100X2, RecordedNvmlSource
 from fleetpulse.producers.gpu.sampler import GpuSampler, add_parser, main
 from fleetpulse.schemas import validate_event
 
@@ -58,6 +58,26 @@ def test_every_recorded_sample_becomes_a_valid_event_with_the_recorded_values():
             assert (event["type"], event["version"], event["host.name"]) == ("gpu", 1, "node-a")
             assert {name: event[name] for name in reading} == reading
     assert len(sink.events) == 60
+
+
+def test_a_real_h100_recording_samples_into_valid_events_whose_units_agree():
+    """Readings a real H100 gave PynvmlSource: every one a valid event with no
+    null, and the energy counter (mJ / 1000) rising as the power readings
+    (mW / 1000) integrated over the ticks, so the two conversions agree."""
+    sink = Kept()
+    sampler = GpuSampler(RecordedNvmlSource(H100_REAL), "h100-host", sink)
+    sampler.run(0, count=60)
+    assert len(sink.events) == 60
+    for event in sink.events:
+        validate_event(event, "gpu")
+    assert sampler.nulls == {}
+    energy = [e["gpu.energy"] for e in sink.events]
+    power = [e["gpu.power.usage"] for e in sink.events]
+    integrated = sum((a + b) / 2 for a, b in zip(power, power[1:]))  # ticks are 1 s apart
+    assert energy == sorted(energy)
+    assert (energy[-1] - energy[0]) / integrated == pytest.approx(1, abs=0.02)
+    busy = [e for e in sink.events if e["gpu.utilization"] >= 98]
+    assert len(busy) >= 30 and all(e["gpu.throttle_reasons"] & 0x4 for e in busy)  # at the 700 W cap
 
 
 def test_unsupported_fields_are_sent_as_null_and_counted():
