@@ -34,11 +34,18 @@ _DRIFT_LEVEL = "multiIf(decision = 'critical', 3, decision = 'warning', 2, decis
 
 
 class AlertRunner:
-    def __init__(self, settings: Settings, ch: ClickHouse, publish: Callable[[list[dict]], None]):
+    def __init__(self, settings: Settings, ch: ClickHouse, publish: Callable[[list[dict]], None],
+                 gpu_written_until: Callable[[], int | None] = lambda: None):
         self._s = settings
         self._ch = ch
         self._publish = publish
         self.engine = AlertEngine(load_rules(settings.alert_rules))
+        # GPU windows are written by GpuWindowWriter, which can trail the
+        # watermark (a tick's budget, or GPU batches stored since its tick). A
+        # window it has not written reads as "no sample", which would resolve a
+        # GPU alert, so with GPU rules the rules wait for it.
+        self._gpu_written_until = gpu_written_until if any(r.source == "gpu" for r in self.engine.rules) \
+            else lambda: None
         self._step = settings.window_seconds
         self._next: int | None = None
         self._models: set[str] = set()
@@ -57,6 +64,9 @@ class AlertRunner:
             return 0
         if self._next is None:  # start at the present: no alerts about the distant past
             self._next = last
+        gpu_until = self._gpu_written_until()
+        if gpu_until is not None:
+            last = min(last, gpu_until - self._step)
         if self._next > last:
             return 0
         first, end = self._next, min(last, self._next + self._step * (MAX_WINDOWS_PER_TICK - 1))
@@ -101,7 +111,8 @@ class AlertRunner:
         gpu = self._ch.query(
             "SELECT toUnixTimestamp(window_start), node, toString(gpu_index), utilization_avg, memory_used_ratio, "
             "temperature_max FROM gpu_windows FINAL "
-            "WHERE window_start BETWEEN toDateTime({lo:UInt32}) AND toDateTime({hi:UInt32}) ORDER BY 1",
+            "WHERE window_start BETWEEN toDateTime({lo:UInt32}) AND toDateTime({hi:UInt32}) "
+            "AND window_seconds = {w:UInt32} ORDER BY 1",
             parameters=params)
         for w, node, index, utilization, memory, temperature in gpu.result_rows:
             labels = {"node": node, "gpu": index}

@@ -132,7 +132,7 @@ def build_app(settings: Settings, ch: ClickHouse) -> tuple[faust.App, RequestBat
                 _exit_fatal(messages)
 
     drift = DriftEvaluator(settings, ch, alerts.publish, metrics.record_drift)
-    rules = AlertRunner(settings, ch, alerts.publish)  # bad rules fail here, at start-up
+    rules = AlertRunner(settings, ch, alerts.publish, gpu_windows.written_until)  # bad rules fail here, at start-up
 
     @app.timer(interval=2.0)
     async def evaluate_closed_windows() -> None:

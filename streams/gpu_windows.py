@@ -53,12 +53,18 @@ class Level:
 
 # The window's statistics from its samples. Time bounds are DateTime64 like the
 # column: chDB 26.9 answered `timestamp < toDateTime(x)` with no rows for some
-# merged parts of gpu_samples (not reduced to a small case; seen in tests). Counter increases are per interval
-# between consecutive samples, credited to the window of the later one; a
-# decrease is a reset (driver reload, reboot), where the new value is the increase.
+# merged parts of gpu_samples (not reduced to a small case; seen in tests).
+# Counter increases are per interval between a sample's value and the GPU's
+# previous non-null value (at most COUNTER_LOOKBACK_S before), credited to the
+# window of the later sample; a decrease is a reset (driver reload, reboot),
+# where the new value is the increase. A null reading (a failed NVML call)
+# neither counts nor breaks the interval: the next value spans it. This is
+# Prometheus' increase() over the samples, without its extrapolation to the
+# window's edges. anyLast skips nulls, and a frame from UNBOUNDED PRECEDING is
+# computed incrementally.
 _WINDOW_SQL = """
 INSERT INTO {table}
-SELECT window_start, node, gpu_uuid, any(gpu_index), any(gpu_name), count(),
+SELECT window_start, {seconds}, node, gpu_uuid, any(gpu_index), any(gpu_name), count(),
        min(utilization), avg(utilization), max(utilization), argMax(utilization, timestamp),
        avg(memory_utilization), max(memory_used), argMax(memory_used, timestamp),
        argMax(memory_total, timestamp), max(memory_used / memory_total),
@@ -71,22 +77,24 @@ SELECT window_start, node, gpu_uuid, any(gpu_index), any(gpu_name), count(),
 FROM
 (
     SELECT *, toStartOfInterval(timestamp, toIntervalSecond({seconds})) AS window_start,
-           if(dateDiff('millisecond', prev_at, timestamp) <= {lookback_ms},
+           if(dateDiff('millisecond', prev_energy_at, timestamp) <= {lookback_ms} AND energy IS NOT NULL,
               if(energy >= prev_energy, energy - prev_energy, energy), NULL) AS energy_increase,
-           if(dateDiff('millisecond', prev_at, timestamp) <= {lookback_ms},
+           if(dateDiff('millisecond', prev_ecc_at, timestamp) <= {lookback_ms} AND ecc_volatile IS NOT NULL,
               if(ecc_volatile >= prev_ecc, toFloat64(ecc_volatile) - prev_ecc, toFloat64(ecc_volatile)),
               NULL) AS ecc_increase
     FROM
     (
         SELECT *,
-               lagInFrame(toNullable(timestamp)) OVER w AS prev_at,
-               lagInFrame(energy) OVER w AS prev_energy,
-               lagInFrame(ecc_volatile) OVER w AS prev_ecc
+               anyLast(energy) OVER w AS prev_energy,
+               anyLast(if(energy IS NULL, NULL, timestamp)) OVER w AS prev_energy_at,
+               anyLast(ecc_volatile) OVER w AS prev_ecc,
+               anyLast(if(ecc_volatile IS NULL, NULL, timestamp)) OVER w AS prev_ecc_at
         FROM gpu_samples FINAL
         WHERE timestamp >= toDateTime64({{lo:UInt32}} - {lookback_s}, 3, 'UTC')
               AND timestamp < toDateTime64({{hi:UInt32}}, 3, 'UTC')
               {pair_filter}
-        WINDOW w AS (PARTITION BY node, gpu_uuid ORDER BY timestamp ROWS BETWEEN 1 PRECEDING AND CURRENT ROW)
+        WINDOW w AS (PARTITION BY node, gpu_uuid ORDER BY timestamp
+                     ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)
     )
     WHERE timestamp >= toDateTime64({{lo:UInt32}}, 3, 'UTC') {window_filter}
 )
@@ -110,6 +118,7 @@ SELECT node, toString(argMax(gpu_index, window_start)), argMax(utilization_avg, 
        argMax(power_avg, window_start), argMax(energy_joules, window_start)
 FROM gpu_windows FINAL
 WHERE window_start >= toDateTime({lo:UInt32}) AND window_start < toDateTime({hi:UInt32})
+      AND window_seconds = {seconds:UInt32}
 GROUP BY node, gpu_uuid
 """
 GAUGES = ("utilization_percent", "memory_used_ratio", "temperature_celsius", "power_watts", "energy_joules")
@@ -151,7 +160,8 @@ class GpuWindowWriter:
         return written
 
     def publish_latest(self, lo: int, hi: int) -> None:
-        for node, gpu, *values in self._ch.query(_LATEST_SQL, parameters={"lo": lo, "hi": hi}).result_rows:
+        params = {"lo": lo, "hi": hi, "seconds": self.levels[0].seconds}
+        for node, gpu, *values in self._ch.query(_LATEST_SQL, parameters=params).result_rows:
             self._on_latest(node, gpu, dict(zip(GAUGES, values)))
 
     def rewrite_late(self, rows: list[list]) -> int:
@@ -180,17 +190,23 @@ class GpuWindowWriter:
                     "gpus": sorted(gpus)})
         return len(late_rows)
 
+    def written_until(self) -> int | None:
+        """The first base window not written yet (None: no GPU samples so far)."""
+        return self.levels[0].next_start
+
     def _next_start(self, level: Level) -> int | None:
         """Where this level goes on: after a (re)start, the last stretch one
         INSERT may have left half written is computed again; with nothing
-        written yet, the oldest stored sample's window."""
+        written yet, the oldest stored sample's window. The end of the newest
+        window of any size counts, aligned to this level's size, so after a
+        change of FLEETPULSE_WINDOW_SECONDS the new size takes over from there."""
         if level.next_start is None:
-            newest = self._ch.query(f"SELECT toUInt32(max(window_start)), count() FROM {level.table}").result_rows[0]
-            if newest[1]:
-                level.next_start = newest[0] + level.seconds - level.span
+            end, n = self._ch.query(f"SELECT max(toUInt32(window_start) + window_seconds), count() "
+                                    f"FROM {level.table}").result_rows[0]
+            if n:
+                level.next_start = (end - level.span) // level.seconds * level.seconds
             else:
                 oldest = self._ch.query("SELECT toUInt32(min(timestamp)), count() FROM gpu_samples").result_rows[0]
                 if oldest[1]:
                     level.next_start = oldest[0] // level.seconds * level.seconds
         return level.next_start
-

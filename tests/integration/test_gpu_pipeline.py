@@ -1,6 +1,6 @@
 """Recorded NVML through the real sampler, Kafka and worker into ClickHouse:
-the stored samples and the GPU windows equal the recording, and a GPU alert
-rule fires on them."""
+the stored samples and the GPU windows equal the recording, a GPU alert rule
+fires on them, and readings a real H100 gave land as read, with their gauges."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from fleetpulse.producers.gpu.recorded import H100X2
+from fleetpulse.producers.gpu.recorded import H100_REAL, H100X2
 from fleetpulse.producers.recorder import Recorder
 from tests.integration.workers import isolated_settings, metric_value, read_dead_letters
 
@@ -86,6 +86,29 @@ def test_recorded_gpus_land_in_gpu_windows_and_alert(kafka_settings, tmp_path_fa
     alert = worker.query("SELECT labels, annotations FROM alerts WHERE alert_name = 'GPUHot' LIMIT 1")[0]
     assert alert["labels"]["node"] == "gpu-node-1" and alert["labels"]["gpu"] in ("0", "1")
     assert alert["annotations"]["summary"].startswith(f"GPU {alert['labels']['gpu']} on gpu-node-1 at ")
+
+    # Readings a real H100 gave PynvmlSource, through the same path: stored as read,
+    # and the gauges show the GPU's newest written window.
+    real = [tick[0] for tick in json.loads(H100_REAL.read_text())["ticks"]]
+    sampler = subprocess.run([sys.executable, "-m", "fleetpulse", "gpu-sampler", "--recorded", str(H100_REAL),
+                              "--count", str(len(real)), "--interval", "0.1", "--node", "real-h100"],
+                             env=env, capture_output=True, text=True, timeout=120)
+    assert sampler.returncode == 0, sampler.stderr
+    where = "FROM gpu_samples FINAL WHERE node = 'real-h100'"
+    assert worker.wait_for(f"SELECT count() {where}", len(real), timeout=60) == len(real)
+    rows = worker.query(f"SELECT memory_used, power_usage, energy, clock_sm, throttle_reasons {where} ORDER BY timestamp")
+    assert [(r["memory_used"], r["energy"], r["clock_sm"], r["throttle_reasons"]) for r in rows] == [
+        (t["gpu.memory.used"], t["gpu.energy"], t["gpu.clock.sm"], t["gpu.throttle_reasons"]) for t in real]
+    assert [r["power_usage"] for r in rows] == [pytest.approx(t["gpu.power.usage"], rel=1e-6) for t in real]
+    gauge, newest = None, []
+    for _ in range(30):
+        newest = worker.query("SELECT power_avg FROM gpu_windows FINAL WHERE node = 'real-h100' "
+                              "ORDER BY window_start DESC LIMIT 1")
+        gauge = metric_value(worker.metrics(), "fleetpulse_gpu_power_watts", node="real-h100", gpu="0")
+        if newest and gauge == pytest.approx(newest[0]["power_avg"]):
+            break
+        time.sleep(1)
+    assert newest and gauge == pytest.approx(newest[0]["power_avg"])
 
 
 def test_gpu_batches_split_by_bytes_and_too_old_samples_are_dead_lettered(kafka_settings, tmp_path_factory,

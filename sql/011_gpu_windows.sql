@@ -1,21 +1,26 @@
 -- GPU windows as written tables: the base window (FLEETPULSE_WINDOW_SECONDS),
--- 1 minute and 1 hour, each row per (window, node, GPU). The worker computes a
--- window from gpu_samples FINAL once it has closed, and again when a late sample
--- lands in it (streams/gpu_windows.py); a recomputation replaces the row it
--- supersedes (ReplacingMergeTree on computed_at), so every level is exact after
--- crashes, replays and late data. This replaces the view of 008 and the
--- materialized-view rollups of 009, whose sample counts and averages could count
--- a replayed sample twice; the worker refills the new tables from gpu_samples.
-DROP VIEW IF EXISTS gpu_windows_1m_mv;
-DROP VIEW IF EXISTS gpu_windows_1h_mv;
+-- 1 minute and 1 hour, each row per (window, node, GPU, window size). The worker
+-- computes a window from gpu_samples FINAL once it has closed, and again when a
+-- late sample lands in it (streams/gpu_windows.py); a recomputation replaces the
+-- row it supersedes (ReplacingMergeTree on computed_at), so every level is exact
+-- after crashes, replays and late data. window_seconds is in the key, as it is a
+-- column of request_windows: after a change of FLEETPULSE_WINDOW_SECONDS a window
+-- of the new size never replaces one of the old size that starts at the same time.
+--
+-- A database that ran an earlier version of this file as 010 (the same tables
+-- without window_seconds) has them dropped and created again here: the worker
+-- refills them from gpu_samples, so 1 minute and 1 hour windows older than
+-- gpu_samples' retention (FLEETPULSE_WINDOWS_TTL_DAYS) are lost once. Dropping
+-- first also makes the file safe to run again after a crash.
+DROP TABLE IF EXISTS gpu_efficiency;
 DROP TABLE IF EXISTS gpu_windows_1m;
 DROP TABLE IF EXISTS gpu_windows_1h;
-DROP VIEW IF EXISTS gpu_efficiency;
-DROP VIEW IF EXISTS gpu_windows;
+DROP TABLE IF EXISTS gpu_windows;
 
 CREATE TABLE IF NOT EXISTS gpu_windows
 (
     window_start           DateTime('UTC'),
+    window_seconds         UInt32,
     node                   LowCardinality(String),
     gpu_uuid               LowCardinality(String),
     gpu_index              UInt16,
@@ -51,21 +56,21 @@ CREATE TABLE IF NOT EXISTS gpu_windows
     computed_at            DateTime64(6, 'UTC')
 )
 ENGINE = ReplacingMergeTree(computed_at)
-ORDER BY (window_start, node, gpu_uuid)
+ORDER BY (window_start, node, gpu_uuid, window_seconds)
 TTL window_start + INTERVAL 30 DAY;
 
 CREATE TABLE IF NOT EXISTS gpu_windows_1m AS gpu_windows
 ENGINE = ReplacingMergeTree(computed_at)
-ORDER BY (window_start, node, gpu_uuid)
+ORDER BY (window_start, node, gpu_uuid, window_seconds)
 TTL window_start + INTERVAL 180 DAY;
 
 CREATE TABLE IF NOT EXISTS gpu_windows_1h AS gpu_windows
 ENGINE = ReplacingMergeTree(computed_at)
-ORDER BY (window_start, node, gpu_uuid)
+ORDER BY (window_start, node, gpu_uuid, window_seconds)
 TTL window_start + INTERVAL 730 DAY;
 
--- Requests joined with the GPU that served them, per base window: gpu is the
--- request's gpu.id, matched to the GPU's index or its UUID.
+-- Requests joined with the GPU that served them, per base window of the same
+-- size: gpu is the request's gpu.id, matched to the GPU's index or its UUID.
 CREATE OR REPLACE VIEW gpu_efficiency AS
 SELECT
     r.window_start AS window_start, r.node AS node, r.gpu AS gpu, g.gpu_uuid AS gpu_uuid,
@@ -83,8 +88,9 @@ FROM
 ) AS r
 INNER JOIN
 (
-    SELECT window_start, node, toString(gpu_index) AS gpu_index, gpu_uuid, utilization_avg, power_avg, energy_joules
+    SELECT window_start, window_seconds, node, toString(gpu_index) AS gpu_index, gpu_uuid, utilization_avg,
+           power_avg, energy_joules
     FROM gpu_windows FINAL
 ) AS g
-ON (r.window_start = g.window_start AND r.node = g.node AND r.gpu = g.gpu_index)
-OR (r.window_start = g.window_start AND r.node = g.node AND r.gpu = g.gpu_uuid);
+ON (r.window_start = g.window_start AND r.window_seconds = g.window_seconds AND r.node = g.node AND r.gpu = g.gpu_index)
+OR (r.window_start = g.window_start AND r.window_seconds = g.window_seconds AND r.node = g.node AND r.gpu = g.gpu_uuid);
