@@ -40,6 +40,33 @@ def test_migrate_is_idempotent_and_recorded(ch):
     assert "toIntervalDay(5)" in ddl
 
 
+def test_each_migration_survives_a_crash_before_its_record(chdb_path):
+    """migrate() runs a file again when it crashed between the file's last
+    statement and its record: every file, run twice in a row, in order, leaves a
+    schema the next files and the TTL settings apply to."""
+    ch = ClickHouse(load_settings(environ={}, clickhouse_url=chdb_path, clickhouse_database="migrate_twice"))
+    try:
+        ch.command("CREATE TABLE IF NOT EXISTS fleetpulse_migrations (version UInt32, name String, "
+                   "applied_at DateTime('UTC') DEFAULT now()) ENGINE = MergeTree ORDER BY version")
+        for m in load_migrations():
+            for _ in range(2):
+                for statement in m.statements():
+                    ch.command(statement)
+            ch.command("INSERT INTO fleetpulse_migrations (version, name) VALUES ({v:UInt32}, {n:String})",
+                       parameters={"v": m.version, "n": m.name})
+        assert migrate(ch, log=lambda _: None) == []  # nothing left; the TTLs apply to what is there
+        tables = dict(ch.query("SELECT name, engine FROM system.tables WHERE database = currentDatabase() "
+                               "AND name LIKE 'gpu_%'").result_rows)
+        assert tables == {"gpu_samples": "ReplacingMergeTree", "gpu_windows": "ReplacingMergeTree",
+                          "gpu_windows_1m": "ReplacingMergeTree", "gpu_windows_1h": "ReplacingMergeTree",
+                          "gpu_efficiency": "View"}
+        key = ch.query("SELECT sorting_key FROM system.tables WHERE database = currentDatabase() "
+                       "AND name = 'gpu_windows'").result_rows[0][0]
+        assert key == "window_start, node, gpu_uuid, window_seconds"
+    finally:
+        ch.close()
+
+
 def test_sql_quantiles_match_python_and_exact(ch):
     migrate(ch, log=lambda _: None)
     rng = np.random.default_rng(3)
