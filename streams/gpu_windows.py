@@ -23,6 +23,7 @@ from typing import Callable
 
 from fleetpulse.clickhouse import ClickHouse
 from fleetpulse.settings import Settings
+from fleetpulse.streams.batch import Retention
 from fleetpulse.streams.watermark import closed_until
 
 log = logging.getLogger("fleetpulse.gpu")
@@ -167,7 +168,13 @@ class GpuWindowWriter:
     def rewrite_late(self, rows: list[list]) -> int:
         """After ``rows`` (gpu_samples columns: timestamp, node, gpu_uuid, ...)
         are stored, recompute the windows among them that are already written.
-        Returns how many of the rows were late for at least one level."""
+        Returns how many of the rows were late for at least one level.
+
+        A window that starts before gpu_samples' retention is left as it is:
+        the TTL may have deleted its first samples, and recomputing it would
+        replace a whole window with a part of it. (Only a 1 m or 1 h window can
+        be such: samples whose base window is that old are dead-lettered.)"""
+        oldest = Retention.now(self._s).oldest_window_start
         late_rows = set()
         for level in self.levels:
             start = self._next_start(level)
@@ -183,7 +190,7 @@ class GpuWindowWriter:
                     # The sample also splits the counter increase credited to the
                     # sample after it, which can be in a later window.
                     last = min(t + COUNTER_LOOKBACK_S, start - 1) // level.seconds * level.seconds
-                    starts.update(range(window, last + 1, level.seconds))
+                    starts.update(w for w in range(window, last + 1, level.seconds) if w >= oldest)
             if starts:
                 self._ch.command(window_sql(level.table, level.seconds, only_some=True), parameters={
                     "lo": min(starts), "hi": max(starts) + level.seconds, "starts": sorted(starts),

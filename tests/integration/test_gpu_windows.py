@@ -17,6 +17,7 @@ from fleetpulse.migrate import migrate
 from fleetpulse.settings import load_settings
 from fleetpulse.streams.gpu import COLUMNS
 from fleetpulse.streams.alert_runner import AlertRunner
+from fleetpulse.streams import gpu_windows
 from fleetpulse.streams.gpu_windows import COUNTER_LOOKBACK_S, GpuWindowWriter
 from tests.clock import RECENT_HOUR
 
@@ -276,3 +277,28 @@ def test_gpu_rules_wait_for_windows_the_writer_has_not_written(database, tmp_pat
     assert [(e["alert.name"], e["status"]) for e in published] == [("GPUHot", "firing")]
     stored = ch.query("SELECT alert_name, status FROM alerts").result_rows
     assert stored == [("GPUHot", "firing")]
+
+
+def test_a_late_sample_leaves_rollup_windows_that_began_before_the_retention_alone(database, monkeypatch):
+    """The TTL deletes gpu_samples older than FLEETPULSE_WINDOWS_TTL_DAYS: a late
+    sample in an hour that began before that must not recompute the hour from
+    what is left of it, but its own minute is computed again."""
+    ch = database("gpu_windows_ttl")
+    rows = [_row(t + 0.5, "node-1", "GPU-a", 0, 50.0, 1e6 + t, 7, 0, 0, random.Random(t)) for t in range(3700)]
+    late = rows.pop(700)  # in the minute T0 + 660..720
+    ch.insert("gpu_samples", rows, COLUMNS, "kept")
+    writer = GpuWindowWriter(ch.settings, ch)
+    _write_all(writer)
+    count = "SELECT samples FROM {t} FINAL WHERE toUInt32(window_start) = {{w:UInt32}}"
+    assert ch.query(count.format(t="gpu_windows_1h"), parameters={"w": T0}).result_rows == [(3599,)]
+    assert ch.query(count.format(t="gpu_windows_1m"), parameters={"w": T0 + 660}).result_rows == [(59,)]
+
+    # As time passes, the retention's edge moves into the hour and the TTL deletes its first samples.
+    monkeypatch.setattr(gpu_windows.Retention, "now",
+                        classmethod(lambda cls, settings: cls(T0 + 300, "FLEETPULSE_WINDOWS_TTL_DAYS=30")))
+    ch.command("ALTER TABLE gpu_samples DELETE WHERE timestamp < toDateTime64({t:UInt32}, 3, 'UTC')",
+               parameters={"t": T0 + 300}, settings={"mutations_sync": 2})
+    ch.insert("gpu_samples", [late], COLUMNS, "late")
+    assert writer.rewrite_late([late]) == 1
+    assert ch.query(count.format(t="gpu_windows_1h"), parameters={"w": T0}).result_rows == [(3599,)]
+    assert ch.query(count.format(t="gpu_windows_1m"), parameters={"w": T0 + 660}).result_rows == [(60,)]
