@@ -15,6 +15,7 @@ import importlib.resources
 import re
 
 from fleetpulse.clickhouse import ClickHouse
+from fleetpulse.errors import ConfigError
 
 _FILE = re.compile(r"^(\d{3})_([a-z0-9_]+)\.sql$")
 
@@ -37,13 +38,19 @@ class Migration:
         return [s.strip() for s in re.split(r";\s*(?:\n|$)", body) if s.strip()]
 
 
-def load_migrations() -> list[Migration]:
+def load_migrations(folder=None) -> list[Migration]:
+    """The migrations in ``folder`` (default: the installed sql/), by version."""
     found = []
-    for entry in importlib.resources.files("fleetpulse.sql").iterdir():
+    for entry in (folder or importlib.resources.files("fleetpulse.sql")).iterdir():
         match = _FILE.match(entry.name)
         if match:
             found.append(Migration(int(match[1]), match[2], entry.read_text()))
-    return sorted(found, key=lambda m: m.version)
+    found.sort(key=lambda m: (m.version, m.name))
+    for a, b in zip(found, found[1:]):
+        if a.version == b.version:  # e.g. a stale file left in a build folder after a rename
+            raise ConfigError(f"two migrations with version {a.version:03d}: {a.name} and {b.name}; "
+                              "remove the stale one (reinstall fleetpulse from a clean build)")
+    return found
 
 
 def migrate(ch: ClickHouse, log=print) -> list[Migration]:

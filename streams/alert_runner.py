@@ -1,8 +1,9 @@
 """Run the alert rules on every closed window and send what they decide.
 
 Metrics per closed window come from ClickHouse (request_stats_model,
-drift_windows), so every worker sees the same numbers; the state machine is in
-``alerting.py``. Events go to the ``alerts`` table, the alerts topic and, with
+drift_windows, gpu_windows), so every worker sees the same numbers; the state
+machine is in ``alerting.py``. GPU rules run on a cursor of their own that
+follows the GPU window writer; request and drift rules follow the watermark. Events go to the ``alerts`` table, the alerts topic and, with
 FLEETPULSE_ALERTMANAGER_URL, Alertmanager's /api/v2/alerts: firing alerts are
 re-sent every window with a short ``endsAt`` (as Prometheus does), so
 Alertmanager keeps them open while they last and closes them if we vanish.
@@ -10,6 +11,7 @@ Alertmanager keeps them open while they last and closes them if we vanish.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -33,21 +35,33 @@ MAX_WINDOWS_PER_TICK = 200
 _DRIFT_LEVEL = "multiIf(decision = 'critical', 3, decision = 'warning', 2, decision = 'drift', 1, 0)"
 
 
+@dataclasses.dataclass
+class _Track:
+    """Rules that read one kind of window, with their own engine and cursor."""
+
+    name: str
+    engine: AlertEngine
+    fetch: Callable[[int, int], dict[int, dict[str, list]]]  # (first, last window) -> samples per window
+    next: int | None = None  # the next window to evaluate
+
+
 class AlertRunner:
     def __init__(self, settings: Settings, ch: ClickHouse, publish: Callable[[list[dict]], None],
                  gpu_written_until: Callable[[], int | None] = lambda: None):
         self._s = settings
         self._ch = ch
         self._publish = publish
-        self.engine = AlertEngine(load_rules(settings.alert_rules))
+        rules = load_rules(settings.alert_rules)
         # GPU windows are written by GpuWindowWriter, which can trail the
-        # watermark (a tick's budget, or GPU batches stored since its tick). A
-        # window it has not written reads as "no sample", which would resolve a
-        # GPU alert, so with GPU rules the rules wait for it.
-        self._gpu_written_until = gpu_written_until if any(r.source == "gpu" for r in self.engine.rules) \
-            else lambda: None
+        # watermark (a tick's budget, a refill, GPU batches stored since its
+        # tick). A window it has not written reads as "no sample", which would
+        # resolve a GPU alert, so GPU rules evaluate only written windows, on a
+        # cursor of their own: request and drift rules never wait for them.
+        self._gpu_written_until = gpu_written_until
+        tracks = [_Track("requests", AlertEngine([r for r in rules if r.source != "gpu"]), self._request_samples),
+                  _Track("gpu", AlertEngine([r for r in rules if r.source == "gpu"]), self._gpu_samples)]
+        self._tracks = [t for t in tracks if t.engine.rules]
         self._step = settings.window_seconds
-        self._next: int | None = None
         self._models: set[str] = set()
         self._outbox = Outbox()
         # Alertmanager is called from a thread of its own: a slow or absent one must
@@ -58,32 +72,38 @@ class AlertRunner:
         self._unsent_resolved: list[dict] = []
 
     def tick(self) -> int:
+        """Evaluate the windows closed since the last tick; returns how many (all tracks)."""
         self._outbox.flush()  # what earlier windows decided goes out first
         last = closed_until(self._ch, self._step, self._s.allowed_lateness_seconds, include_gpu=True)
         if last is None:
             return 0
-        if self._next is None:  # start at the present: no alerts about the distant past
-            self._next = last
-        gpu_until = self._gpu_written_until()
-        if gpu_until is not None:
-            last = min(last, gpu_until - self._step)
-        if self._next > last:
+        events, spans, silences = [], [], None
+        for track in self._tracks:
+            if track.next is None:  # start at the present: no alerts about the distant past
+                track.next = last
+            end = last
+            if track.name == "gpu":
+                written = self._gpu_written_until()
+                end = None if written is None else min(last, written - self._step)
+            if end is None or track.next > end:
+                continue
+            first, end = track.next, min(end, track.next + self._step * (MAX_WINDOWS_PER_TICK - 1))
+            samples = track.fetch(first, end)
+            silences = self.silences() if silences is None else silences
+            for w in range(first, end + 1, self._step):
+                events += track.engine.observe(w + self._step, samples.get(w, {}), silences)
+            track.next = end + self._step
+            spans.append((track.name, first, end))
+        if not spans:
             return 0
-        first, end = self._next, min(last, self._next + self._step * (MAX_WINDOWS_PER_TICK - 1))
-        samples = self._samples(first, end)
-        silences = self.silences()
-        events = []
-        for w in range(first, end + 1, self._step):
-            events += self.engine.observe(w + self._step, samples.get(w, {}), silences)
-        self._next = end + self._step
-        token = f"alerts:{first}-{end}"
+        token = "alerts:" + ",".join(f"{name}:{first}-{end}" for name, first, end in spans)
         if events:
             self._outbox.add(lambda: self._store(events, token), lambda: self._publish(events))
         self._outbox.add(lambda: self._push(events))
         self._outbox.flush()
-        return (end - first) // self._step + 1
+        return sum((end - first) // self._step + 1 for _, first, end in spans)
 
-    def _samples(self, first: int, last: int) -> dict[int, dict[str, list]]:
+    def _request_samples(self, first: int, last: int) -> dict[int, dict[str, list]]:
         params = {"lo": first, "hi": last, "w": self._step}
         rows = self._ch.query(
             "SELECT toUnixTimestamp(window_start), model, requests, error_rate, latency_p99, ttft_p99 "
@@ -108,12 +128,15 @@ class AlertRunner:
                 out.setdefault(w, {}).setdefault("requests", []).append(({"model": model}, 0))
         for w, model, level in drift:
             out.setdefault(w, {}).setdefault("drift_level", []).append(({"model": model}, level))
+        return out
+
+    def _gpu_samples(self, first: int, last: int) -> dict[int, dict[str, list]]:
         gpu = self._ch.query(
             "SELECT toUnixTimestamp(window_start), node, toString(gpu_index), utilization_avg, memory_used_ratio, "
             "temperature_max FROM gpu_windows FINAL "
             "WHERE window_start BETWEEN toDateTime({lo:UInt32}) AND toDateTime({hi:UInt32}) "
-            "AND window_seconds = {w:UInt32} ORDER BY 1",
-            parameters=params)
+            "AND window_seconds = {w:UInt32} ORDER BY 1", parameters={"lo": first, "hi": last, "w": self._step})
+        out: dict[int, dict[str, list]] = {}
         for w, node, index, utilization, memory, temperature in gpu.result_rows:
             labels = {"node": node, "gpu": index}
             for metric, value in (("gpu_utilization_avg", utilization), ("gpu_memory_used_ratio", memory),
@@ -147,7 +170,8 @@ class AlertRunner:
         self._unsent_resolved += [e for e in events if e["status"] == "resolved"]
         now = time.time()
         resolved = list(self._unsent_resolved)
-        payload = [_to_alertmanager(e, now + 5 * self._step) for e in self.engine.notified()]
+        notified = [e for track in self._tracks for e in track.engine.notified()]
+        payload = [_to_alertmanager(e, now + 5 * self._step) for e in notified]
         payload += [_to_alertmanager(e, e["ends_at"]) for e in resolved]
         if payload:
             url = self._s.alertmanager_url

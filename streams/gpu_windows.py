@@ -204,7 +204,8 @@ class GpuWindowWriter:
     def _next_start(self, level: Level) -> int | None:
         """Where this level goes on: after a (re)start, the last stretch one
         INSERT may have left half written is computed again; with nothing
-        written yet, the oldest stored sample's window. The end of the newest
+        written yet, the oldest stored sample's window, or the first window
+        wholly inside gpu_samples' retention (a refill after an upgrade). The end of the newest
         window of any size counts, aligned to this level's size, so after a
         change of FLEETPULSE_WINDOW_SECONDS the new size takes over from there."""
         if level.next_start is None:
@@ -215,5 +216,9 @@ class GpuWindowWriter:
             else:
                 oldest = self._ch.query("SELECT toUInt32(min(timestamp)), count() FROM gpu_samples").result_rows[0]
                 if oldest[1]:
-                    level.next_start = oldest[0] // level.seconds * level.seconds
+                    start = oldest[0] // level.seconds * level.seconds
+                    kept = Retention.now(self._s).oldest_window_start
+                    if start < kept:  # the TTL may have deleted its first samples: begin at a whole window
+                        start = -(-int(kept) // level.seconds) * level.seconds
+                    level.next_start = start
         return level.next_start

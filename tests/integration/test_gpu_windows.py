@@ -254,12 +254,18 @@ rules:
     for: 1
     keep_firing_for: 1
     severity: critical
+  - name: Errors
+    metric: error_rate
+    op: ">"
+    threshold: 0.5
+    severity: warning
 """
 
 
 def test_gpu_rules_wait_for_windows_the_writer_has_not_written(database, tmp_path):
     """Windows the watermark closed but the GPU writer has not written yet read
-    as "no sample" (which resolves an alert): the rules wait for the writer."""
+    as "no sample" (which resolves an alert): GPU rules wait for the writer,
+    request rules go on with the watermark."""
     rules = tmp_path / "rules.yml"
     rules.write_text(RULES)
     ch = database("gpu_rules_wait", alert_rules=str(rules))
@@ -269,11 +275,11 @@ def test_gpu_rules_wait_for_windows_the_writer_has_not_written(database, tmp_pat
 
     ch.insert("gpu_samples", _one_gpu(0, 600, temperature=80.0), COLUMNS, "hot")
     _write_all(writer)
-    assert runner.tick() == 1  # starts at the newest closed window: hot, fires
+    assert runner.tick() == 2  # each kind of rule starts at the newest closed window: hot, fires
     ch.insert("gpu_samples", _one_gpu(600, 120, temperature=80.0), COLUMNS, "hotter")
-    assert runner.tick() == 0  # 12 windows closed, none written: nothing to decide yet
+    assert runner.tick() == 12  # 12 windows closed: the request rules see them, the GPU rules wait
     _write_all(writer)
-    assert runner.tick() == 12
+    assert runner.tick() == 12  # now the GPU rules
     assert [(e["alert.name"], e["status"]) for e in published] == [("GPUHot", "firing")]
     stored = ch.query("SELECT alert_name, status FROM alerts").result_rows
     assert stored == [("GPUHot", "firing")]
@@ -302,3 +308,20 @@ def test_a_late_sample_leaves_rollup_windows_that_began_before_the_retention_alo
     assert writer.rewrite_late([late]) == 1
     assert ch.query(count.format(t="gpu_windows_1h"), parameters={"w": T0}).result_rows == [(3599,)]
     assert ch.query(count.format(t="gpu_windows_1m"), parameters={"w": T0 + 660}).result_rows == [(60,)]
+
+
+def test_a_refill_begins_at_the_first_window_wholly_inside_the_retention(database, monkeypatch):
+    """After an upgrade the tables are empty and the oldest stored samples sit at
+    the retention's edge, where the TTL has cut into their hour: each grain
+    starts at its first whole window, so no partial hour is written (and kept
+    for the 1 h grain's two years)."""
+    ch = database("gpu_windows_refill")
+    rows = [_row(t + 0.5, "node-1", "GPU-a", 0, 50.0, 1e6 + t, 7, 0, 0, random.Random(t)) for t in range(250, 7400)]
+    ch.insert("gpu_samples", rows, COLUMNS, "kept")
+    monkeypatch.setattr(gpu_windows.Retention, "now",
+                        classmethod(lambda cls, settings: cls(T0 + 290, "FLEETPULSE_WINDOWS_TTL_DAYS=30")))
+    _write_all(GpuWindowWriter(ch.settings, ch))
+    first = {table: ch.query(f"SELECT toUInt32(min(window_start)) - {T0} FROM {table}").result_rows[0][0]
+             for table in ("gpu_windows", "gpu_windows_1m", "gpu_windows_1h")}
+    assert first == {"gpu_windows": 290, "gpu_windows_1m": 300, "gpu_windows_1h": 3600}
+    assert ch.query("SELECT samples FROM gpu_windows_1h FINAL").result_rows == [(3600,)]

@@ -67,6 +67,33 @@ def test_each_migration_survives_a_crash_before_its_record(chdb_path):
         ch.close()
 
 
+def test_upgrade_from_the_gpu_windows_without_a_window_size(chdb_path):
+    """A database that applied an earlier 010 (GPU window tables keyed without
+    window_seconds, with rows in them): migrate() applies 011, which replaces
+    them with the tables the writer uses now."""
+    ch = ClickHouse(load_settings(environ={}, clickhouse_url=chdb_path, clickhouse_database="migrate_upgrade"))
+    try:
+        migrate(ch, log=lambda _: None)
+        ch.command("DELETE FROM fleetpulse_migrations WHERE version >= 10")
+        for table in ("gpu_efficiency", "gpu_windows_1m", "gpu_windows_1h", "gpu_windows"):
+            ch.command(f"DROP TABLE {table}")
+        for table in ("gpu_windows", "gpu_windows_1m", "gpu_windows_1h"):  # the earlier 010's key and columns
+            ch.command(f"CREATE TABLE {table} (window_start DateTime('UTC'), node LowCardinality(String), "
+                       "gpu_uuid LowCardinality(String), samples UInt32, computed_at DateTime64(6, 'UTC')) "
+                       "ENGINE = ReplacingMergeTree(computed_at) ORDER BY (window_start, node, gpu_uuid)")
+            ch.command(f"INSERT INTO {table} VALUES (now(), 'node-1', 'GPU-a', 10, now64(6))")
+        ch.command("INSERT INTO fleetpulse_migrations (version, name) VALUES (10, 'gpu_windows_written')")
+
+        assert [m.version for m in migrate(ch, log=lambda _: None)] == [11]
+        for table in ("gpu_windows", "gpu_windows_1m", "gpu_windows_1h"):
+            key, rows = ch.query("SELECT sorting_key, total_rows FROM system.tables WHERE database = "
+                                 "currentDatabase() AND name = {t:String}", parameters={"t": table}).result_rows[0]
+            assert (key, rows) == ("window_start, node, gpu_uuid, window_seconds", 0)  # refilled by the worker
+        assert ch.query("SELECT count() FROM gpu_efficiency").result_rows == [(0,)]
+    finally:
+        ch.close()
+
+
 def test_sql_quantiles_match_python_and_exact(ch):
     migrate(ch, log=lambda _: None)
     rng = np.random.default_rng(3)

@@ -61,9 +61,10 @@ def test_every_recorded_sample_becomes_a_valid_event_with_the_recorded_values():
 
 
 def test_a_real_h100_recording_samples_into_valid_events_whose_units_agree():
-    """Readings a real H100 gave PynvmlSource: every one a valid event with no
-    null, and the energy counter (mJ / 1000) rising as the power readings
-    (mW / 1000) integrated over the ticks, so the two conversions agree."""
+    """Readings a real H100 gave PynvmlSource (converted there from NVML's mJ
+    and mW): every one a valid event with no null, and the energy counter
+    rising as the power readings integrated over the ticks, as they would not
+    if either conversion were off."""
     sink = Kept()
     sampler = GpuSampler(RecordedNvmlSource(H100_REAL), "h100-host", sink)
     sampler.run(0, count=60)
