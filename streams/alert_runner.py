@@ -3,7 +3,8 @@
 Metrics per closed window come from ClickHouse (request_stats_model,
 drift_windows, gpu_windows), so every worker sees the same numbers; the state
 machine is in ``alerting.py``. GPU rules run on a cursor of their own that
-follows the GPU window writer; request and drift rules follow the watermark. Events go to the ``alerts`` table, the alerts topic and, with
+follows the GPU window writer; request and drift rules follow the watermark.
+Events go to the ``alerts`` table, the alerts topic and, with
 FLEETPULSE_ALERTMANAGER_URL, Alertmanager's /api/v2/alerts: firing alerts are
 re-sent every window with a short ``endsAt`` (as Prometheus does), so
 Alertmanager keeps them open while they last and closes them if we vanish.

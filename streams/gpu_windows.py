@@ -202,12 +202,14 @@ class GpuWindowWriter:
         return self.levels[0].next_start
 
     def _next_start(self, level: Level) -> int | None:
-        """Where this level goes on: after a (re)start, the last stretch one
-        INSERT may have left half written is computed again; with nothing
-        written yet, the oldest stored sample's window, or the first window
-        wholly inside gpu_samples' retention (a refill after an upgrade). The end of the newest
-        window of any size counts, aligned to this level's size, so after a
-        change of FLEETPULSE_WINDOW_SECONDS the new size takes over from there."""
+        """Where this level goes on.
+
+        After a (re)start, the last stretch one INSERT may have left half
+        written is computed again. It ends with the newest window of any size,
+        aligned to this level's size, so after a change of
+        FLEETPULSE_WINDOW_SECONDS the new size takes over from there. With
+        nothing written yet: the oldest stored sample's window, or the first
+        window wholly inside gpu_samples' retention (a refill after an upgrade)."""
         if level.next_start is None:
             end, n = self._ch.query(f"SELECT max(toUInt32(window_start) + window_seconds), count() "
                                     f"FROM {level.table}").result_rows[0]
