@@ -43,6 +43,7 @@ class _Track:
     name: str
     engine: AlertEngine
     fetch: Callable[[int, int], dict[int, dict[str, list]]]  # (first, last window) -> samples per window
+    until: Callable[[int], int | None]  # the newest closed window -> the newest it may evaluate (None: none)
     next: int | None = None  # the next window to evaluate
 
 
@@ -59,8 +60,10 @@ class AlertRunner:
         # resolve a GPU alert, so GPU rules evaluate only written windows, on a
         # cursor of their own: request and drift rules never wait for them.
         self._gpu_written_until = gpu_written_until
-        tracks = [_Track("requests", AlertEngine([r for r in rules if r.source != "gpu"]), self._request_samples),
-                  _Track("gpu", AlertEngine([r for r in rules if r.source == "gpu"]), self._gpu_samples)]
+        tracks = [_Track("requests", AlertEngine([r for r in rules if r.source != "gpu"]), self._request_samples,
+                         lambda last: last),
+                  _Track("gpu", AlertEngine([r for r in rules if r.source == "gpu"]), self._gpu_samples,
+                         self._gpu_until)]
         self._tracks = [t for t in tracks if t.engine.rules]
         self._step = settings.window_seconds
         self._models: set[str] = set()
@@ -82,10 +85,7 @@ class AlertRunner:
         for track in self._tracks:
             if track.next is None:  # start at the present: no alerts about the distant past
                 track.next = last
-            end = last
-            if track.name == "gpu":
-                written = self._gpu_written_until()
-                end = None if written is None else min(last, written - self._step)
+            end = track.until(last)
             if end is None or track.next > end:
                 continue
             first, end = track.next, min(end, track.next + self._step * (MAX_WINDOWS_PER_TICK - 1))
@@ -103,6 +103,10 @@ class AlertRunner:
         self._outbox.add(lambda: self._push(events))
         self._outbox.flush()
         return sum((end - first) // self._step + 1 for _, first, end in spans)
+
+    def _gpu_until(self, last: int) -> int | None:
+        written = self._gpu_written_until()
+        return None if written is None else min(last, written - self._step)
 
     def _request_samples(self, first: int, last: int) -> dict[int, dict[str, list]]:
         params = {"lo": first, "hi": last, "w": self._step}

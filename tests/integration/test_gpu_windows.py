@@ -108,10 +108,12 @@ def _exact(rows: list[list], seconds: int, end: int) -> dict[tuple, dict]:
     return out
 
 
-def _stored(ch: ClickHouse, table: str) -> dict[tuple, dict]:
+def _stored(ch: ClickHouse, table: str, window_seconds: int | None = None) -> dict[tuple, dict]:
+    """The table's rows by (window, node, GPU); only windows of one size with ``window_seconds``."""
+    size = "" if window_seconds is None else f" WHERE window_seconds = {window_seconds:d}"
     rows = ch.query(f"SELECT toUInt32(window_start), node, gpu_uuid, samples, utilization_min, utilization_avg, "
                     f"utilization_max, utilization_last, temperature_max, power_avg, memory_used_ratio, "
-                    f"energy_joules, ecc_volatile_increase, throttle_reasons_any, xid_last FROM {table} FINAL"
+                    f"energy_joules, ecc_volatile_increase, throttle_reasons_any, xid_last FROM {table} FINAL{size}"
                     ).result_rows
     return {(r[0], r[1], r[2]): r[3:] for r in rows}
 
@@ -229,15 +231,8 @@ def test_a_new_window_size_takes_over_without_replacing_windows_of_the_old_size(
     ch.insert("gpu_samples", then, COLUMNS, "then")
     _write_all(GpuWindowWriter(resized, ch))
 
-    def of_size(seconds: int) -> dict:
-        rows = ch.query("SELECT toUInt32(window_start), node, gpu_uuid, samples, utilization_min, utilization_avg, "
-                        "utilization_max, utilization_last, temperature_max, power_avg, memory_used_ratio, "
-                        "energy_joules, ecc_volatile_increase, throttle_reasons_any, xid_last FROM gpu_windows FINAL "
-                        "WHERE window_seconds = {s:UInt32}", parameters={"s": seconds}).result_rows
-        return {(r[0], r[1], r[2]): r[3:] for r in rows}
-
-    assert of_size(10) == tens
-    thirties = of_size(30)
+    assert _stored(ch, "gpu_windows", window_seconds=10) == tens
+    thirties = _stored(ch, "gpu_windows", window_seconds=30)
     takeover = (newest_ten + 10 - 3600) // 30 * 30  # the last INSERT's stretch, as after any restart
     assert T0 < takeover and min(k[0] for k in thirties) == takeover
     end = int((T0 + 5399.5 - LATENESS) // 30 * 30)  # the end of the last 30 s window the watermark closed
@@ -290,7 +285,7 @@ def test_a_late_sample_leaves_rollup_windows_that_began_before_the_retention_alo
     sample in an hour that began before that must not recompute the hour from
     what is left of it, but its own minute is computed again."""
     ch = database("gpu_windows_ttl")
-    rows = [_row(t + 0.5, "node-1", "GPU-a", 0, 50.0, 1e6 + t, 7, 0, 0, random.Random(t)) for t in range(3700)]
+    rows = _one_gpu(0, 3700)
     late = rows.pop(700)  # in the minute T0 + 660..720
     ch.insert("gpu_samples", rows, COLUMNS, "kept")
     writer = GpuWindowWriter(ch.settings, ch)
@@ -316,8 +311,7 @@ def test_a_refill_begins_at_the_first_window_wholly_inside_the_retention(databas
     starts at its first whole window, so no partial hour is written (and kept
     for the 1 h grain's two years)."""
     ch = database("gpu_windows_refill")
-    rows = [_row(t + 0.5, "node-1", "GPU-a", 0, 50.0, 1e6 + t, 7, 0, 0, random.Random(t)) for t in range(250, 7400)]
-    ch.insert("gpu_samples", rows, COLUMNS, "kept")
+    ch.insert("gpu_samples", _one_gpu(250, 7150), COLUMNS, "kept")
     monkeypatch.setattr(gpu_windows.Retention, "now",
                         classmethod(lambda cls, settings: cls(T0 + 290, "FLEETPULSE_WINDOWS_TTL_DAYS=30")))
     _write_all(GpuWindowWriter(ch.settings, ch))

@@ -16,8 +16,10 @@ import uuid
 from pathlib import Path
 
 import orjson
+from confluent_kafka import Consumer
 
 from fleetpulse.localkafka import free_port
+from fleetpulse.producers.recorder import Recorder
 from fleetpulse.settings import Settings
 from fleetpulse.topics import ensure_topics
 
@@ -163,7 +165,6 @@ def advance_gpu_watermark(settings: Settings, to: float) -> None:
     """Send one GPU sample at event time ``to`` from a node no test looks at:
     GPU windows are written once the watermark passes them, and after a
     simulation nothing newer arrives to move it."""
-    from fleetpulse.producers.recorder import Recorder
     sample = {"type": "gpu", "version": 1, "timestamp": to, "host.name": "watermark", "gpu.uuid": "GPU-watermark",
               "gpu.index": 0}
     with Recorder(settings.bootstrap, settings.topic("gpu")) as recorder:
@@ -172,7 +173,6 @@ def advance_gpu_watermark(settings: Settings, to: float) -> None:
 
 def read_dead_letters(settings, expected: int, timeout: float = 60) -> list[tuple[bytes, dict]]:
     """Up to ``expected`` dead letters: (original bytes, headers)."""
-    from confluent_kafka import Consumer
     consumer = Consumer({"bootstrap.servers": settings.bootstrap, "group.id": "dlq-reader",
                          "auto.offset.reset": "earliest"})
     consumer.subscribe([settings.topic("deadletter")])
