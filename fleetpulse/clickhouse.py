@@ -17,7 +17,7 @@ from typing import Any, Sequence
 import clickhouse_connect
 from clickhouse_connect.driver import exceptions as ch_exc
 
-from fleetpulse.errors import ClickHouseError, ClickHouseUnavailable
+from fleetpulse.errors import ClickHouseError, ClickHouseUnavailable, FleetpulseError
 from fleetpulse.settings import Settings
 
 
@@ -34,29 +34,43 @@ def describe(settings: Settings) -> str:
 
 
 class ClickHouse:
-    """A thread-safe wrapper: chDB allows one query at a time per process."""
+    """A thread-safe wrapper around one session: calls on it run one at a time.
 
-    def __init__(self, settings: Settings):
+    ``session`` holds settings fixed for the session's lifetime, in order. With
+    ``readonly`` among them the session is read-only for good: ClickHouse then
+    refuses writes, table functions and any later change of a setting, so a
+    statement sent through it cannot undo its limits (see streams/query.py).
+    Each session is its own chDB connection handle (or HTTP client), so one
+    never sees another's state, and a read on it runs beside the writer's.
+    """
+
+    def __init__(self, settings: Settings, session: dict[str, Any] | None = None):
         self.settings = settings
         self.where = describe(settings)
+        self.read_only = bool(session and session.get("readonly"))
         self._lock = threading.Lock()
-        self._client = self._connect()
+        self._session = session or {}
+        self._client = self._connect(self._session)
 
-    def _connect(self) -> Any:
+    def _connect(self, session: dict[str, Any]) -> Any:
         s = self.settings
+        user, password = s.clickhouse_user, s.clickhouse_password
+        if self.read_only and s.clickhouse_query_user:
+            user, password = s.clickhouse_query_user, s.clickhouse_query_password
         try:
             if s.uses_chdb:
                 path = _chdb_path(s.clickhouse_url)
                 path.parent.mkdir(parents=True, exist_ok=True)
-                client = clickhouse_connect.get_client(dsn=f"chdb://{path}")
+                client = clickhouse_connect.get_client(dsn=f"chdb://{path}", settings=session)
             else:
                 parts = urllib.parse.urlsplit(s.clickhouse_url)
                 client = clickhouse_connect.get_client(
                     host=parts.hostname, port=parts.port or (8443 if parts.scheme == "https" else 8123),
-                    secure=parts.scheme == "https", username=s.clickhouse_user,
-                    password=s.clickhouse_password.reveal(), connect_timeout=5, send_receive_timeout=60,
+                    secure=parts.scheme == "https", username=user, password=password.reveal(),
+                    connect_timeout=5, send_receive_timeout=60, settings=session,
                 )
-            client.command(f"CREATE DATABASE IF NOT EXISTS {s.clickhouse_database}")
+            if not self.read_only:
+                client.command(f"CREATE DATABASE IF NOT EXISTS {s.clickhouse_database}")
             client.database = s.clickhouse_database
             return client
         except ch_exc.ProgrammingError as exc:
@@ -77,7 +91,15 @@ class ClickHouse:
         return self._call(self._client.command, sql, parameters=parameters, settings=settings)
 
     def query(self, sql: str, settings: dict | None = None, parameters: dict | None = None) -> Any:
-        return self._call(self._client.query, sql, parameters=parameters, settings=settings)
+        return self._call(self._read_all, sql, parameters=parameters, settings=settings)
+
+    def _read_all(self, sql: str, **kwargs: Any) -> Any:
+        result = self._client.query(sql, **kwargs)
+        # The whole answer, inside the lock: a failure while rows stream in is
+        # raised here (and becomes ours), and no half-read stream stays open
+        # on the session to feed the next query its leftover rows.
+        result.result_rows
+        return result
 
     def insert(self, table: str, rows: Sequence[Sequence], columns: Sequence[str], dedup_token: str) -> None:
         """Insert idempotently: ClickHouse drops a repeat of the same ``dedup_token``."""
@@ -89,12 +111,31 @@ class ClickHouse:
         with self._lock:
             try:
                 return fn(*args, **kwargs)
-            except ch_exc.OperationalError as exc:
-                raise ClickHouseUnavailable(f"{self.where} is not reachable ({_cause(exc)})") from exc
             except ch_exc.ClickHouseError as exc:
-                if _error_code(exc) in RETRYABLE_CODES:
-                    raise ClickHouseUnavailable(f"{self.where} is overloaded: {_first_line(exc)}") from exc
-                raise ClickHouseError(f"{self.where}: {_first_line(exc)}") from exc
+                if self.read_only:
+                    self._reopen()  # a failed stream can leave its rest on the session
+                raise self._ours(exc) from exc
+
+    def _ours(self, exc: Exception) -> Exception:
+        """A driver error as ours: retryable (ClickHouseUnavailable) or not."""
+        code = error_code(exc)
+        if isinstance(exc, ch_exc.StreamFailureError) and code not in RETRYABLE_CODES:
+            return ClickHouseError(f"{self.where}: {_first_line(exc)}")
+        if isinstance(exc, ch_exc.OperationalError):
+            return ClickHouseUnavailable(f"{self.where} is not reachable ({_cause(exc)})")
+        if code in RETRYABLE_CODES:
+            return ClickHouseUnavailable(f"{self.where} is overloaded: {_first_line(exc)}")
+        return ClickHouseError(f"{self.where}: {_first_line(exc)}")
+
+    def _reopen(self) -> None:
+        try:
+            self._client.close()
+        except ch_exc.ClickHouseError:
+            pass  # closing a broken session: nothing to save
+        try:
+            self._client = self._connect(self._session)
+        except FleetpulseError:
+            pass  # the next call fails on the closed client and tries again
 
     def close(self) -> None:
         with self._lock:
@@ -108,7 +149,7 @@ _CODE = re.compile(r"Code: (\d+)")
 _QUERY_ID = re.compile(r"\s*\(?query_id[:=]\s*[\w-]+\)?", re.I)
 
 
-def _error_code(exc: BaseException) -> int | None:
+def error_code(exc: BaseException) -> int | None:
     match = _CODE.search(str(exc))
     return int(match[1]) if match else None
 

@@ -13,9 +13,6 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
 from pathlib import Path
 
 import orjson
@@ -23,6 +20,7 @@ import orjson
 from fleetpulse.clickhouse import describe
 from fleetpulse.errors import FleetpulseError
 from fleetpulse.localkafka import LocalKafka
+from fleetpulse.querycli import ask_worker
 from fleetpulse.settings import Settings
 from fleetpulse.topics import check_kafka, ensure_topics
 
@@ -97,12 +95,8 @@ def _wait_for_worker(settings: Settings, worker: subprocess.Popen, log_file: Pat
 
 
 def _query(settings: Settings, sql: str) -> list[dict] | None:
-    url = f"http://{settings.http_host}:{settings.http_port}/query?" + urllib.parse.urlencode({"sql": sql})
-    try:
-        with urllib.request.urlopen(url, timeout=10) as response:
-            return [orjson.loads(line) for line in response.read().splitlines() if line]
-    except (urllib.error.URLError, ConnectionError, TimeoutError):
-        return None
+    answer = ask_worker(settings, "/query", {"sql": sql}, timeout=10)
+    return None if answer is None else [orjson.loads(line) for line in answer.splitlines() if line]
 
 
 def _banner(settings: Settings, worker_log: Path, sim_log: Path, broker: LocalKafka | None) -> None:
@@ -114,7 +108,7 @@ fleetpulse demo is running
   Kafka        {kafka}
   ClickHouse   {describe(settings)}, database {settings.clickhouse_database}
   metrics      {web}/metrics
-  SQL over HTTP {web}/query?sql=SELECT+*+FROM+request_stats+LIMIT+5
+  SQL over HTTP curl -H 'Content-Type: application/json' -d '{{"sql": "SELECT * FROM request_stats LIMIT 5"}}' {web}/query
   logs         {worker_log}, {sim_log}
 
 Try, in another terminal:

@@ -7,7 +7,8 @@
     ├── LocalKafkaError             the local broker could not be fetched/started/stopped
     ├── ClickHouseUnavailable       ClickHouse cannot be reached (retryable: backpressure)
     ├── ClickHouseError             ClickHouse rejected a statement (not retryable)
-    └── QueryError                  a user query was refused or failed
+    ├── QueryError                  a user query was refused or failed
+    └── RequestError                a request to the worker (HTTP body, CLI arguments) is malformed
 
 Driver errors (confluent-kafka, clickhouse-connect, chDB) are turned into these
 at the boundary with ``raise ... from``, so the CLI can print one clear line
@@ -50,3 +51,7 @@ class ClickHouseError(FleetpulseError):
 
 class QueryError(FleetpulseError):
     """A user query was refused (not read-only, several statements) or failed."""
+
+
+class RequestError(FleetpulseError):
+    """A request to the worker (an HTTP body, or the CLI arguments it is built from) is malformed."""

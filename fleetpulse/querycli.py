@@ -18,20 +18,20 @@ import orjson
 
 from fleetpulse.clickhouse import ClickHouse
 from fleetpulse.errors import QueryError
-from fleetpulse.settings import Settings
-from fleetpulse.streams.query import run_query, to_json_lines
+from fleetpulse.settings import Settings, is_wildcard
+from fleetpulse.streams.query import open_reader, run_query, to_json_lines
 
 
 def query_json_lines(settings: Settings, sql: str) -> bytes:
     if settings.uses_chdb:
-        answer = _ask_worker(settings, sql)
+        answer = ask_worker(settings, "/query", {"sql": sql})
         if answer is not None:
             return answer
-    ch = ClickHouse(settings)
+    reader = open_reader(settings)
     try:
-        return to_json_lines(*run_query(ch, sql))
+        return to_json_lines(*run_query(reader, sql))
     finally:
-        ch.close()
+        reader.close()
 
 
 def silence_anywhere(settings: Settings, request: dict) -> dict:
@@ -43,17 +43,16 @@ def silence_anywhere(settings: Settings, request: dict) -> dict:
 
 def build_baseline_anywhere(settings: Settings, model: str, start: float, end: float,
                             features: list[str] | None) -> dict:
-    from fleetpulse.streams.drift import build_baseline
+    from fleetpulse.streams.drift import handle_baseline
 
     body = {"model": model, "from": start, "to": end, "features": features}
-    return _worker_or_direct(settings, "/drift/baseline", body,
-                             lambda ch: build_baseline(ch, settings, model, start, end, features))
+    return _worker_or_direct(settings, "/drift/baseline", body, lambda ch: handle_baseline(ch, settings, body))
 
 
 def _worker_or_direct(settings: Settings, path: str, body: dict, direct) -> dict:
     """Through the worker's endpoint when it holds chDB; else on ClickHouse directly."""
     if settings.uses_chdb:
-        answer = _ask_worker(settings, json.dumps(body).encode(), path)
+        answer = ask_worker(settings, path, body)
         if answer is not None:
             return json.loads(answer)
     from fleetpulse.migrate import migrate
@@ -66,20 +65,27 @@ def _worker_or_direct(settings: Settings, path: str, body: dict, direct) -> dict
         ch.close()
 
 
-def _ask_worker(settings: Settings, body: bytes | str, path: str = "/query") -> bytes | None:
-    """The worker's answer, or None when no worker listens on FLEETPULSE_HTTP_PORT."""
-    url = f"http://{settings.http_host}:{settings.http_port}{path}"
-    data = body.encode() if isinstance(body, str) else body
-    request = urllib.request.Request(url, data=data, method="POST")
+def ask_worker(settings: Settings, path: str, body: dict, timeout: float = 120) -> bytes | None:
+    """The worker's answer to a POST of ``body`` as JSON, with the token when one
+    is set; None when no worker listens on FLEETPULSE_HTTP_PORT."""
+    host = "127.0.0.1" if is_wildcard(settings.http_host) else settings.http_host
+    host = f"[{host}]" if ":" in host else host
+    headers = {"Content-Type": "application/json"}
+    if settings.http_token:
+        headers["Authorization"] = f"Bearer {settings.http_token.reveal()}"
+    request = urllib.request.Request(f"http://{host}:{settings.http_port}{path}", data=json.dumps(body).encode(),
+                                     headers=headers, method="POST")
     try:
-        with urllib.request.urlopen(request, timeout=120) as response:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
             return response.read()
     except urllib.error.HTTPError as exc:
-        body = exc.read()
+        answer = exc.read()
         try:
-            message = json.loads(body)["error"]
+            message = json.loads(answer)["error"]
         except (ValueError, KeyError, TypeError):
-            message = body.decode(errors="replace")[:500]
+            message = answer.decode(errors="replace")[:500]
+        if exc.code == 401:
+            message += " (set FLEETPULSE_HTTP_TOKEN to the worker's token)"
         raise QueryError(message) from exc
     except (urllib.error.URLError, ConnectionError, TimeoutError):
         return None

@@ -7,6 +7,8 @@ and pass the result down through constructors.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
+import math
 import os
 import urllib.parse
 from pathlib import Path
@@ -43,10 +45,16 @@ class Settings:
     clickhouse_database: str = "fleetpulse"
     clickhouse_user: str = "default"
     clickhouse_password: Secret = Secret("")
+    clickhouse_query_user: str = ""  # server only: the read-only user /query runs as (empty: clickhouse_user)
+    clickhouse_query_password: Secret = Secret("")
     store_raw_events: bool = False
     raw_events_ttl_days: int = 3
     http_host: str = "127.0.0.1"
     http_port: int = 6066
+    http_token: Secret = Secret("")  # bearer token for /query, /silences, /drift/baseline; required beyond loopback
+    query_timeout_seconds: int = 30
+    query_max_memory_bytes: int = 2 * 1024**3
+    health_stall_seconds: int = 60
     window_seconds: int = 10
     allowed_lateness_seconds: int = 30
     windows_ttl_days: int = 30
@@ -121,7 +129,10 @@ def _convert(name: str, raw: str, kind: type) -> object:
             return Path(raw).expanduser()
         if kind is Secret:
             return Secret(raw)
-        return kind(raw)
+        value = kind(raw)
+        if kind is float and not math.isfinite(value):
+            raise ValueError("expected a finite number")
+        return value
     except ValueError as exc:
         raise ConfigError(f"{env}={raw!r} is not a valid {kind.__name__}: {exc}") from exc
 
@@ -153,13 +164,15 @@ def _check(s: Settings) -> None:
                 "max_message_bytes", "raw_events_ttl_days", "requests_retention_hours", "batch_max_wait_seconds",
                 "windows_ttl_days", "rollup_1m_ttl_days", "rollup_1h_ttl_days", "session_timeout_seconds",
                 "drift_window_minutes", "drift_bins", "drift_category_cap", "drift_min_count", "drift_alpha",
-                "metric_label_cap", "batch_max_bytes")
+                "metric_label_cap", "batch_max_bytes", "query_timeout_seconds",
+                "query_max_memory_bytes", "health_stall_seconds")
     for name in positive:
         if getattr(s, name) <= 0:
             raise ConfigError(f"FLEETPULSE_{name.upper()} must be > 0, got {getattr(s, name)}")
     if not (s.clickhouse_url.startswith(("chdb://", "http://", "https://"))):
         raise ConfigError(
-            f"FLEETPULSE_CLICKHOUSE_URL={s.clickhouse_url!r}: expected chdb://PATH, http://HOST:PORT or https://HOST:PORT"
+            f"FLEETPULSE_CLICKHOUSE_URL={safe_url(s.clickhouse_url)!r}: expected chdb://PATH, http://HOST:PORT or "
+            "https://HOST:PORT"
         )
     for name in ("kafka_port", "http_port"):
         if not 0 < getattr(s, name) < 65536:
@@ -167,7 +180,7 @@ def _check(s: Settings) -> None:
     if s.clickhouse_url.startswith("chdb://") and not s.clickhouse_url[len("chdb://"):].strip():
         raise ConfigError("FLEETPULSE_CLICKHOUSE_URL=chdb:// needs a path, e.g. chdb://./.fleetpulse/chdb")
     if s.clickhouse_url.startswith(("http://", "https://")) and not urllib.parse.urlsplit(s.clickhouse_url).hostname:
-        raise ConfigError(f"FLEETPULSE_CLICKHOUSE_URL={s.clickhouse_url!r} needs a host, e.g. http://localhost:8123")
+        raise ConfigError(f"FLEETPULSE_CLICKHOUSE_URL={safe_url(s.clickhouse_url)!r} needs a host, e.g. http://localhost:8123")
     if not s.topic_prefix or not all(c.isalnum() or c in "._-" for c in s.topic_prefix):
         raise ConfigError(f"FLEETPULSE_TOPIC_PREFIX={s.topic_prefix!r}: use letters, digits, '.', '_' or '-'")
     if not s.drift_alpha < 0.5:
@@ -181,3 +194,55 @@ def _check(s: Settings) -> None:
         raise ConfigError(f"FLEETPULSE_LOG_LEVEL={s.log_level!r}: use debug, info, warning or error")
     if not s.clickhouse_database.replace("_", "").isalnum():
         raise ConfigError(f"FLEETPULSE_CLICKHOUSE_DATABASE={s.clickhouse_database!r}: use letters, digits and _ only")
+    for name in ("alertmanager_url", "drift_webhook_url"):
+        url = getattr(s, name)
+        if url and not (url.startswith(("http://", "https://")) and urllib.parse.urlsplit(url).hostname):
+            raise ConfigError(f"FLEETPULSE_{name.upper()}={safe_url(url)!r}: expected http(s)://HOST[:PORT]/PATH")
+    histogram_edges(s.histogram_buckets)
+    if s.home.exists() and not s.home.is_dir():
+        raise ConfigError(f"FLEETPULSE_HOME={str(s.home)!r} is a file, not a directory")
+
+
+def histogram_edges(text: str) -> list[float]:
+    """FLEETPULSE_HISTOGRAM_BUCKETS as seconds: finite, positive, increasing."""
+    env = "FLEETPULSE_HISTOGRAM_BUCKETS"
+    try:
+        edges = [float(edge) for edge in text.split(",")]
+    except ValueError:
+        raise ConfigError(f"{env}={text!r}: expected comma-separated seconds, e.g. 0.1,0.5,1,5") from None
+    if not all(math.isfinite(e) and e > 0 for e in edges):
+        raise ConfigError(f"{env}={text!r}: every edge must be a finite number of seconds > 0")
+    if any(b <= a for a, b in zip(edges, edges[1:])):
+        raise ConfigError(f"{env}={text!r}: edges must increase from left to right")
+    return edges
+
+
+def safe_url(url: str) -> str:
+    """A URL fit for logs and errors: scheme, host and port, never ``user:password@``,
+    a path or a query (either may carry a token)."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return "<unparsable URL>"
+    if not parts.scheme or not parts.hostname:
+        return "<URL without a host>" if "@" in url else url
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    return f"{parts.scheme}://{host}{port}"
+
+
+_WILDCARDS = {"0.0.0.0", "::", ""}
+
+
+def is_loopback(host: str) -> bool:
+    """Whether binding ``host`` keeps the web server on this machine only."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def is_wildcard(host: str) -> bool:
+    return host.strip("[]") in _WILDCARDS

@@ -24,7 +24,7 @@ from typing import Callable
 import orjson
 
 from fleetpulse.clickhouse import ClickHouse
-from fleetpulse.settings import Settings
+from fleetpulse.settings import Settings, safe_url
 from fleetpulse.streams.alerting import AlertEngine, Silence
 from fleetpulse.streams.outbox import Outbox
 from fleetpulse.streams.watermark import closed_until
@@ -201,6 +201,6 @@ def post_alertmanager(base_url: str, alerts: list[dict], attempts: int = 3) -> b
             with urllib.request.urlopen(request, timeout=5):
                 return True
         except (urllib.error.URLError, OSError) as exc:
-            log.warning("Alertmanager %s: attempt %d of %d failed: %s", url, attempt, attempts, exc)
+            log.warning("Alertmanager %s: attempt %d of %d failed: %s", safe_url(url), attempt, attempts, exc)
             time.sleep(0.5 * attempt)
     return False

@@ -12,6 +12,7 @@ import orjson
 from confluent_kafka import Producer
 
 from fleetpulse.errors import KafkaUnavailable
+from fleetpulse.settings import safe_url
 
 log = logging.getLogger("fleetpulse.alerts")
 
@@ -43,7 +44,7 @@ class AlertSink:
                 with urllib.request.urlopen(request, timeout=5):
                     return
             except (urllib.error.URLError, OSError) as exc:
-                log.warning("webhook %s failed (attempt %d of %d): %s", self._webhook_url, attempt, attempts, exc)
+                log.warning("webhook %s failed (attempt %d of %d): %s", safe_url(self._webhook_url), attempt, attempts, exc)
         self._on_webhook_failure()
 
     def close(self) -> None:

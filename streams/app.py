@@ -2,7 +2,7 @@
 
 Nothing here computes anything; decoding, windows, sketches and rows live in
 pure modules, I/O in sinks. The faust app consumes the requests topic in
-batches with manual acks, and its web server serves /metrics, /query, /health.
+batches with manual acks, and its web server serves the pages of streams/web.py.
 """
 
 from __future__ import annotations
@@ -12,45 +12,36 @@ import logging
 import os
 
 import faust
-import orjson
-import faust.web
 from faust.exceptions import ConsumerNotStarted
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from prometheus_client.openmetrics import exposition as openmetrics
 
 from fleetpulse.clickhouse import ClickHouse
-from fleetpulse.errors import ClickHouseUnavailable, FleetpulseError, KafkaUnavailable, QueryError
-from fleetpulse.settings import Settings
+from fleetpulse.errors import ClickHouseUnavailable, KafkaUnavailable
+from fleetpulse.settings import Settings, histogram_edges
 from fleetpulse.streams.alert_runner import AlertRunner
 from fleetpulse.streams.alerts import AlertSink
 from fleetpulse.streams.batch import RawMessage
 from fleetpulse.streams.deadletter import DeadLetterSink
-from fleetpulse.streams.drift import DriftEvaluator, build_baseline
-from fleetpulse.streams import silences
+from fleetpulse.streams.drift import DriftEvaluator
 from fleetpulse.streams.export import RequestExporter, le_indices
 from fleetpulse.streams.gpu_windows import GpuWindowWriter
 from fleetpulse.streams.gpu_writer import GpuWriter
 from fleetpulse.streams.handler import RequestBatchHandler
 from fleetpulse.streams.metrics import PipelineMetrics
-from fleetpulse.streams.query import run_query, to_json_lines
 from fleetpulse.streams.sink import ClickHouseSink
+from fleetpulse.streams.web import add_pages, web_options
 
 log = logging.getLogger("fleetpulse.worker")
 
 EXIT_FATAL = 70  # EX_SOFTWARE
 
-#: aiohttp refuses a charset inside content_type; the exposition format is UTF-8 anyway.
-_TEXT_FORMAT = CONTENT_TYPE_LATEST.split("; charset")[0]
-_OPENMETRICS_FORMAT = openmetrics.CONTENT_TYPE_LATEST.split("; charset")[0]
-
-
-def build_app(settings: Settings, ch: ClickHouse) -> tuple[faust.App, RequestBatchHandler]:
+def build_app(settings: Settings, ch: ClickHouse, reader: ClickHouse) -> tuple[faust.App, RequestBatchHandler]:
+    """``ch`` is the writer's session; ``reader`` the read-only one user SQL runs on."""
     metrics = PipelineMetrics()
     alerts = AlertSink(settings.bootstrap, settings.topic("alerts"), settings.drift_webhook_url,
                        on_webhook_failure=metrics.webhook_failures.inc)
     exporter = RequestExporter([label.strip() for label in settings.metric_labels.split(",") if label.strip()],
                                settings.metric_label_cap,
-                               le_indices(float(edge) for edge in settings.histogram_buckets.split(",")))
+                               le_indices(histogram_edges(settings.histogram_buckets)))
     metrics.registry.register(exporter)
     handler = RequestBatchHandler(
         settings, ClickHouseSink(ch, metrics),
@@ -78,6 +69,7 @@ def build_app(settings: Settings, ch: ClickHouse) -> tuple[faust.App, RequestBat
         # acked before it gives partitions up: our in-flight batch finishes (or
         # the worker is gone), so the next owner reads final progress.
         stream_wait_empty=True,
+        **web_options(settings),
     )
     topic_name = settings.topic("requests")
     metrics.expose(topic_name)
@@ -147,7 +139,7 @@ def build_app(settings: Settings, ch: ClickHouse) -> tuple[faust.App, RequestBat
                 log.exception("%s evaluation failed; ingestion goes on", name)
 
     metrics.watch_lag(lambda: _lag(app, handler))
-    _add_pages(app, ch, metrics, settings)
+    add_pages(app, ch, reader, metrics, handler.stalls, settings)
     return app, handler
 
 
@@ -180,59 +172,3 @@ def _lag(app: faust.App, handler: RequestBatchHandler) -> dict[tuple[str, int], 
         if highwater is not None and highwater >= 0 and done is not None:
             lag[(tp.topic, tp.partition)] = max(0, highwater - done.next_offset)
     return lag
-
-
-def _add_pages(app: faust.App, ch: ClickHouse, metrics: PipelineMetrics, settings: Settings) -> None:
-    @app.page("/metrics")
-    async def metrics_page(web, request):
-        # OpenMetrics when the scraper asks for it (Prometheus does): it carries the exemplars.
-        if "application/openmetrics-text" in request.headers.get("Accept", ""):
-            return web.bytes(openmetrics.generate_latest(metrics.registry), content_type=_OPENMETRICS_FORMAT)
-        return web.bytes(generate_latest(metrics.registry), content_type=_TEXT_FORMAT)
-
-    @app.page("/health")
-    async def health_page(web, request):
-        return web.json({"status": "ok"})
-
-    @app.page("/drift/baseline")
-    class BaselineView(faust.web.View):
-        """POST {"model", "from", "to", "features"?}: freeze a drift baseline (chDB is ours)."""
-
-        async def post(self, request):
-            body = orjson.loads(await request.read() or b"{}")
-            try:
-                result = await asyncio.get_running_loop().run_in_executor(
-                    None, lambda: build_baseline(ch, settings, body["model"], body["from"], body["to"],
-                                                 body.get("features")))
-            except (FleetpulseError, KeyError) as exc:
-                return self.json({"error": str(exc)}, status=400)
-            return self.json(result)
-
-    @app.page("/silences")
-    class SilencesView(faust.web.View):
-        """POST {"action": "add"|"list"|"expire", ...}: silences, while chDB is ours."""
-
-        async def post(self, request):
-            body = orjson.loads(await request.read() or b"{}")
-            try:
-                result = await asyncio.get_running_loop().run_in_executor(None, silences.handle, ch, body)
-            except (FleetpulseError, KeyError, ValueError) as exc:
-                return self.json({"error": str(exc)}, status=400)
-            return self.json(result)
-
-    @app.page("/query")
-    class QueryView(faust.web.View):
-        """Read-only SQL: GET ?sql=... or POST the SQL as the body. Answers NDJSON."""
-
-        async def get(self, request):
-            return await self._answer(request.query.get("sql", ""))
-
-        async def post(self, request):
-            return await self._answer(await request.text())
-
-        async def _answer(self, sql: str):
-            try:
-                columns, rows = await asyncio.get_running_loop().run_in_executor(None, run_query, ch, sql)
-            except QueryError as exc:
-                return self.json({"error": str(exc)}, status=400)
-            return self.bytes(to_json_lines(columns, rows), content_type="application/x-ndjson")

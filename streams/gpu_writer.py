@@ -25,7 +25,8 @@ class GpuWriter:
 
     async def write(self, messages: list[RawMessage]) -> None:
         for chunk in split_by_bytes(messages, self._s.batch_max_bytes):
-            await self._write_chunk(chunk)
+            with self._handler.stalls.working("GPU batch"):
+                await self._write_chunk(chunk)
 
     async def _write_chunk(self, messages: list[RawMessage]) -> None:
         s = self._s

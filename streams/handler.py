@@ -25,6 +25,7 @@ from fleetpulse.streams.deadletter import DeadLetterSink, SourcedDeadLetter
 from fleetpulse.streams.export import RequestExporter
 from fleetpulse.streams.metrics import PipelineMetrics
 from fleetpulse.streams.sink import ClickHouseSink
+from fleetpulse.streams.stall import StallWatch
 from fleetpulse.streams.watermark import PartitionProgress
 
 log = logging.getLogger("fleetpulse.worker")
@@ -46,6 +47,7 @@ class RequestBatchHandler:
         self.progress: dict[TopicPartition, PartitionProgress] = {}
         self._assigned: set[TopicPartition] = set()
         self._summary = _Summary()
+        self.stalls = StallWatch()  # read by /health
         # Held from taking a batch until its messages are acked, and by a
         # revocation: no batch of a partition can be written after we gave it up.
         self.lock = asyncio.Lock()
@@ -91,7 +93,8 @@ class RequestBatchHandler:
         if not owned:
             return
         for chunk in split_by_bytes(owned, self._settings.batch_max_bytes):
-            await self._handle_chunk(chunk)
+            with self.stalls.working("request batch"):
+                await self._handle_chunk(chunk)
 
     async def _handle_chunk(self, messages: list[RawMessage]) -> None:
         loop = asyncio.get_running_loop()
@@ -132,6 +135,7 @@ class RequestBatchHandler:
                 try:
                     return await loop.run_in_executor(self.executor, call, *args)
                 except (ClickHouseUnavailable, KafkaUnavailable) as exc:
+                    self.stalls.failed(f"{sink}: {exc}")
                     if not paused:
                         paused = True
                         self._metrics.paused.set(1)

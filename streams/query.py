@@ -1,56 +1,147 @@
 """Read-only SQL for users, shared by the worker's /query endpoint and the CLI.
 
-Only one statement that reads is let through: SELECT, WITH, SHOW, DESCRIBE,
-EXPLAIN or EXISTS. The check is on the text, before ClickHouse sees it, because
-chDB applies per-query settings to its one session: a ``readonly`` setting
-would stick to the session the worker writes through. On a server, ClickHouse's
-own ``readonly=1`` is sent as well.
+The engine is the barrier. User SQL runs on a session of its own (its own chDB
+connection handle, or its own HTTP client and user on a server) that was made
+``readonly=1`` when it opened, after its limits were set. ClickHouse then
+refuses, by itself: INSERT, DDL, SYSTEM, OPTIMIZE, every table function
+(``file``, ``url``, ``s3``, ``remote``, ``executable``, ...), and any change of
+a setting, by ``SET`` or by a ``SETTINGS`` clause, so the limits cannot be
+lifted. The writer's session is never touched by user SQL.
+
+Three things chDB's embedded (clickhouse-local) mode still allows on a
+read-only session, and a server does not: the scalar ``file()`` function reads
+any path, ``INTO OUTFILE`` writes one, and ``KILL QUERY`` stops the worker's own
+inserts. So before a statement runs, ClickHouse's own parser looks at it:
+``formatQuerySingleLine`` turns it into one canonical statement (several
+statements, or a syntax error, are refused there), and ``EXPLAIN AST`` of that
+statement must have a reading root (SELECT, SHOW, DESCRIBE, EXISTS, or EXPLAIN
+of a SELECT) and no ``file`` function. The canonical statement is what runs.
 """
 
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import orjson
 
-from fleetpulse.clickhouse import ClickHouse
-from fleetpulse.errors import ClickHouseError, QueryError
+from fleetpulse.clickhouse import ClickHouse, error_code
+from fleetpulse.errors import FleetpulseError, QueryError
+from fleetpulse.settings import Settings
 
-LIMITS = {"max_result_rows": 1_000_000, "result_overflow_mode": "throw", "max_execution_time": 60}
-_READS = ("SELECT", "WITH", "SHOW", "DESCRIBE", "DESC", "EXPLAIN", "EXISTS")
-_COMMENTS = re.compile(r"--[^\n]*|/\*.*?\*/", re.S)
-_QUOTED = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|`(?:[^`\\]|\\.)*`", re.S)
+#: Caps on what one query may read and return (besides its time and memory limits).
+MAX_ROWS_TO_READ = 10_000_000_000
+MAX_BYTES_TO_READ = 1024**4
+MAX_RESULT_ROWS = 1_000_000
+MAX_RESULT_BYTES = 512 * 1024**2
+MAX_SQL_CHARS = 100_000
+
+_READING_ROOTS = {"SelectWithUnionQuery", "SelectIntersectExceptQuery", "ShowTables", "ShowColumns",
+                  "DescribeQuery", "ExistsTableQuery", "ExistsDatabaseQuery", "ExistsViewQuery",
+                  "ExistsDictionaryQuery", "ShowCreateTableQuery", "ShowCreateViewQuery", "ShowProcesslistQuery",
+                  "Explain"}
+_SELECT_ROOTS = {"SelectWithUnionQuery", "SelectIntersectExceptQuery"}
+#: chDB's embedded mode lets this scalar function read any file, read-only or not.
+_FILE_FUNCTION = re.compile(r"^\s*Function file(?: |$)")
+_IN_SCOPE = re.compile(r"\.?:? In scope SELECT formatQuerySingleLine\(.*$", re.S)
+
+#: ClickHouse error codes a user can act on, and what to tell them.
+_LIMIT_HINTS = {
+    159: "the query ran past its time limit (FLEETPULSE_QUERY_TIMEOUT_SECONDS={timeout})",
+    241: "the query needed more memory than its limit (FLEETPULSE_QUERY_MAX_MEMORY_BYTES={memory})",
+    158: "the query would read or return too many rows",
+    307: "the query would read or return too many bytes",
+    396: "the query would return more than {rows} rows or {bytes} bytes: add a LIMIT or aggregate",
+    164: "refused: the query endpoint is read-only (SELECT, SHOW, DESCRIBE, EXISTS, EXPLAIN SELECT; "
+         "no SET, SETTINGS or table functions)",
+}
 
 
-def check_read_only(sql: str) -> str:
-    """The statement without a trailing ';', or QueryError saying why it is refused."""
-    text = _COMMENTS.sub(" ", sql).strip().rstrip(";").strip()
-    if not text:
-        raise QueryError("empty query")
-    bare = _QUOTED.sub("''", text)
-    if ";" in bare:
-        raise QueryError("one statement at a time, please")
-    first = bare.split(None, 1)[0].upper()
-    if first not in _READS:
-        raise QueryError(f"{first} is refused: the query endpoint is read-only ({', '.join(_READS)})")
-    if re.search(r"\bINTO\s+OUTFILE\b", bare, re.I):
-        raise QueryError("INTO OUTFILE is refused: the query endpoint is read-only")
-    return text
+def session_settings(settings: Settings) -> dict[str, Any]:
+    """The read-only session's settings, in the order they are applied: the
+    limits first, then ``readonly``, which freezes them."""
+    session: dict[str, Any] = {
+        "max_execution_time": settings.query_timeout_seconds,
+        "timeout_overflow_mode": "throw",
+        "max_memory_usage": settings.query_max_memory_bytes,
+        "max_rows_to_read": MAX_ROWS_TO_READ,
+        "max_bytes_to_read": MAX_BYTES_TO_READ,
+        "read_overflow_mode": "throw",
+        "max_result_rows": MAX_RESULT_ROWS,
+        "max_result_bytes": MAX_RESULT_BYTES,
+        "result_overflow_mode": "throw",
+    }
+    if settings.uses_chdb:
+        session["max_threads"] = 1  # the worker's own process: one core stays free for ingestion
+    session["readonly"] = 1
+    return session
 
 
-def run_query(ch: ClickHouse, sql: str) -> tuple[list[str], list[tuple]]:
-    statement = check_read_only(sql)
-    settings = dict(LIMITS) if ch.settings.uses_chdb else {**LIMITS, "readonly": 1}
+def open_reader(settings: Settings) -> ClickHouse:
+    """A read-only session for user SQL (see the module docstring)."""
+    return ClickHouse(settings, session=session_settings(settings))
+
+
+def run_query(reader: ClickHouse, sql: str) -> tuple[list[str], list[tuple]]:
+    """Columns and rows of one read-only statement, or QueryError with a one-line reason."""
+    if not reader.read_only:
+        raise QueryError("user SQL must run on a read-only session (open_reader)")
+    statement = canonical_statement(reader, sql)
     try:
-        result = ch.query(statement, settings=settings)
-    except ClickHouseError as exc:
-        raise QueryError(_hint(str(exc), ch)) from exc
+        result = reader.query(statement)
+    except FleetpulseError as exc:
+        raise QueryError(_explain(exc, reader)) from exc
     return list(result.column_names), list(result.result_rows)
 
 
-def _hint(message: str, ch: ClickHouse) -> str:
-    if "UNKNOWN_TABLE" in message or "Unknown table" in message:
-        return (f"{message} -- is this the right database ({ch.where}, {ch.settings.clickhouse_database})? "
+def canonical_statement(reader: ClickHouse, sql: str) -> str:
+    """The statement as ClickHouse's parser reads it, if it only reads; QueryError if not."""
+    if not isinstance(sql, str) or not sql.strip():
+        raise QueryError("empty query: send {\"sql\": \"SELECT ...\"}")
+    if len(sql) > MAX_SQL_CHARS:
+        raise QueryError(f"the query is {len(sql)} characters long; the limit is {MAX_SQL_CHARS}")
+    try:
+        statement = reader.query("SELECT formatQuerySingleLine({sql:String})",
+                                 parameters={"sql": sql.strip().rstrip(";")}).result_rows[0][0]
+        tree = [row[0] for row in reader.query(f"EXPLAIN AST {statement}").result_rows]
+    except FleetpulseError as exc:
+        raise QueryError(_IN_SCOPE.sub("", str(exc))) from exc
+    check_tree(statement, tree)
+    return statement
+
+
+def check_tree(statement: str, tree: list[str]) -> None:
+    """Refuse what the read-only session would let through (see the module docstring).
+
+    ``statement`` is ClickHouse's canonical one-line form, ``tree`` the lines of
+    its ``EXPLAIN AST``."""
+    root = tree[0].split()[0] if tree else ""
+    if root not in _READING_ROOTS:
+        kind = " ".join(statement.split()[:2]) if statement else "?"
+        raise QueryError(f"{kind} ... is refused: the query endpoint only reads "
+                         "(SELECT, SHOW, DESCRIBE, EXISTS, EXPLAIN SELECT)")
+    if root == "Explain":
+        children = [line.strip().split()[0] for line in tree[1:] if re.match(r"^ \S", line)]
+        explained = next((c for c in children if c != "Set"), "")
+        if explained not in _SELECT_ROOTS:
+            raise QueryError("EXPLAIN is allowed for SELECT only")
+    if " INTO OUTFILE " in statement:
+        raise QueryError("INTO OUTFILE is refused: the answer comes back over HTTP as JSON lines")
+    if " FORMAT " in statement:
+        raise QueryError("FORMAT is refused: the answer always comes back as JSON lines")
+    if any(_FILE_FUNCTION.match(line) for line in tree):
+        raise QueryError("the file() function is refused: the query endpoint reads fleetpulse's tables only")
+
+
+def _explain(exc: FleetpulseError, reader: ClickHouse) -> str:
+    message = str(exc)
+    s = reader.settings
+    hint = _LIMIT_HINTS.get(error_code(message) or 0)
+    if hint:
+        return hint.format(timeout=s.query_timeout_seconds, memory=s.query_max_memory_bytes,
+                           rows=MAX_RESULT_ROWS, bytes=MAX_RESULT_BYTES) + f" ({message})"
+    if "UNKNOWN_TABLE" in message or "Unknown table" in message or "UNKNOWN_DATABASE" in message:
+        return (f"{message} -- is this the right database ({reader.where}, {s.clickhouse_database})? "
                 "Run `fleetpulse migrate` or start the worker to create the tables.")
     return message
 

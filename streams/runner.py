@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import socket
 
@@ -10,8 +11,9 @@ import faust
 from fleetpulse.clickhouse import ClickHouse
 from fleetpulse.errors import ConfigError
 from fleetpulse.migrate import migrate
-from fleetpulse.settings import Settings
+from fleetpulse.settings import Settings, is_loopback
 from fleetpulse.streams.app import build_app
+from fleetpulse.streams.query import open_reader
 from fleetpulse.topics import check_kafka, ensure_topics
 
 log = logging.getLogger("fleetpulse.worker")
@@ -19,12 +21,18 @@ log = logging.getLogger("fleetpulse.worker")
 
 def run_worker(settings: Settings) -> int:
     """Run until SIGINT/SIGTERM. Fails fast, with one line, when a service is missing."""
+    _require_token_beyond_loopback(settings)
     _require_free_port(settings)
+    try:
+        settings.home.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"FLEETPULSE_HOME={str(settings.home)!r} cannot be created: {exc.strerror}") from exc
     check_kafka(settings, timeout=10)
     ensure_topics(settings)
     ch = ClickHouse(settings)
     migrate(ch, log=lambda line: log.info("migrate: %s", line))
-    app, handler = build_app(settings, ch)
+    reader = open_reader(settings)
+    app, handler = build_app(settings, ch, reader)
     worker = faust.Worker(app, loglevel=_faust_level(settings), quiet=True, logging_config=_logging(settings))
     worker.spinner = None  # a terminal spinner garbles logs written to files and pipes
     log.info("worker for %s; ClickHouse: %s; http://%s:%d/metrics",
@@ -35,19 +43,36 @@ def run_worker(settings: Settings) -> int:
         return int(exc.code or 0)
     finally:
         handler.close()
+        reader.close()
         ch.close()
     return 0
 
 
+def _require_token_beyond_loopback(settings: Settings) -> None:
+    """/query, /silences and /drift/baseline read and change stored data: never open to a network."""
+    if not settings.http_token and not is_loopback(settings.http_host):
+        raise ConfigError(f"FLEETPULSE_HTTP_HOST={settings.http_host} is reachable beyond this machine: set "
+                          "FLEETPULSE_HTTP_TOKEN to a long random secret (e.g. `openssl rand -hex 32`) first")
+
+
 def _require_free_port(settings: Settings) -> None:
-    with socket.socket() as probe:
+    host, port = settings.http_host, settings.http_port
+    try:
+        family, _, _, _, address = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM,
+                                                      flags=socket.AI_PASSIVE)[0]
+    except socket.gaierror as exc:
+        raise ConfigError(f"FLEETPULSE_HTTP_HOST={host!r} is not a host name or address ({exc.strerror})") from exc
+    with socket.socket(family) as probe:
         # SO_REUSEADDR as the web server uses: a killed worker's TIME_WAIT sockets are no conflict.
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            probe.bind((settings.http_host, settings.http_port))
+            probe.bind(address)
         except OSError as exc:
-            raise ConfigError(f"{settings.http_host}:{settings.http_port} is in use ({exc.strerror}): is another "
-                              "worker running? Set FLEETPULSE_HTTP_PORT to a free port.") from exc
+            if exc.errno == errno.EADDRINUSE:
+                raise ConfigError(f"{host}:{port} is in use: is another worker running? "
+                                  "Set FLEETPULSE_HTTP_PORT to a free port.") from exc
+            raise ConfigError(f"FLEETPULSE_HTTP_HOST={host!r} cannot be bound ({exc.strerror}): "
+                              "use an address of this machine, e.g. 127.0.0.1") from exc
 
 
 def _faust_level(settings: Settings) -> str:

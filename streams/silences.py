@@ -7,9 +7,12 @@ import uuid
 from datetime import datetime, timezone
 
 from fleetpulse.clickhouse import ClickHouse
-from fleetpulse.errors import ConfigError
+from fleetpulse.errors import ConfigError, RequestError
+from fleetpulse.streams import requests as check
 
 _COLUMNS = ("id", "matchers", "starts_at", "ends_at", "comment")
+#: A silence that outlives a month is a rule that should be changed instead.
+MAX_SILENCE_SECONDS = 30 * 86400
 
 
 def _utc(epoch: float) -> datetime:
@@ -45,14 +48,19 @@ def expire_silence(ch: ClickHouse, silence_id: str) -> None:
               _COLUMNS, dedup_token=f"silence:{silence_id}:expire:{time.time()}")
 
 
-def handle(ch: ClickHouse, request: dict) -> dict:
-    """One silence request, as the worker's /silences endpoint and the CLI send them."""
+def handle(ch: ClickHouse, request: object) -> dict:
+    """One silence request, as the worker's /silences endpoint and the CLI send
+    them. Every field is checked: a malformed request is a RequestError."""
+    request = check.body_object(request)
     action = request.get("action")
     if action == "add":
-        return {"id": add_silence(ch, request["matchers"], float(request["seconds"]), request.get("comment", ""))}
+        matchers = check.labels(request, "matchers")
+        seconds = check.number(request, "seconds", 1, MAX_SILENCE_SECONDS)
+        return {"id": add_silence(ch, matchers, seconds, check.text(request, "comment", ""))}
     if action == "list":
         return {"silences": list_silences(ch)}
     if action == "expire":
-        expire_silence(ch, request["id"])
-        return {"expired": request["id"]}
-    raise ConfigError(f"unknown silence action {action!r}")
+        silence_id = check.text(request, "id", limit=64)
+        expire_silence(ch, silence_id)
+        return {"expired": silence_id}
+    raise RequestError(f"action: expected add, list or expire, got {str(action)[:50]!r}")

@@ -74,12 +74,20 @@ class WorkerProcess:
                 time.sleep(0.3)
         raise AssertionError(f"worker not ready within {timeout}s:\n{self.log_tail()}")
 
-    def _get(self, path: str, data: bytes | None = None) -> bytes:
-        with urllib.request.urlopen(urllib.request.Request(self.base + path, data=data), timeout=60) as r:
+    def _get(self, path: str) -> bytes:
+        with urllib.request.urlopen(self.base + path, timeout=60) as r:
+            return r.read()
+
+    def post(self, path: str, body: object, headers: dict | None = None) -> bytes:
+        """POST ``body`` as JSON, as the CLI does (with the token when the settings have one)."""
+        auth = {"Authorization": f"Bearer {self.settings.http_token.reveal()}"} if self.settings.http_token else {}
+        request = urllib.request.Request(self.base + path, data=orjson.dumps(body), method="POST",
+                                         headers={"Content-Type": "application/json", **auth, **(headers or {})})
+        with urllib.request.urlopen(request, timeout=60) as r:
             return r.read()
 
     def query(self, sql: str) -> list[dict]:
-        return [orjson.loads(line) for line in self._get("/query", sql.encode()).splitlines() if line]
+        return [orjson.loads(line) for line in self.post("/query", {"sql": sql}).splitlines() if line]
 
     def scalar(self, sql: str):
         rows = self.query(sql)

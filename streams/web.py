@@ -1,0 +1,208 @@
+"""The worker's HTTP surface, a security boundary (docs/security.md).
+
+    GET  /metrics          open: Prometheus scrapes it
+    GET  /health           open: ok, or 503 with the reason ingestion is stalled
+    POST /query            {"sql": "SELECT ..."}: read-only SQL, answers JSON lines
+    POST /silences         {"action": "add"|"list"|"expire", ...}
+    POST /drift/baseline   {"model", "from", "to", "features"?}
+
+Every request passes :func:`refusal` first (an aiohttp middleware): a path we
+do not serve is 404, whatever faust would add; the Host header must name this
+worker (a DNS-rebinding page cannot read answers); a cross-site Origin is
+refused; the guarded endpoints take POST with ``application/json`` only (a
+form or ``<img>`` on a foreign page cannot reach them, and a script must pass
+a CORS preflight it never gets) and, when FLEETPULSE_HTTP_TOKEN is set, a
+bearer token. Bad bodies get 400 with one line; nothing answers a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import hmac
+import logging
+from typing import Callable, Mapping
+
+import faust
+import faust.web
+import orjson
+from aiohttp import web as aioweb
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.openmetrics import exposition as openmetrics
+
+from fleetpulse.clickhouse import ClickHouse
+from fleetpulse.errors import ClickHouseUnavailable, FleetpulseError, RequestError
+from fleetpulse.settings import Settings, is_wildcard
+from fleetpulse.streams import silences
+from fleetpulse.streams.drift import handle_baseline
+from fleetpulse.streams.metrics import PipelineMetrics
+from fleetpulse.streams.query import run_query, to_json_lines
+from fleetpulse.streams.stall import StallWatch
+
+log = logging.getLogger("fleetpulse.worker")
+
+OPEN = frozenset({"/metrics", "/health"})
+GUARDED = frozenset({"/query", "/silences", "/drift/baseline"})
+LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
+
+#: aiohttp refuses a charset inside content_type; the exposition format is UTF-8 anyway.
+_TEXT_FORMAT = CONTENT_TYPE_LATEST.split("; charset")[0]
+_OPENMETRICS_FORMAT = openmetrics.CONTENT_TYPE_LATEST.split("; charset")[0]
+
+
+@dataclasses.dataclass(frozen=True)
+class Policy:
+    """Who may call what. ``hosts`` None: any Host (a wildcard bind, which
+    requires a token, and the token is what a rebinding page lacks)."""
+
+    token: str
+    hosts: frozenset[str] | None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "Policy":
+        host = settings.http_host.strip("[]").lower()
+        hosts = None if is_wildcard(host) else LOOPBACK_NAMES | {host}
+        return cls(settings.http_token.reveal(), hosts)
+
+
+def refusal(policy: Policy, method: str, path: str, headers: Mapping[str, str]) -> tuple[int, str] | None:
+    """(status, reason) when the request must be refused before any handler runs; None to let it through."""
+    if path not in OPEN and path not in GUARDED:
+        return 404, f"no such endpoint: {path[:100]} (see /metrics, /health, /query, /silences, /drift/baseline)"
+    host = headers.get("Host", "")
+    if not host:
+        return 400, "the Host header is missing"
+    if policy.hosts is not None and _hostname(host) not in policy.hosts:
+        return 403, f"Host {host[:100]!r} is not this worker's address (FLEETPULSE_HTTP_HOST)"
+    origin = headers.get("Origin")
+    if origin is not None and origin.lower() not in (f"http://{host}".lower(), f"https://{host}".lower()):
+        return 403, "cross-origin requests are refused"
+    if headers.get("Sec-Fetch-Site", "").lower() == "cross-site":
+        return 403, "cross-site requests are refused"
+    if path in OPEN:
+        return None if method in ("GET", "HEAD") else (405, f"{path} takes GET")
+    if method != "POST":
+        return 405, f"{path} takes POST with a JSON body"
+    if policy.token and not _bearer_matches(headers.get("Authorization", ""), policy.token):
+        return 401, "a bearer token is required: send 'Authorization: Bearer <FLEETPULSE_HTTP_TOKEN>'"
+    if headers.get("Content-Type", "").split(";")[0].strip().lower() != "application/json":
+        return 415, f"{path} takes Content-Type: application/json"
+    return None
+
+
+def _hostname(host: str) -> str:
+    """The Host header without its port: ``[::1]:6066`` -> ``::1``."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        return host[1:host.find("]")] if "]" in host else host
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+def _bearer_matches(header: str, token: str) -> bool:
+    scheme, _, given = header.partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
+
+
+def guard_middleware(policy: Policy) -> Callable:
+    @aioweb.middleware
+    async def guard(request: aioweb.Request, handler):
+        refused = refusal(policy, request.method, request.path, request.headers)
+        if refused:
+            status, reason = refused
+            headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+            return aioweb.json_response({"error": reason}, status=status, headers=headers)
+        try:
+            return await handler(request)
+        except aioweb.HTTPException:
+            raise  # aiohttp's own answers (413 for a body over the limit, ...)
+        except Exception:  # noqa: BLE001 -- logged here; the client gets one line, never a traceback
+            log.exception("%s %s failed", request.method, request.path)
+            return aioweb.json_response({"error": "internal error; the worker's log has the details"}, status=500)
+    return guard
+
+
+def web_options(settings: Settings) -> dict:
+    """faust settings for its web server: our guard, bodies up to 1 MiB, none of faust's own pages."""
+    return {
+        "web_application_options": {"middlewares": [guard_middleware(Policy.from_settings(settings))],
+                                    "client_max_size": 1024**2},
+        "web_router_enabled": False, "web_tables_enabled": False,
+        "web_graph_enabled": False, "web_stats_enabled": False,
+    }
+
+
+async def _json_body(request) -> object:
+    try:
+        return orjson.loads(await request.read())
+    except orjson.JSONDecodeError as exc:
+        raise RequestError(f"the body is not valid JSON: {exc}") from None
+
+
+def add_pages(app: faust.App, ch: ClickHouse, reader: ClickHouse, metrics: PipelineMetrics,
+              stalls: StallWatch, settings: Settings) -> None:
+    loop = asyncio.get_running_loop
+
+    @app.page("/metrics")
+    async def metrics_page(web, request):
+        # OpenMetrics when the scraper asks for it (Prometheus does): it carries the exemplars.
+        if "application/openmetrics-text" in request.headers.get("Accept", ""):
+            return web.bytes(openmetrics.generate_latest(metrics.registry), content_type=_OPENMETRICS_FORMAT)
+        return web.bytes(generate_latest(metrics.registry), content_type=_TEXT_FORMAT)
+
+    @app.page("/health")
+    async def health_page(web, request):
+        reason = stalls.stalled(settings.health_stall_seconds)
+        if reason:
+            return web.json({"status": "stalled", "reason": reason}, status=503)
+        return web.json({"status": "ok"})
+
+    async def answer(view: faust.web.View, work):
+        """Run ``work`` off the event loop; our errors become 4xx/503 with one line."""
+        try:
+            return await work()
+        except ClickHouseUnavailable as exc:
+            return view.json({"error": str(exc)}, status=503)
+        except FleetpulseError as exc:  # QueryError, RequestError, ConfigError, ClickHouseError
+            return view.json({"error": str(exc)}, status=400)
+
+    @app.page("/drift/baseline")
+    class BaselineView(faust.web.View):
+        """POST {"model", "from", "to", "features"?}: freeze a drift baseline (chDB is ours)."""
+
+        async def post(self, request):
+            async def work():
+                body = await _json_body(request)
+                return self.json(await loop().run_in_executor(None, handle_baseline, ch, settings, body))
+            return await answer(self, work)
+
+    @app.page("/silences")
+    class SilencesView(faust.web.View):
+        """POST {"action": "add"|"list"|"expire", ...}: silences, while chDB is ours."""
+
+        async def post(self, request):
+            async def work():
+                body = await _json_body(request)
+                return self.json(await loop().run_in_executor(None, silences.handle, ch, body))
+            return await answer(self, work)
+
+    one_query = asyncio.Lock()
+
+    @app.page("/query")
+    class QueryView(faust.web.View):
+        """POST {"sql": "..."}: read-only SQL on the read-only session; answers NDJSON.
+        One query at a time: the next one gets 429 until it finishes."""
+
+        async def post(self, request):
+            async def work():
+                body = await _json_body(request)
+                sql = body.get("sql") if isinstance(body, dict) else None
+                if not isinstance(sql, str):
+                    raise RequestError('the body must be {"sql": "SELECT ..."}')
+                if one_query.locked():
+                    return self.json({"error": "another query is running; retry when it is done"}, status=429)
+                async with one_query:
+                    columns, rows = await loop().run_in_executor(None, run_query, reader, sql)
+                    lines = await loop().run_in_executor(None, to_json_lines, columns, rows)
+                return self.bytes(lines, content_type="application/x-ndjson")
+            return await answer(self, work)
+
