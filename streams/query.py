@@ -105,7 +105,7 @@ def canonical_statement(reader: ClickHouse, sql: str) -> str:
                                  parameters={"sql": sql.strip().rstrip(";")}).result_rows[0][0]
         tree = [row[0] for row in reader.query(f"EXPLAIN AST {statement}").result_rows]
     except FleetpulseError as exc:
-        raise QueryError(_IN_SCOPE.sub("", str(exc))) from exc
+        raise QueryError(_explain(exc, reader)) from exc
     check_tree(statement, tree)
     return statement
 
@@ -134,7 +134,7 @@ def check_tree(statement: str, tree: list[str]) -> None:
 
 
 def _explain(exc: FleetpulseError, reader: ClickHouse) -> str:
-    message = str(exc)
+    message = _IN_SCOPE.sub("", str(exc))
     s = reader.settings
     hint = _LIMIT_HINTS.get(error_code(message) or 0)
     if hint:

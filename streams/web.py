@@ -113,8 +113,11 @@ def guard_middleware(policy: Policy) -> Callable:
             return aioweb.json_response({"error": reason}, status=status, headers=headers)
         try:
             return await handler(request)
-        except aioweb.HTTPException:
-            raise  # aiohttp's own answers (413 for a body over the limit, ...)
+        except aioweb.HTTPException as exc:  # aiohttp's own answers: 413 for a body over 1 MiB, ...
+            if exc.status < 400:
+                raise
+            reason = (exc.text or exc.reason).splitlines()[0] if (exc.text or exc.reason) else str(exc.status)
+            return aioweb.json_response({"error": reason}, status=exc.status)
         except Exception:  # noqa: BLE001 -- logged here; the client gets one line, never a traceback
             log.exception("%s %s failed", request.method, request.path)
             return aioweb.json_response({"error": "internal error; the worker's log has the details"}, status=500)
