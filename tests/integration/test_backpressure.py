@@ -27,7 +27,7 @@ def simulate(settings, tmp, count, seed, start):
 
 def test_clickhouse_outage_pauses_then_resumes_without_loss(kafka_settings, tmp_path_factory, start_worker):
     tmp = tmp_path_factory.mktemp("outage")
-    settings = isolated_settings(kafka_settings, tmp, batch_max_messages=100)
+    settings = isolated_settings(kafka_settings, tmp, batch_max_messages=100, health_stall_seconds=3)
     flag = tmp / "clickhouse-down"
     worker = start_worker(settings, command=["-m", "tests.integration.outage_worker"],
                           env={"OUTAGE_FLAG": str(flag)})
@@ -45,6 +45,9 @@ def test_clickhouse_outage_pauses_then_resumes_without_loss(kafka_settings, tmp_
     assert metric_value(text, "fleetpulse_consumer_paused") == 1
     assert metric_value(text, "fleetpulse_sink_retries_total", sink="clickhouse") >= 3
     assert metric_value(text, "fleetpulse_consumer_lag_messages") > 0, "the backlog waits in Kafka"
+    status, health = worker.health()
+    assert status == 503 and health["status"] == "stalled", health
+    assert "waiting to be written" in health["reason"] and "not reachable (connection refused)" in health["reason"], health
     growth = rss_late - rss_early
     print(f"RSS during the outage: {rss_early / 2**20:.0f} MiB -> {rss_late / 2**20:.0f} MiB")
     assert growth < 32 * 2**20, f"memory grew {growth / 2**20:.0f} MiB while paused"
@@ -53,6 +56,7 @@ def test_clickhouse_outage_pauses_then_resumes_without_loss(kafka_settings, tmp_
     flag.unlink()  # ClickHouse is back
     total = worker.wait_for("SELECT sum(requests) FROM request_stats", BEFORE + DURING, timeout=180)
     assert total == BEFORE + DURING, worker.log_tail()
+    assert worker.health() == (200, {"status": "ok"})
     rows = {(r["w"], r["model"], r["node"]): r for r in worker.query(
         "SELECT toUnixTimestamp(window_start) AS w, model, node, requests, errors, input_tokens, output_tokens "
         "FROM request_stats")}

@@ -93,6 +93,13 @@ class WorkerProcess:
         rows = self.query(sql)
         return next(iter(rows[0].values())) if rows else None
 
+    def health(self) -> tuple[int, dict]:
+        """(status, answer) of /health: 200 ok, or 503 with the reason ingestion is stalled."""
+        try:
+            return 200, orjson.loads(self._get("/health"))
+        except urllib.error.HTTPError as exc:
+            return exc.code, orjson.loads(exc.read())
+
     def metrics(self) -> str:
         return self._get("/metrics").decode()
 

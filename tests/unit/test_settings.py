@@ -1,11 +1,12 @@
 """One settings object from FLEETPULSE_* variables, with clear errors."""
 
+import re
 from pathlib import Path
 
 import pytest
 
 from fleetpulse.errors import ConfigError
-from fleetpulse.settings import Secret, load_settings
+from fleetpulse.settings import Secret, is_loopback, load_settings, safe_url
 
 
 def test_defaults_use_local_kafka_and_embedded_chdb():
@@ -67,3 +68,43 @@ def test_readme_documents_every_setting():
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     missing = [f.name for f in dataclasses.fields(Settings) if f"`FLEETPULSE_{f.name.upper()}`" not in readme]
     assert missing == [], f"README's settings table lacks {missing}"
+
+
+@pytest.mark.parametrize("env, message", [
+    ({"FLEETPULSE_BATCH_MAX_WAIT_SECONDS": "nan"}, "FLEETPULSE_BATCH_MAX_WAIT_SECONDS='nan' is not a valid float: expected a finite number"),
+    ({"FLEETPULSE_DRIFT_ALPHA": "-inf"}, "expected a finite number"),
+    ({"FLEETPULSE_HISTOGRAM_BUCKETS": "0.1,,1"}, "comma-separated seconds"),
+    ({"FLEETPULSE_HISTOGRAM_BUCKETS": "0.1,inf"}, "finite number of seconds > 0"),
+    ({"FLEETPULSE_HISTOGRAM_BUCKETS": "0,1"}, "finite number of seconds > 0"),
+    ({"FLEETPULSE_HISTOGRAM_BUCKETS": "1,1"}, "must increase"),
+    ({"FLEETPULSE_QUERY_TIMEOUT_SECONDS": "0"}, "FLEETPULSE_QUERY_TIMEOUT_SECONDS must be > 0"),
+    ({"FLEETPULSE_DRIFT_WEBHOOK_URL": "file:///etc/passwd"}, "expected http(s)://HOST"),
+])
+def test_non_finite_and_malformed_values_are_refused(env, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_settings(environ=env)
+
+
+def test_home_that_is_a_file_is_refused(tmp_path):
+    (tmp_path / "home").write_text("")
+    with pytest.raises(ConfigError, match="is a file, not a directory"):
+        load_settings(environ={"FLEETPULSE_HOME": str(tmp_path / "home")})
+
+
+@pytest.mark.parametrize("url, shown", [
+    ("http://admin:hunter2@am.example:9093/api/v2/alerts?token=abc", "http://am.example:9093"),
+    ("https://hooks.example/T000/B000/XXXX", "https://hooks.example"),
+    ("http://[::1]:8080/x", "http://[::1]:8080"),
+    ("http://admin:hunter2@", "<URL without a host>"),
+    ("http://host:99999999", "<unparsable URL>"),
+])
+def test_urls_in_logs_show_scheme_and_host_only(url, shown):
+    assert safe_url(url) == shown
+
+
+@pytest.mark.parametrize("host, loopback", [
+    ("127.0.0.1", True), ("localhost", True), ("::1", True), ("[::1]", True), ("127.0.0.2", True),
+    ("0.0.0.0", False), ("::", False), ("10.0.0.5", False), ("worker.example", False),
+])
+def test_loopback_hosts(host, loopback):
+    assert is_loopback(host) is loopback

@@ -1,0 +1,55 @@
+"""Which requests the worker's guard lets through (streams/web.py: refusal)."""
+
+import pytest
+
+from fleetpulse.settings import Secret, load_settings
+from fleetpulse.streams.web import Policy, refusal
+
+LOCAL = Policy.from_settings(load_settings(environ={}))
+TOKEN = Policy.from_settings(load_settings(environ={}, http_token=Secret("s3cret")))
+WILD = Policy.from_settings(load_settings(environ={}, http_host="0.0.0.0", http_token=Secret("s3cret")))
+JSON = {"Host": "127.0.0.1:6066", "Content-Type": "application/json"}
+
+
+@pytest.mark.parametrize("policy, method, path, headers", [
+    (LOCAL, "GET", "/metrics", {"Host": "127.0.0.1:6066"}),
+    (LOCAL, "GET", "/health", {"Host": "localhost:6066"}),
+    (LOCAL, "GET", "/metrics", {"Host": "[::1]:6066"}),
+    (LOCAL, "POST", "/query", JSON),
+    (LOCAL, "POST", "/query", {**JSON, "Content-Type": "application/json; charset=utf-8"}),
+    (LOCAL, "POST", "/silences", {**JSON, "Origin": "http://127.0.0.1:6066"}),
+    (LOCAL, "POST", "/query", {**JSON, "Sec-Fetch-Site": "same-origin"}),
+    (TOKEN, "POST", "/drift/baseline", {**JSON, "Authorization": "Bearer s3cret"}),
+    (TOKEN, "POST", "/query", {**JSON, "Authorization": "bearer s3cret"}),
+    (TOKEN, "GET", "/metrics", {"Host": "127.0.0.1:6066"}),
+    (WILD, "POST", "/query", {**JSON, "Host": "10.1.2.3:6066", "Authorization": "Bearer s3cret"}),
+])
+def test_let_through(policy, method, path, headers):
+    assert refusal(policy, method, path, headers) is None
+
+
+@pytest.mark.parametrize("policy, method, path, headers, status, why", [
+    (LOCAL, "GET", "/", {"Host": "127.0.0.1"}, 404, "no such endpoint"),
+    (LOCAL, "GET", "/table/x/y", {"Host": "127.0.0.1"}, 404, "no such endpoint"),
+    (LOCAL, "GET", "/metrics", {}, 400, "Host header is missing"),
+    (LOCAL, "GET", "/metrics", {"Host": "evil.example"}, 403, "not this worker's address"),
+    (LOCAL, "GET", "/metrics", {"Host": "127.0.0.1.evil.example:6066"}, 403, "not this worker's address"),
+    (LOCAL, "POST", "/query", {**JSON, "Origin": "http://evil.example"}, 403, "cross-origin"),
+    (LOCAL, "POST", "/query", {**JSON, "Origin": "http://127.0.0.1:9999"}, 403, "cross-origin"),
+    (LOCAL, "POST", "/query", {**JSON, "Origin": "null"}, 403, "cross-origin"),
+    (LOCAL, "GET", "/metrics", {"Host": "127.0.0.1", "Sec-Fetch-Site": "cross-site"}, 403, "cross-site"),
+    (LOCAL, "GET", "/query", {"Host": "127.0.0.1"}, 405, "takes POST"),
+    (LOCAL, "POST", "/metrics", {"Host": "127.0.0.1"}, 405, "takes GET"),
+    (LOCAL, "POST", "/query", {**JSON, "Content-Type": "text/plain"}, 415, "application/json"),
+    (LOCAL, "POST", "/silences", {"Host": "127.0.0.1"}, 415, "application/json"),
+    (TOKEN, "POST", "/query", JSON, 401, "bearer token is required"),
+    (TOKEN, "POST", "/query", {**JSON, "Authorization": "Bearer wrong"}, 401, "bearer token"),
+    (TOKEN, "POST", "/query", {**JSON, "Authorization": "Basic s3cret"}, 401, "bearer token"),
+    (TOKEN, "POST", "/query", {**JSON, "Authorization": "Bearer s3cret2"}, 401, "bearer token"),
+    (WILD, "POST", "/query", {**JSON, "Host": "10.1.2.3:6066"}, 401, "bearer token"),
+    (WILD, "POST", "/query", {**JSON, "Host": "10.1.2.3:6066", "Authorization": "Bearer s3cret",
+                              "Origin": "http://evil.example"}, 403, "cross-origin"),
+])
+def test_refused(policy, method, path, headers, status, why):
+    refused = refusal(policy, method, path, headers)
+    assert refused is not None and refused[0] == status and why in refused[1], refused
