@@ -40,14 +40,16 @@ class ClickHouse:
     ``readonly`` among them the session is read-only for good: ClickHouse then
     refuses writes, table functions and any later change of a setting, so a
     statement sent through it cannot undo its limits (see streams/query.py).
+    ``read_only`` marks a session for user SQL: it creates nothing, and on a
+    server it logs in as FLEETPULSE_CLICKHOUSE_QUERY_USER when one is set.
     Each session is its own chDB connection handle (or HTTP client), so one
     never sees another's state, and a read on it runs beside the writer's.
     """
 
-    def __init__(self, settings: Settings, session: dict[str, Any] | None = None):
+    def __init__(self, settings: Settings, session: dict[str, Any] | None = None, read_only: bool = False):
         self.settings = settings
         self.where = describe(settings)
-        self.read_only = bool(session and session.get("readonly"))
+        self.read_only = read_only
         self._lock = threading.Lock()
         self._session = session or {}
         self._client = self._connect(self._session)

@@ -59,7 +59,11 @@ _LIMIT_HINTS = {
 
 def session_settings(settings: Settings) -> dict[str, Any]:
     """The read-only session's settings, in the order they are applied: the
-    limits first, then ``readonly``, which freezes them."""
+    limits first, then ``readonly``, which freezes them. None for a dedicated
+    query user on a server: its settings profile holds them (docs/security.md),
+    and a read-only user could not send them anyway."""
+    if not settings.uses_chdb and settings.clickhouse_query_user:
+        return {}
     session: dict[str, Any] = {
         "max_execution_time": settings.query_timeout_seconds,
         "timeout_overflow_mode": "throw",
@@ -79,7 +83,7 @@ def session_settings(settings: Settings) -> dict[str, Any]:
 
 def open_reader(settings: Settings) -> ClickHouse:
     """A read-only session for user SQL (see the module docstring)."""
-    return ClickHouse(settings, session=session_settings(settings))
+    return ClickHouse(settings, session=session_settings(settings), read_only=True)
 
 
 def run_query(reader: ClickHouse, sql: str) -> tuple[list[str], list[tuple]]:

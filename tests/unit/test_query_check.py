@@ -45,3 +45,16 @@ def test_reads_pass(statement, tree):
 def test_everything_else_is_refused(statement, tree, why):
     with pytest.raises(QueryError, match=re.escape(why)):
         check_tree(statement, tree)
+
+
+def test_the_read_only_session_sets_its_limits_before_readonly():
+    from fleetpulse.settings import load_settings
+    from fleetpulse.streams.query import session_settings
+
+    embedded = session_settings(load_settings(environ={}, query_timeout_seconds=7))
+    assert list(embedded)[-1] == "readonly" and embedded["readonly"] == 1, "readonly last: it freezes the rest"
+    assert embedded["max_execution_time"] == 7 and embedded["max_threads"] == 1
+    server = session_settings(load_settings(environ={}, clickhouse_url="http://ch:8123"))
+    assert server["readonly"] == 1 and "max_threads" not in server
+    dedicated = load_settings(environ={}, clickhouse_url="http://ch:8123", clickhouse_query_user="fleetpulse_reader")
+    assert session_settings(dedicated) == {}, "the user's settings profile holds them"
