@@ -179,8 +179,9 @@ def _check(s: Settings) -> None:
             raise ConfigError(f"FLEETPULSE_{name.upper()}={getattr(s, name)} is not a TCP port (1-65535)")
     if s.clickhouse_url.startswith("chdb://") and not s.clickhouse_url[len("chdb://"):].strip():
         raise ConfigError("FLEETPULSE_CLICKHOUSE_URL=chdb:// needs a path, e.g. chdb://./.fleetpulse/chdb")
-    if s.clickhouse_url.startswith(("http://", "https://")) and not urllib.parse.urlsplit(s.clickhouse_url).hostname:
-        raise ConfigError(f"FLEETPULSE_CLICKHOUSE_URL={safe_url(s.clickhouse_url)!r} needs a host, e.g. http://localhost:8123")
+    if s.clickhouse_url.startswith(("http://", "https://")) and not _has_host_and_port(s.clickhouse_url):
+        raise ConfigError(f"FLEETPULSE_CLICKHOUSE_URL={safe_url(s.clickhouse_url)!r} needs a host and a numeric port, "
+                          "e.g. http://localhost:8123")
     if not s.topic_prefix or not all(c.isalnum() or c in "._-" for c in s.topic_prefix):
         raise ConfigError(f"FLEETPULSE_TOPIC_PREFIX={s.topic_prefix!r}: use letters, digits, '.', '_' or '-'")
     if not s.drift_alpha < 0.5:
@@ -196,11 +197,19 @@ def _check(s: Settings) -> None:
         raise ConfigError(f"FLEETPULSE_CLICKHOUSE_DATABASE={s.clickhouse_database!r}: use letters, digits and _ only")
     for name in ("alertmanager_url", "drift_webhook_url"):
         url = getattr(s, name)
-        if url and not (url.startswith(("http://", "https://")) and urllib.parse.urlsplit(url).hostname):
+        if url and not (url.startswith(("http://", "https://")) and _has_host_and_port(url)):
             raise ConfigError(f"FLEETPULSE_{name.upper()}={safe_url(url)!r}: expected http(s)://HOST[:PORT]/PATH")
     histogram_edges(s.histogram_buckets)
     if s.home.exists() and not s.home.is_dir():
         raise ConfigError(f"FLEETPULSE_HOME={str(s.home)!r} is a file, not a directory")
+
+
+def _has_host_and_port(url: str) -> bool:
+    try:
+        parts = urllib.parse.urlsplit(url)
+        return bool(parts.hostname) and (parts.port is None or parts.port > 0)
+    except ValueError:  # a port that is not a number
+        return False
 
 
 def histogram_edges(text: str) -> list[float]:

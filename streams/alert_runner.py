@@ -16,16 +16,15 @@ import dataclasses
 import logging
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-import urllib.error
-import urllib.request
 from datetime import datetime, timezone
 from typing import Callable
 
 import orjson
 
 from fleetpulse.clickhouse import ClickHouse
-from fleetpulse.settings import Settings, safe_url
+from fleetpulse.settings import Settings
 from fleetpulse.streams.alerting import AlertEngine, Silence
+from fleetpulse.streams.notify import post_json
 from fleetpulse.streams.outbox import Outbox
 from fleetpulse.streams.watermark import closed_until
 from fleetpulse.streams.rules import load_rules
@@ -193,14 +192,4 @@ def _to_alertmanager(event: dict, ends_at: float) -> dict:
 
 
 def post_alertmanager(base_url: str, alerts: list[dict], attempts: int = 3) -> bool:
-    url = base_url.rstrip("/") + "/api/v2/alerts"
-    body = orjson.dumps(alerts)
-    for attempt in range(1, attempts + 1):
-        request = urllib.request.Request(url, data=body, method="POST", headers={"Content-Type": "application/json"})
-        try:
-            with urllib.request.urlopen(request, timeout=5):
-                return True
-        except (urllib.error.URLError, OSError) as exc:
-            log.warning("Alertmanager %s: attempt %d of %d failed: %s", safe_url(url), attempt, attempts, exc)
-            time.sleep(0.5 * attempt)
-    return False
+    return post_json(base_url.rstrip("/") + "/api/v2/alerts", orjson.dumps(alerts), "Alertmanager", attempts)

@@ -5,14 +5,12 @@ JSON events as an array."""
 from __future__ import annotations
 
 import logging
-import urllib.error
-import urllib.request
 
 import orjson
 from confluent_kafka import Producer
 
 from fleetpulse.errors import KafkaUnavailable
-from fleetpulse.settings import safe_url
+from fleetpulse.streams.notify import post_json
 
 log = logging.getLogger("fleetpulse.alerts")
 
@@ -35,17 +33,9 @@ class AlertSink:
         if self._webhook_url:
             self._post(alerts)
 
-    def _post(self, alerts: list[dict], attempts: int = 3) -> None:
-        body = orjson.dumps(alerts)
-        for attempt in range(1, attempts + 1):
-            request = urllib.request.Request(self._webhook_url, data=body, method="POST",
-                                             headers={"Content-Type": "application/json"})
-            try:
-                with urllib.request.urlopen(request, timeout=5):
-                    return
-            except (urllib.error.URLError, OSError) as exc:
-                log.warning("webhook %s failed (attempt %d of %d): %s", safe_url(self._webhook_url), attempt, attempts, exc)
-        self._on_webhook_failure()
+    def _post(self, alerts: list[dict]) -> None:
+        if not post_json(self._webhook_url, orjson.dumps(alerts), "webhook"):
+            self._on_webhook_failure()
 
     def close(self) -> None:
         self._producer.flush(10)
