@@ -78,7 +78,7 @@ def test_bad_input_is_dead_lettered_and_good_input_counted(kafka_settings, tmp_p
     assert envelope_reasons[0].startswith("events[100].gen_ai.server.request.duration: must be >= 0")
     assert envelope_reasons[1].startswith("events[101].host.name: expected a string, got int")
 
-    text = worker.metrics()
+    text = worker.wait_for_metric("fleetpulse_events_in_total", 300, topic=topic)
     assert metric_value(text, "fleetpulse_events_invalid_total", topic=topic) == len(wire) + len(envelope_bad)
     assert metric_value(text, "fleetpulse_events_invalid_total", field="message") == 4
     assert f'fleetpulse_events_dropped_total{{topic="{topic}"}} 0.0' in text

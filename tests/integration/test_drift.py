@@ -78,7 +78,7 @@ def test_nothing_alarms_before_the_onset(drifted):
 
 def test_gauges_and_alert_events_are_exported(drifted):
     settings, worker, _ = drifted
-    text = worker.metrics()
+    text = worker.wait_for_metrics(lambda t: 'fleetpulse_drift_psi{feature="input_tokens"' in t)
     model = "llama-3.1-8b-instruct"
     for name in ("fleetpulse_drift_psi", "fleetpulse_drift_ks", "fleetpulse_drift_js"):
         assert f'{name}{{feature="input_tokens",model="{model}"}}' in text

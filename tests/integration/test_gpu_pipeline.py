@@ -72,7 +72,8 @@ def test_recorded_gpus_land_in_gpu_windows_and_alert(kafka_settings, tmp_path_fa
     assert windows and windows == stored[:len(windows)]
     assert len(stored) - len(windows) <= 2 * 3  # at most the last 3 seconds (lateness 1 s) per GPU
     topic = settings.topic("gpu")
-    assert metric_value(worker.metrics(), "fleetpulse_events_in_total", topic=topic) == expected
+    assert metric_value(worker.wait_for_metric("fleetpulse_events_in_total", expected, topic=topic),
+                        "fleetpulse_events_in_total", topic=topic) == expected
 
     # The rule engine starts at the present window; fresh samples must keep arriving for it to see them.
     live = subprocess.Popen([sys.executable, "-m", "fleetpulse", "gpu-sampler", "--recorded", str(H100X2),
@@ -130,8 +131,8 @@ def test_gpu_batches_split_by_bytes_and_too_old_samples_are_dead_lettered(kafka_
     assert {h["fleetpulse.reason"] for _, h in letters} == {
         f"timestamp: {s['timestamp']} is older than ClickHouse keeps windows (FLEETPULSE_WINDOWS_TTL_DAYS=1); "
         "not stored" for s in old}
-    text = worker.metrics()
     topic = settings.topic("gpu")
+    text = worker.wait_for_metric("fleetpulse_events_in_total", len(fresh), topic=topic)
     messages = metric_value(text, "fleetpulse_messages_in_total", topic=topic)
     assert messages >= 21  # 2030 samples, 100 per message
     assert metric_value(text, "fleetpulse_batches_total", topic=topic) == messages  # one write per message

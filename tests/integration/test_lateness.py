@@ -40,7 +40,8 @@ def test_late_events_are_kept_as_corrections(kafka_settings, tmp_path_factory, s
     assert rows[50] == {"w": 50, "requests": 17, "late_requests": 7}
     assert rows[0] == {"w": 0, "requests": 15, "late_requests": 5}
     assert sum(r["late_requests"] for r in rows.values()) == 12
-    assert metric_value(worker.metrics(), "fleetpulse_late_events_total", topic=topic) == 12
+    assert metric_value(worker.wait_for_metric("fleetpulse_late_events_total", 12, topic=topic),
+                        "fleetpulse_late_events_total", topic=topic) == 12
     high_water = metric_value(worker.metrics(), "fleetpulse_event_time_high_water_seconds", topic=topic, partition="0")
     assert high_water == t0 + 99
     rolled = worker.query("SELECT sum(requests) AS n, sum(late_requests) AS late FROM request_stats_rollup "

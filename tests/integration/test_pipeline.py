@@ -107,8 +107,8 @@ def test_quantiles_within_one_point_one_percent_of_exact(pipeline):
 
 def test_metrics_count_what_went_through(pipeline):
     settings, worker, _ = pipeline
-    text = worker.metrics()
     topic = settings.topic("requests")
+    text = worker.wait_for_metric("fleetpulse_events_in_total", EVENTS, topic=topic)
     assert metric_value(text, "fleetpulse_events_in_total", topic=topic) == EVENTS
     assert metric_value(text, "fleetpulse_events_invalid_total") == 0
     assert f'fleetpulse_late_events_total{{topic="{topic}"}} 0.0' in text

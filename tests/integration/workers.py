@@ -115,6 +115,22 @@ class WorkerProcess:
             time.sleep(0.5)
         return value
 
+    def wait_for_metrics(self, check, timeout: float = 60) -> str:
+        """The /metrics text once ``check(text)`` holds. A batch's rows are visible
+        to readers (their own session, beside the writer) a moment before the
+        worker counts the batch: a test that saw the rows waits for the counts."""
+        deadline = time.monotonic() + timeout
+        while True:
+            assert self.alive(), f"worker died:\n{self.log_tail()}"
+            text = self.metrics()
+            if check(text) or time.monotonic() > deadline:
+                return text
+            time.sleep(0.2)
+
+    def wait_for_metric(self, name: str, expected: float, timeout: float = 60, **labels: str) -> str:
+        """The /metrics text once the sum of ``name`` with ``labels`` equals ``expected``."""
+        return self.wait_for_metrics(lambda text: metric_value(text, name, **labels) == expected, timeout)
+
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
