@@ -5,12 +5,20 @@ any language can send) or a batch envelope (``{"type": "batch", "version": 1,
 "events": [...]}``, what the Python SDK sends). Decoding never raises on bad
 input: every problem becomes a :class:`DeadLetter` with the reason and the
 bytes, so the worker can route it and keep going.
+
+The invariant (docs/schemas.md): every message ends as counted events and dead
+letters, nothing else. A single-event message is one or the other. Each event
+of an envelope is one or the other, whatever its neighbours hold: its letter's
+reason starts with ``events[i].``. Only a message that is not an envelope we
+can split (not UTF-8, not JSON at its top level, a bad header, over the size
+limit) becomes one letter as a whole.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import re
 
 import orjson
 
@@ -23,7 +31,7 @@ BATCH = "batch"
 @dataclasses.dataclass(frozen=True)
 class DeadLetter:
     """An input that could not be used. ``raw`` is the original bytes of the
-    message, or, for one bad event inside a good envelope, that event re-encoded."""
+    message, or, for one bad event inside an envelope, that event's bytes."""
 
     reason: str
     raw: bytes
@@ -31,8 +39,20 @@ class DeadLetter:
 
 @dataclasses.dataclass
 class Decoded:
+    """The valid events of one message and its dead letters. ``index`` holds
+    each event's position in its envelope (None for a single-event message),
+    so a later stage that refuses an event (too old to store) can say which."""
+
     events: list[dict]
     dead: list[DeadLetter]
+    raw: bytes = b""
+    index: list[int] | None = None
+
+    def letter(self, k: int, reason: str) -> DeadLetter:
+        """A dead letter for the k-th event: building one never fails."""
+        if self.index is None:
+            return DeadLetter(reason, self.raw)
+        return DeadLetter(f"events[{self.index[k]}].{reason}", reencode(self.events[k], self.raw))
 
 
 def validate_event(obj: object, expected_type: str) -> dict:
@@ -72,62 +92,212 @@ def decode_message(raw: bytes, expected_type: str, max_bytes: int) -> Decoded:
     """Split one Kafka message value into valid events and dead letters."""
     if len(raw) > max_bytes:
         reason = f"message: {len(raw)} bytes is over the {max_bytes}-byte limit (FLEETPULSE_MAX_MESSAGE_BYTES)"
-        return Decoded([], [DeadLetter(reason, raw)])
+        return Decoded([], [DeadLetter(reason, raw)], raw)
     try:
-        obj = _parse(raw)
-    except ValueError as exc:
-        return Decoded([], [DeadLetter(f"message: not valid JSON: {exc}", raw)])
-    if isinstance(obj, dict) and obj.get("type") == BATCH:
-        return _decode_batch(obj, raw, expected_type)
-    try:
-        return Decoded([validate_event(obj, expected_type)], [])
-    except ValidationError as exc:
-        return Decoded([], [DeadLetter(str(exc), raw)])
-
-
-def _parse(raw: bytes) -> object:
-    """orjson first; the stdlib parser only for what orjson refuses, because it
-    also reads the NaN/Infinity that many JSON encoders emit. Those then fail
-    validation with the field named, and the good events beside them survive.
-    What the stdlib reads but orjson refused for other reasons (lone UTF-16
-    surrogates, nesting deeper than orjson allows) is refused here."""
-    try:
-        return orjson.loads(raw)
+        obj = orjson.loads(raw)
+        checked = True  # orjson reads only valid UTF-8 without lone surrogates: every string is storable
     except orjson.JSONDecodeError:
-        pass
+        try:
+            obj, checked = _parse_leniently(raw), False
+        except ValueError as exc:
+            return _split_by_hand(raw, expected_type) or \
+                Decoded([], [DeadLetter(f"message: not valid JSON: {exc}", raw)], raw)
+    if isinstance(obj, dict) and obj.get("type") == BATCH:
+        return _decode_batch(obj, raw, expected_type, checked)
     try:
-        obj = json.loads(raw)
-    except RecursionError as exc:
-        raise ValueError("nested too deeply") from exc
-    try:
-        orjson.dumps(obj)  # every string must be valid UTF-8 to be stored
-    except orjson.JSONEncodeError as exc:
-        raise ValueError(f"{exc}") from exc
-    return obj
+        if not checked:
+            _check_storable(obj)
+        return Decoded([validate_event(obj, expected_type)], [], raw)
+    except ValidationError as exc:
+        return Decoded([], [DeadLetter(str(exc), raw)], raw)
 
 
-def _decode_batch(obj: dict, raw: bytes, expected_type: str) -> Decoded:
+def _parse_leniently(raw: bytes) -> object:
+    """The stdlib parser, for what orjson refuses: NaN and Infinity (which many
+    JSON encoders emit; they then fail validation with the field named),
+    integers past 64 bits and lone surrogates (which may sit in one event of an
+    envelope: only that event is refused). UTF-8 only, without a BOM."""
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"not UTF-8 ({exc.reason} at byte {exc.start})") from None
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+
+
+def _check_storable(event: object) -> None:
+    """Refuse what the lenient parser let through but no store can hold: a
+    string with a lone UTF-16 surrogate (``"\\ud800"``) is not Unicode text."""
+    try:
+        json.dumps(event, ensure_ascii=False, allow_nan=True).encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValidationError("<event>", "a string holds a lone UTF-16 surrogate escape, which is not Unicode text") \
+            from None
+    except (RecursionError, ValueError):
+        raise ValidationError("<event>", "nested too deeply") from None
+
+
+def _decode_batch(obj: dict, raw: bytes, expected_type: str, checked: bool,
+                  parts: list[bytes] | None = None) -> Decoded:
     try:
         _check_version(obj)
     except ValidationError as exc:
-        return Decoded([], [DeadLetter(f"batch {exc}", raw)])
+        return Decoded([], [DeadLetter(f"batch {exc}", raw)], raw)
     events = obj.get("events")
     if not isinstance(events, list):
-        return Decoded([], [DeadLetter("batch events: expected a list of events", raw)])
-    out = Decoded([], [])
+        return Decoded([], [DeadLetter("batch events: expected a list of events", raw)], raw)
+    out = Decoded([], [], raw, [])
     for i, event in enumerate(events):
         try:
+            if isinstance(event, _Unreadable):
+                raise ValidationError("<event>", f"not valid JSON: {event.why}")
+            if isinstance(event, _Lenient):
+                event = event.value
+                _check_storable(event)
+            elif not checked:
+                _check_storable(event)
             out.events.append(validate_event(event, expected_type))
+            out.index.append(i)
         except ValidationError as exc:
-            out.dead.append(DeadLetter(f"events[{i}].{exc}", _reencode(event)))
+            own = parts[i] if parts is not None else reencode(event, raw)
+            out.dead.append(DeadLetter(f"events[{i}].{exc}", own))
     return out
 
 
-def _reencode(event: object) -> bytes:
-    """One bad event of an envelope, as JSON. The stdlib keeps NaN/Infinity as
-    written (orjson would turn them into null and hide the problem); ASCII
-    escapes keep any odd string encodable."""
-    return json.dumps(event, separators=(",", ":")).encode()
+def reencode(event: object, fallback: bytes) -> bytes:
+    """One event of an envelope, as JSON, for its dead letter. The stdlib keeps
+    NaN/Infinity as written (orjson would turn them into null and hide the
+    problem); ASCII escapes keep any odd string encodable. An event no encoder
+    can write (nested past the recursion limit) keeps ``fallback``: the bytes
+    of the whole message, whose letter reason names the event."""
+    try:
+        return json.dumps(event, separators=(",", ":")).encode()
+    except (RecursionError, ValueError, TypeError):
+        return fallback
+
+
+@dataclasses.dataclass(frozen=True)
+class _Unreadable:
+    """An event of a hand-split envelope that no parser reads."""
+
+    why: str
+
+
+@dataclasses.dataclass(frozen=True)
+class _Lenient:
+    """An event of a hand-split envelope that only the stdlib parser reads: its strings are checked."""
+
+    value: object
+
+
+def _split_by_hand(raw: bytes, expected_type: str) -> Decoded | None:
+    """An envelope neither parser reads whole (one event nested past their depth
+    limits, or one with bytes that are not UTF-8), split at its top level by
+    bracket matching, so each event is read, and refused, on its own. None when
+    ``raw`` is not such an envelope."""
+    try:
+        members = dict(_members(raw))
+        header = {k: _parse_part(v) for k, v in members.items() if k in ("type", "version")}
+        if header.get("type") != BATCH or "events" not in members:
+            return None
+        parts = _elements(members["events"])
+    except (ValueError, IndexError):
+        return None
+    events: list[object] = []
+    for part in parts:
+        try:
+            events.append(orjson.loads(part))
+        except orjson.JSONDecodeError:
+            try:
+                events.append(_Lenient(_parse_leniently(part)))
+            except ValueError as exc:
+                events.append(_Unreadable(str(exc)))
+    return _decode_batch({**header, "events": events}, raw, expected_type, checked=True, parts=parts)
+
+
+def _parse_part(part: bytes) -> object:
+    try:
+        return orjson.loads(part)
+    except orjson.JSONDecodeError:
+        return _parse_leniently(part)
+
+
+_SPACE = re.compile(rb"\s*")
+_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.S)
+_BRACKET = re.compile(rb'["\[\]{}]')
+_SCALAR = re.compile(rb"[^,\]}\s]+")
+
+
+def _members(raw: bytes):
+    """(key, value bytes) of a top-level JSON object; ValueError if it is not one."""
+    pos = _SPACE.match(raw).end()
+    if raw[pos:pos + 1] != b"{":
+        raise ValueError("not an object")
+    pos = _SPACE.match(raw, pos + 1).end()
+    while raw[pos:pos + 1] != b"}":
+        key = _STRING.match(raw, pos)
+        if key is None:
+            raise ValueError("expected a key")
+        pos = _SPACE.match(raw, key.end()).end()
+        if raw[pos:pos + 1] != b":":
+            raise ValueError("expected ':'")
+        start = _SPACE.match(raw, pos + 1).end()
+        end = _skip_value(raw, start)
+        yield json.loads(key.group().decode("utf-8")), raw[start:end]
+        pos = _SPACE.match(raw, end).end()
+        if raw[pos:pos + 1] == b",":
+            pos = _SPACE.match(raw, pos + 1).end()
+        elif raw[pos:pos + 1] != b"}":
+            raise ValueError("expected ',' or '}'")
+    if raw[_SPACE.match(raw, pos + 1).end():]:
+        raise ValueError("bytes after the object")
+
+
+def _elements(array: bytes) -> list[bytes]:
+    """The bytes of each element of a JSON array; ValueError if it is not one."""
+    if array[:1] != b"[":
+        raise ValueError("not an array")
+    parts, pos = [], _SPACE.match(array, 1).end()
+    while array[pos:pos + 1] != b"]":
+        end = _skip_value(array, pos)
+        parts.append(array[pos:end])
+        pos = _SPACE.match(array, end).end()
+        if array[pos:pos + 1] == b",":
+            pos = _SPACE.match(array, pos + 1).end()
+        elif array[pos:pos + 1] != b"]":
+            raise ValueError("expected ',' or ']'")
+    return parts
+
+
+def _skip_value(raw: bytes, pos: int) -> int:
+    """Where the JSON value starting at ``pos`` ends, at any depth, without parsing it."""
+    first = raw[pos:pos + 1]
+    if first == b'"':
+        string = _STRING.match(raw, pos)
+        if string is None:
+            raise ValueError("unterminated string")
+        return string.end()
+    if first not in (b"{", b"["):
+        scalar = _SCALAR.match(raw, pos)
+        if scalar is None:
+            raise ValueError("expected a value")
+        return scalar.end()
+    depth = 0
+    while True:
+        found = _BRACKET.search(raw, pos)
+        if found is None:
+            raise ValueError("unterminated array or object")
+        char = found.group()
+        if char == b'"':
+            string = _STRING.match(raw, found.start())
+            if string is None:
+                raise ValueError("unterminated string")
+            pos = string.end()
+            continue
+        depth += 1 if char in (b"{", b"[") else -1
+        pos = found.end()
+        if depth == 0:
+            return pos
 
 
 def encode_batch(events: list[dict]) -> bytes:

@@ -15,8 +15,6 @@ from typing import Mapping, NamedTuple
 
 import numpy as np
 
-import orjson
-
 from fleetpulse.settings import Settings
 from fleetpulse.schemas import Decoded, DeadLetter, decode_message
 from fleetpulse.streams.aggregate import RequestColumns, aggregate, to_columns
@@ -63,15 +61,19 @@ class Retention:
         return cls(time.time() - days * 86400, f"FLEETPULSE_WINDOWS_TTL_DAYS={days}")
 
     def split(self, decoded: Decoded, window_seconds: int) -> Decoded:
-        kept = Decoded([], decoded.dead)
-        for event in decoded.events:
+        """The events ClickHouse keeps, and a dead letter for each older one:
+        with its place in the envelope (``events[i].``), and bytes that can
+        always be built (decoded.letter)."""
+        kept = Decoded([], decoded.dead, decoded.raw, None if decoded.index is None else [])
+        for k, event in enumerate(decoded.events):
             start = event["timestamp"] // window_seconds * window_seconds
             if start >= self.oldest_window_start:
                 kept.events.append(event)
+                if kept.index is not None:
+                    kept.index.append(decoded.index[k])
             else:
-                reason = (f"timestamp: {event['timestamp']} is older than ClickHouse keeps windows "
-                          f"({self.setting}); not stored")
-                kept.dead.append(DeadLetter(reason, orjson.dumps(event)))
+                kept.dead.append(decoded.letter(k, f"timestamp: {event['timestamp']} is older than ClickHouse "
+                                                   f"keeps windows ({self.setting}); not stored"))
         return kept
 
 
@@ -81,7 +83,7 @@ def safe_decode(raw: bytes, max_bytes: int, kind: str = "request") -> Decoded:
     try:
         return decode_message(raw, kind, max_bytes)
     except Exception as exc:  # noqa: BLE001 -- the last line of defence, by design
-        return Decoded([], [DeadLetter(f"message: could not be decoded ({type(exc).__name__}: {exc})", raw)])
+        return Decoded([], [DeadLetter(f"message: could not be decoded ({type(exc).__name__}: {exc})", raw)], raw)
 
 
 def _origins(messages: list[RawMessage], per_message: list[int]) -> list[EventSource]:

@@ -98,8 +98,32 @@ def test_events_older_than_the_windows_ttl_become_dead_letters():
                            retention=Retention(T0, "FLEETPULSE_WINDOWS_TTL_DAYS=30"))
     assert result.events == 1
     assert len(result.dead) == 1
-    assert result.dead[0].letter.reason.startswith(f"timestamp: {T0 - 5} is older than ClickHouse keeps windows")
+    assert result.dead[0].letter.reason.startswith(f"events[1].timestamp: {T0 - 5} is older than ClickHouse keeps")
     assert orjson.loads(result.dead[0].letter.raw)["timestamp"] == T0 - 5
+
+
+def test_an_old_event_no_encoder_can_write_back_keeps_the_message_bytes():
+    """The fuzz run's crash loop: an old event with an unknown field nested 300 deep
+    (orjson reads 1024 levels, writes 254). Its letter keeps the original bytes."""
+    from fleetpulse.streams.batch import Retention
+
+    text = orjson.dumps(good_request(timestamp=T0 - 5)).decode()[:-1] + ', "x": ' + "[" * 300 + "]" * 300 + "}"
+    alone = RawMessage("t", 0, 0, text.encode())
+    inside = RawMessage("t", 0, 1, b'{"type":"batch","version":1,"events":[' + orjson.dumps(good_request()) + b","
+                        + text.encode() + b"]}")
+    result = process_batch([alone, inside], {}, window_seconds=10, lateness=30, max_bytes=1 << 20,
+                           keep_events=False, retention=Retention(T0, "FLEETPULSE_WINDOWS_TTL_DAYS=30"))
+    assert result.events == 1
+    assert [(d.offset, d.letter.reason.split(" is ")[0], d.letter.raw) for d in result.dead] == [
+        (0, f"timestamp: {T0 - 5}", alone.value),
+        (1, f"events[1].timestamp: {T0 - 5}", json_reencoded(text)),  # the event alone
+    ]
+
+
+def json_reencoded(text: str) -> bytes:
+    import json
+
+    return json.dumps(json.loads(text), separators=(",", ":")).encode()
 
 
 def test_batches_split_into_contiguous_runs_by_bytes():
