@@ -69,7 +69,17 @@ class AlertEngine:
             for key, state in self._states.items():  # label sets with no sample: condition is false
                 if key[0] == rule.name and key[1] == rule.severity and key not in seen:
                     self._step(state, rule, False, None, at)
-        return self._notify(at, list(silences))
+        events = self._notify(at, list(silences))
+        self._forget_idle()
+        return events
+
+    def _forget_idle(self) -> None:
+        """Drop the state of label sets that hold nothing: not pending, not
+        firing, not notified. A fresh state is the same, so nothing changes,
+        and a model or node that went away stops costing memory and time."""
+        idle = [key for key, s in self._states.items() if not (s.pending or s.firing or s.notified)]
+        for key in idle:
+            del self._states[key]
 
     @staticmethod
     def _step(state: _State, rule: Rule, holds: bool, value: float | None, at: float) -> None:

@@ -85,3 +85,14 @@ def test_default_rules_load():
 def test_bad_rules_name_the_file_line_and_reason(text, message):
     with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("(", r"\(")):
         parse_rules(text, "r.yml")
+
+
+def test_label_sets_that_come_and_go_are_forgotten_and_still_alert_when_they_return():
+    engine = AlertEngine(parse_rules(RULES, "r.yml"))
+    for i in range(1000):  # a new node every window, each seen once and healthy
+        engine.observe(T0 + 10 * i, {"error_rate": [({"node": f"n{i}"}, 0.0)]})
+    assert len(engine._states) == 0, "idle label sets hold no state"
+    engine.observe(T0 + 10_000, {"error_rate": [({"node": "n1"}, 0.5)]})  # an old node comes back, failing
+    fired = engine.observe(T0 + 10_010, {"error_rate": [({"node": "n1"}, 0.5)]})
+    assert {e["alert.name"] for e in fired if e["status"] == "firing"} == {"VeryHighErrorRate"}
+    assert len(engine._states) == 2, "pending and firing states are kept"
