@@ -12,12 +12,14 @@ import argparse
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 from bench import bench_gpu_windows, bench_pipeline, bench_recorder
+from bench import soak as bench_soak
 
 OUT = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
 
@@ -65,6 +67,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer calls, for a smoke run")
     args = parser.parse_args()
+    previous = OUT.read_text() if OUT.exists() else ""
+    found = re.search(re.escape(bench_soak.MARK_BEGIN) + ".*?" + re.escape(bench_soak.MARK_END), previous, re.S)
+    soak_section = found.group() if found else ""
     calls, repeats = (20_000, 2) if args.quick else (200_000, 5)
     print("bench: Recorder.record_request ...", file=sys.stderr)
     recorder = bench_recorder.run(calls=calls, repeats=repeats)
@@ -106,6 +111,8 @@ def main() -> None:
         "",
     ])
     OUT.write_text(text)
+    if soak_section:  # a run of its own (python -m bench.soak --write): kept, with its date
+        bench_soak.write(soak_section, OUT)
     print(f"wrote {OUT}", file=sys.stderr)
 
 

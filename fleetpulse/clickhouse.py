@@ -117,6 +117,10 @@ class ClickHouse:
                 if self.read_only:
                     self._reopen()  # a failed stream can leave its rest on the session
                 raise self._ours(exc) from exc
+            except Exception:  # the driver failed reading the answer (a type nested too deeply, ...)
+                if self.read_only:
+                    self._reopen()
+                raise
 
     def _ours(self, exc: Exception) -> Exception:
         """A driver error as ours: retryable (ClickHouseUnavailable) or not."""

@@ -38,7 +38,7 @@ def silence_anywhere(settings: Settings, request: dict) -> dict:
     """A silence request (see streams/silences.py)."""
     from fleetpulse.streams.silences import handle
 
-    return _worker_or_direct(settings, "/silences", request, lambda ch: handle(ch, request))
+    return _worker_or_direct(settings, "/silences", request, lambda ch, reader: handle(ch, request))
 
 
 def build_baseline_anywhere(settings: Settings, model: str, start: float, end: float,
@@ -46,7 +46,8 @@ def build_baseline_anywhere(settings: Settings, model: str, start: float, end: f
     from fleetpulse.streams.drift import handle_baseline
 
     body = {"model": model, "from": start, "to": end, "features": features}
-    return _worker_or_direct(settings, "/drift/baseline", body, lambda ch: handle_baseline(ch, settings, body))
+    return _worker_or_direct(settings, "/drift/baseline", body,
+                             lambda ch, reader: handle_baseline(ch, reader, settings, body))
 
 
 def _worker_or_direct(settings: Settings, path: str, body: dict, direct) -> dict:
@@ -60,7 +61,11 @@ def _worker_or_direct(settings: Settings, path: str, body: dict, direct) -> dict
     ch = ClickHouse(settings)
     try:
         migrate(ch, log=lambda _: None)
-        return direct(ch)
+        reader = open_reader(settings)
+        try:
+            return direct(ch, reader)
+        finally:
+            reader.close()
     finally:
         ch.close()
 

@@ -265,7 +265,7 @@ def drift_alert(model: str, feature: str, at: float, verdict: ds.Verdict, firing
     }
 
 
-def handle_baseline(ch: ClickHouse, settings: Settings, body: object) -> dict[str, int]:
+def handle_baseline(ch: ClickHouse, reader: ClickHouse, settings: Settings, body: object) -> dict[str, int]:
     """A baseline request, as /drift/baseline and the CLI send it: every field checked."""
     body = check.body_object(body)
     model = check.text(body, "model", limit=200)
@@ -273,21 +273,23 @@ def handle_baseline(ch: ClickHouse, settings: Settings, body: object) -> dict[st
     end = check.number(body, "to", 0, 2**32 - 1)
     if end <= start:
         raise RequestError(f"to ({end:.0f}) must be after from ({start:.0f})")
-    return build_baseline(ch, settings, model, start, end, check.text_list(body, "features", list(FEATURES)))
+    return build_baseline(ch, reader, settings, model, start, end,
+                          check.text_list(body, "features", list(FEATURES)))
 
 
-def build_baseline(ch: ClickHouse, settings: Settings, model: str, start: float, end: float,
+def build_baseline(ch: ClickHouse, reader: ClickHouse, settings: Settings, model: str, start: float, end: float,
                    features: Iterable[str] | None = None) -> dict[str, int]:
-    """Freeze the bins and counts of ``model`` over [start, end) as a new version, per feature."""
+    """Freeze the bins and counts of ``model`` over [start, end) as a new version, per feature.
+
+    The reads run on ``reader``, the read-only session with the user-query
+    limits, beside ingestion; only the one insert takes the writer's session."""
     features = list(features) if features else parse_features(settings.drift_features)
-    # It runs on the writer's session: a time limit bounds how long it holds ingestion up.
-    limit = {"max_execution_time": settings.query_timeout_seconds}
-    version = int(ch.query("SELECT max(version) FROM drift_baselines WHERE model = {m:String}",
-                           parameters={"m": model}, settings=limit).result_rows[0][0] or 0) + 1
+    version = int(reader.query("SELECT max(version) FROM drift_baselines WHERE model = {m:String}",
+                               parameters={"m": model}).result_rows[0][0] or 0) + 1
     columns = ", ".join(f"sumMap({FEATURES[f][1]})" for f in features)
-    row = ch.query(f"SELECT sum(requests), sum(errors), {columns} FROM request_windows WHERE model = {{m:String}} "
-                   "AND window_start >= toDateTime({lo:UInt32}) AND window_start < toDateTime({hi:UInt32})",
-                   parameters={"m": model, "lo": int(start), "hi": int(end)}, settings=limit).result_rows[0]
+    row = reader.query(f"SELECT sum(requests), sum(errors), {columns} FROM request_windows WHERE model = {{m:String}} "
+                       "AND window_start >= toDateTime({lo:UInt32}) AND window_start < toDateTime({hi:UInt32})",
+                       parameters={"m": model, "lo": int(start), "hi": int(end)}).result_rows[0]
     requests, errors, *hists = row
     if not requests:
         raise ConfigError(f"no stored windows for model {model!r} between {start:.0f} and {end:.0f}")

@@ -11,11 +11,14 @@ lifted. The writer's session is never touched by user SQL.
 Three things chDB's embedded (clickhouse-local) mode still allows on a
 read-only session, and a server does not: the scalar ``file()`` function reads
 any path, ``INTO OUTFILE`` writes one, and ``KILL QUERY`` stops the worker's own
-inserts. So before a statement runs, ClickHouse's own parser looks at it:
-``formatQuerySingleLine`` turns it into one canonical statement (several
+inserts. ``DESCRIBE`` of a table function (``url``, ``remote``, ``sqlite``,
+``python``) and the ``WHERE`` of ``SHOW`` get past ``readonly`` too, or past
+the check below. So before a statement runs, ClickHouse's own parser looks at
+it: ``formatQuerySingleLine`` turns it into one canonical statement (several
 statements, or a syntax error, are refused there), and ``EXPLAIN AST`` of that
-statement must have a reading root (SELECT, SHOW, DESCRIBE, EXISTS, or EXPLAIN
-of a SELECT) and no ``file`` function. The canonical statement is what runs.
+statement must have a SELECT at its root (or EXPLAIN of a SELECT) and no
+``file`` function anywhere. The canonical statement is what runs. Tables and
+columns are listed with SELECTs on ``system.tables`` and ``system.columns``.
 """
 
 from __future__ import annotations
@@ -36,10 +39,8 @@ MAX_RESULT_ROWS = 1_000_000
 MAX_RESULT_BYTES = 512 * 1024**2
 MAX_SQL_CHARS = 100_000
 
-_READING_ROOTS = {"SelectWithUnionQuery", "SelectIntersectExceptQuery", "ShowTables", "ShowColumns",
-                  "DescribeQuery", "ExistsTableQuery", "ExistsDatabaseQuery", "ExistsViewQuery",
-                  "ExistsDictionaryQuery", "ShowCreateTableQuery", "ShowCreateViewQuery", "ShowProcesslistQuery",
-                  "Explain"}
+#: SELECT only (and EXPLAIN of one): the AST of SHOW omits its WHERE, and
+#: DESCRIBE runs table functions that readonly refuses everywhere else.
 _SELECT_ROOTS = {"SelectWithUnionQuery", "SelectIntersectExceptQuery"}
 #: chDB's embedded mode lets this scalar function read any file, read-only or not.
 _FILE_FUNCTION = re.compile(r"^\s*Function file(?: |$)")
@@ -52,8 +53,8 @@ _LIMIT_HINTS = {
     158: "the query would read or return too many rows",
     307: "the query would read or return too many bytes",
     396: "the query would return more than {rows} rows or {bytes} bytes: add a LIMIT or aggregate",
-    164: "refused: the query endpoint is read-only (SELECT, SHOW, DESCRIBE, EXISTS, EXPLAIN SELECT; "
-         "no SET, SETTINGS or table functions)",
+    164: "refused: the query endpoint is read-only (SELECT or EXPLAIN SELECT; no SET, SETTINGS, or table "
+         "functions that reach files, URLs or other servers)",
 }
 
 
@@ -95,6 +96,8 @@ def run_query(reader: ClickHouse, sql: str) -> tuple[list[str], list[tuple]]:
         result = reader.query(statement)
     except FleetpulseError as exc:
         raise QueryError(_explain(exc, reader)) from exc
+    except RecursionError:  # the driver parses the result's type recursively: Array(Array(...)) 300 deep
+        raise QueryError("the result's type is nested too deeply to read") from None
     return list(result.column_names), list(result.result_rows)
 
 
@@ -120,10 +123,10 @@ def check_tree(statement: str, tree: list[str]) -> None:
     ``statement`` is ClickHouse's canonical one-line form, ``tree`` the lines of
     its ``EXPLAIN AST``."""
     root = tree[0].split()[0] if tree else ""
-    if root not in _READING_ROOTS:
+    if root not in _SELECT_ROOTS | {"Explain"}:
         kind = " ".join(statement.split()[:2]) if statement else "?"
-        raise QueryError(f"{kind} ... is refused: the query endpoint only reads "
-                         "(SELECT, SHOW, DESCRIBE, EXISTS, EXPLAIN SELECT)")
+        raise QueryError(f"{kind} ... is refused: the query endpoint runs SELECT (or EXPLAIN SELECT) only; "
+                         "list tables and columns with SELECT ... FROM system.tables / system.columns")
     if root == "Explain":
         children = [line.strip().split()[0] for line in tree[1:] if re.match(r"^ \S", line)]
         explained = next((c for c in children if c != "Set"), "")
@@ -151,7 +154,28 @@ def _explain(exc: FleetpulseError, reader: ClickHouse) -> str:
 
 
 def to_json_lines(columns: list[str], rows: list[tuple]) -> bytes:
-    """One JSON object per row. NaN becomes null; map keys become strings;
-    datetimes are UTC with a Z; decimals, IPs and big ints become strings."""
-    opts = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NAIVE_UTC | orjson.OPT_UTC_Z
-    return b"".join(orjson.dumps(dict(zip(columns, row)), option=opts, default=str) + b"\n" for row in rows)
+    """One JSON object per row. NaN becomes null; datetimes are UTC with a Z;
+    decimals, IPs and integers past 64 bits become strings, and so do map keys
+    that are not strings (a tuple, an IP)."""
+    lines = []
+    for row in rows:
+        item = dict(zip(columns, row))
+        try:
+            lines.append(orjson.dumps(item, option=_JSON, default=str))
+        except (orjson.JSONEncodeError, TypeError):  # keys orjson cannot write, ints past 64 bits
+            lines.append(orjson.dumps(_plain(item), option=_JSON, default=str))
+    return b"".join(line + b"\n" for line in lines)
+
+
+_JSON = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NAIVE_UTC | orjson.OPT_UTC_Z
+
+
+def _plain(value: object) -> object:
+    """``value`` with every map key a string and every integer past 64 bits a string."""
+    if isinstance(value, dict):
+        return {k if isinstance(k, str) else str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**64:
+        return str(value)
+    return value

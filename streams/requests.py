@@ -13,7 +13,7 @@ import re
 from fleetpulse.errors import RequestError
 
 MAX_TEXT = 1000
-_LABEL = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,99}$")
+_LABEL = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,99}")
 
 
 def body_object(body: object) -> dict:
@@ -53,7 +53,7 @@ def labels(body: dict, name: str, limit: int = 20) -> dict[str, str]:
     if len(value) > limit:
         raise RequestError(f"{name}: at most {limit} labels, got {len(value)}")
     for key, item in value.items():
-        if not _LABEL.match(key):
+        if not _LABEL.fullmatch(key):
             raise RequestError(f"{name}: {key[:100]!r} is not a label name (letters, digits, _)")
         if not isinstance(item, str) or len(item) > MAX_TEXT:
             raise RequestError(f"{name}.{key}: expected a string of at most {MAX_TEXT} characters")
@@ -61,12 +61,14 @@ def labels(body: dict, name: str, limit: int = 20) -> dict[str, str]:
 
 
 def text_list(body: dict, name: str, allowed: list[str]) -> list[str] | None:
-    """None when absent; else a list of strings, each one of ``allowed``."""
+    """None when absent; else a list of distinct strings, each one of ``allowed``."""
     value = body.get(name)
     if value is None:
         return None
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise RequestError(f"{name}: expected a list of strings")
+    if len(set(value)) != len(value):
+        raise RequestError(f"{name}: each one at most once")
     unknown = [v[:100] for v in value if v not in allowed]
     if unknown:
         raise RequestError(f"{name}: unknown {unknown}; choose from {', '.join(allowed)}")

@@ -21,6 +21,7 @@ import asyncio
 import dataclasses
 import hmac
 import logging
+import re
 from typing import Callable, Mapping
 
 import faust
@@ -91,11 +92,19 @@ def refusal(policy: Policy, method: str, path: str, headers: Mapping[str, str]) 
 
 
 def _hostname(host: str) -> str:
-    """The Host header without its port: ``[::1]:6066`` -> ``::1``."""
+    """The Host header without its port: ``[::1]:6066`` -> ``::1``; "" when it is malformed."""
     host = host.strip().lower()
     if host.startswith("["):
-        return host[1:host.find("]")] if "]" in host else host
-    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+        end = host.find("]")
+        rest = host[end + 1:] if end > 0 else "?"
+        return host[1:end] if not rest or _PORT.fullmatch(rest) else ""
+    name, colon, port = host.rpartition(":") if ":" in host else (host, "", "")
+    if colon and (":" in name or not port.isdigit()):
+        return ""
+    return name
+
+
+_PORT = re.compile(r":\d{1,5}")
 
 
 def _bearer_matches(header: str, token: str) -> bool:
@@ -125,8 +134,10 @@ def guard_middleware(policy: Policy) -> Callable:
 
 
 def web_options(settings: Settings) -> dict:
-    """faust settings for its web server: our guard, bodies up to 1 MiB, none of faust's own pages."""
+    """faust settings for its web server: bounded connections (streams/webserver.py),
+    our guard, bodies up to 1 MiB, none of faust's own pages."""
     return {
+        "web": "fleetpulse://",
         "web_application_options": {"middlewares": [guard_middleware(Policy.from_settings(settings))],
                                     "client_max_size": 1024**2},
         "web_router_enabled": False, "web_tables_enabled": False,
@@ -168,25 +179,32 @@ def add_pages(app: faust.App, ch: ClickHouse, reader: ClickHouse, metrics: Pipel
         except FleetpulseError as exc:  # QueryError, RequestError, ConfigError, ClickHouseError
             return view.json({"error": str(exc)}, status=400)
 
+    # One state-changing request at a time: their writes take the writer's
+    # session, so a crowd of them must not queue ahead of ingestion.
+    one_change = asyncio.Lock()
+
+    async def change(view: faust.web.View, request, handle):
+        async def work():
+            body = await _json_body(request)
+            if one_change.locked():
+                return view.json({"error": "another change is in progress; retry when it is done"}, status=429)
+            async with one_change:
+                return view.json(await loop().run_in_executor(None, handle, body))
+        return await answer(view, work)
+
     @app.page("/drift/baseline")
     class BaselineView(faust.web.View):
         """POST {"model", "from", "to", "features"?}: freeze a drift baseline (chDB is ours)."""
 
         async def post(self, request):
-            async def work():
-                body = await _json_body(request)
-                return self.json(await loop().run_in_executor(None, handle_baseline, ch, settings, body))
-            return await answer(self, work)
+            return await change(self, request, lambda body: handle_baseline(ch, reader, settings, body))
 
     @app.page("/silences")
     class SilencesView(faust.web.View):
         """POST {"action": "add"|"list"|"expire", ...}: silences, while chDB is ours."""
 
         async def post(self, request):
-            async def work():
-                body = await _json_body(request)
-                return self.json(await loop().run_in_executor(None, silences.handle, ch, body))
-            return await answer(self, work)
+            return await change(self, request, lambda body: silences.handle(ch, body))
 
     one_query = asyncio.Lock()
 

@@ -9,6 +9,7 @@ loopback, and the worker keeps ingesting (fleetpulse_events_in_total grows).
 from __future__ import annotations
 
 import dataclasses
+import os
 import socket
 import threading
 import time
@@ -20,6 +21,7 @@ import orjson
 import pytest
 
 from fleetpulse.settings import Secret
+from fleetpulse.streams.webserver import MAX_CONNECTIONS
 from tests.integration.test_cli import assert_one_line_error, closed_port, run_cli
 from tests.integration.workers import WorkerProcess, isolated_settings, metric_value, run_simulator
 
@@ -126,6 +128,17 @@ SQL_ATTACKS = {
     "remote()": ("SELECT * FROM remote('127.0.0.1:{port}', system.one)", "read-only"),
     "executable()": ("SELECT * FROM executable('touch {sentinel}', 'LineAsString', 'x String')", "read-only"),
     "KILL the worker's inserts": ("KILL QUERY WHERE 1", "KILL QUERY ... is refused"),
+    "file() in the WHERE of SHOW, which EXPLAIN AST omits": (
+        "SHOW TABLES FROM system WHERE toUInt8(concat('x', base64Encode(file('{victim}')))) = 1", "is refused"),
+    "file() on a pipe of the worker's own": (
+        "SHOW TABLES FROM system WHERE name = 'one' AND length(file('/proc/self/fd/0')) > 0", "is refused"),
+    "DESCRIBE url() reads a response": ("DESCRIBE url('http://127.0.0.1:{port}/secret.csv', 'CSVWithNames')",
+                                        "DESCRIBE TABLE ... is refused"),
+    "DESCRIBE remote() connects": ("DESCRIBE remote('127.0.0.1:{port}', system.one)", "is refused"),
+    "DESCRIBE sqlite() creates a file": ("DESCRIBE sqlite('{sentinel}', 't')", "is refused"),
+    "DESCRIBE python() reads the worker's globals": ("DESCRIBE python(_LIMIT_HINTS)", "is refused"),
+    "python() reads the worker's globals": ("SELECT * FROM python(_LIMIT_HINTS)", "read-only"),
+    "a result type nested 300 deep": ("SELECT " + "[" * 300 + "1" + "]" * 300 + " AS d", "nested too deeply"),
     "SYSTEM": ("SYSTEM SHUTDOWN", "is refused"),
     "DROP": ("DROP TABLE silences", "is refused"),
     "TRUNCATE": ("TRUNCATE TABLE request_windows", "is refused"),
@@ -182,6 +195,10 @@ BROWSER_ATTACKS = {
         "POST", "/drift/baseline", b'{"model": "m", "from": 0, "to": 100000000000000000000}',
         {"Content-Type": "application/json"}, 400),
     "sql of the wrong type": ("POST", "/query", b'{"sql": 1}', {"Content-Type": "application/json"}, 400),
+    "a label name ending in a newline": (
+        "POST", "/silences", b'{"action": "add", "matchers": {"alertname\\n": "x"}, "seconds": 60}',
+        {"Content-Type": "application/json"}, 400),
+    "a Host that only starts like loopback": ("GET", "/metrics", None, {"Host": "[localhost]evil.example"}, 403),
     "a body over 1 MiB": ("POST", "/query", b'{"sql": "' + b"x" * (2 * 1024**2) + b'"}',
                           {"Content-Type": "application/json"}, 413),
 }
@@ -194,6 +211,54 @@ def test_browser_and_request_attacks_are_refused(target, name):
     assert status == expected, answer
     assert target.worker.post("/silences", {"action": "list"}) == b'{"silences":[]}', "no silence was added"
     target.untouched()
+
+
+def test_odd_result_types_come_back_as_json(target):
+    status, body = query(target.worker, "SELECT map((1, 2), 3) AS m, map(toIPv4('1.2.3.4'), 1) AS ip, "
+                                        "toUInt128('340282366920938463463374607431768211455') AS big")
+    assert status == 200, body
+    assert orjson.loads(body) == {"m": {"(1, 2)": 3}, "ip": {"1.2.3.4": 1},
+                                  "big": "340282366920938463463374607431768211455"}
+
+
+def test_a_flood_of_idle_connections_leaves_ingestion_and_file_descriptors_alone(target):
+    worker = target.worker
+    fds = lambda: len(os.listdir(f"/proc/{worker.proc.pid}/fd"))  # noqa: E731
+    before_fds, before = fds(), events_in(worker)
+    flood = []
+    try:
+        for _ in range(MAX_CONNECTIONS + 300):
+            conn = socket.create_connection(("127.0.0.1", worker.settings.http_port))
+            conn.sendall(b"POST /query HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # and never the rest
+            flood.append(conn)
+        during_fds = fds()
+        assert during_fds <= before_fds + MAX_CONNECTIONS + 150, (before_fds, during_fds)
+        assert during_fds < before_fds + len(flood) - 100, "connections past the cap are closed at once"
+        deadline = time.monotonic() + 90
+        while events_through(worker, flood) <= before:  # ingestion goes on while the flood holds every slot
+            assert worker.alive() and time.monotonic() < deadline, worker.log_tail()
+            time.sleep(0.3)
+    finally:
+        for conn in flood:
+            conn.close()
+    deadline = time.monotonic() + 30
+    while True:  # the worker sees the hang-ups and frees the slots
+        try:
+            assert b"fleetpulse_events_in_total" in worker._get("/metrics")
+            break
+        except (urllib.error.URLError, ConnectionError):
+            assert time.monotonic() < deadline, "the web server did not recover after the flood"
+            time.sleep(0.2)
+
+
+def events_through(worker: WorkerProcess, flood: list[socket.socket]) -> float:
+    """fleetpulse_events_in_total while ``flood`` holds every slot: hang up one
+    idle connection and take its place (another may win it: then 0)."""
+    flood.pop().close()
+    try:
+        return events_in(worker)
+    except (urllib.error.URLError, ConnectionError):
+        return 0
 
 
 def test_a_heavy_query_hits_its_limit_and_ingestion_goes_on(target):

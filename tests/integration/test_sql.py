@@ -211,6 +211,7 @@ def test_drift_against_a_frozen_baseline_and_yesterday(ch):
     import dataclasses
 
     from fleetpulse.streams.drift import DriftEvaluator, build_baseline
+    from fleetpulse.streams.query import open_reader
 
     migrate(ch, log=lambda _: None)
     rng = np.random.default_rng(21)
@@ -230,8 +231,10 @@ def test_drift_against_a_frozen_baseline_and_yesterday(ch):
             ch.insert("request_windows", batch_rows(events, "drift", 0, offset), WINDOW_COLUMNS, dedup_token=f"d{offset}")
             offset += 1
     settings = dataclasses.replace(ch.settings, drift_features="input_tokens,latency", drift_reference="yesterday,d=baseline")
-    assert build_baseline(ch, settings, "d", RECENT_HOUR, RECENT_HOUR + 300)["version"] == 1
-    assert build_baseline(ch, settings, "d", RECENT_HOUR, RECENT_HOUR + 300)["version"] == 2
+    reader = open_reader(settings)
+    assert build_baseline(ch, reader, settings, "d", RECENT_HOUR, RECENT_HOUR + 300)["version"] == 1
+    assert build_baseline(ch, reader, settings, "d", RECENT_HOUR, RECENT_HOUR + 300)["version"] == 2
+    reader.close()
     evaluator = DriftEvaluator(settings, ch, publish=lambda alerts: None, set_gauges=lambda *a: None)
     while evaluator.tick():
         pass
