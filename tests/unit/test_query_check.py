@@ -16,8 +16,6 @@ SELECT = ["SelectWithUnionQuery (children 2)", " ExpressionList (children 1)", "
 
 @pytest.mark.parametrize("statement, tree", [
     ("SELECT 1", SELECT),
-    ("SHOW TABLES", ["ShowTables (children 1)", " Identifier Native"]),
-    ("DESCRIBE TABLE t", ["DescribeQuery (children 2)", " TableExpression (children 1)", "  TableIdentifier t"]),
     ("EXPLAIN PIPELINE header = 1 SELECT 1", ["Explain EXPLAIN PIPELINE (children 3)", " Set",
                                              " SelectWithUnionQuery (children 1)", "  ExpressionList (children 1)"]),
     ("SELECT 'file' AS profile", SELECT),
@@ -40,6 +38,11 @@ def test_reads_pass(statement, tree):
       "   ExpressionList (children 1)", "    Function arrayMap (children 1)", "     ExpressionList (children 2)",
       "      Function lambda (children 1)", "       ExpressionList (children 2)", "        Function tuple",
       "        Function file (children 1)"], "file() function is refused"),
+    ("SHOW TABLES FROM system WHERE length(file('/etc/passwd')) > 0", ["ShowTables (children 1)",
+                                                                        " Identifier Native"], "SHOW TABLES ... is refused"),
+    ("DESCRIBE TABLE url('http://x/', 'CSV')", ["DescribeQuery (children 2)", " TableExpression (children 1)",
+                                               "  Function url (children 1)"], "DESCRIBE TABLE ... is refused"),
+    ("EXISTS TABLE t", ["ExistsTableQuery t (children 2)"], "EXISTS TABLE ... is refused"),
     ("", [], "is refused"),
 ])
 def test_everything_else_is_refused(statement, tree, why):
