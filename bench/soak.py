@@ -43,6 +43,9 @@ MARK_BEGIN, MARK_END = "<!-- soak: written by python -m bench.soak --write -->",
 class Sample:
     elapsed_s: float
     rss_mib: float
+    anon_mib: float  # RssAnon: heap and stacks; the rest of RSS is the chDB library's code pages
+    clickhouse_mib: float  # what the embedded ClickHouse engine tracks (MemoryTracking)
+    threads: int
     events_in: float
     lag: float
 
@@ -94,8 +97,10 @@ def send(settings, fleet: Fleet, rate: int, duration_s: float, stop: threading.E
 
 def sample(worker: WorkerProcess, started: float) -> Sample:
     text = worker.metrics()
-    return Sample(time.monotonic() - started, worker.rss_bytes() / 2**20,
-                  metric_value(text, "fleetpulse_events_in_total"),
+    tracked = worker.scalar("SELECT value FROM system.metrics WHERE metric = 'MemoryTracking'") or 0
+    status = dict(line.split(":", 1) for line in Path(f"/proc/{worker.proc.pid}/status").read_text().splitlines())
+    return Sample(time.monotonic() - started, worker.rss_bytes() / 2**20, int(status["RssAnon"].split()[0]) / 1024,
+                  tracked / 2**20, int(status["Threads"]), metric_value(text, "fleetpulse_events_in_total"),
                   metric_value(text, "fleetpulse_consumer_lag_messages"))
 
 
@@ -129,7 +134,8 @@ def run(minutes: float, rate: int, models: int, nodes: int, active: int) -> dict
             time.sleep(max(0.0, samples[-1].elapsed_s + SAMPLE_EVERY_S - (time.monotonic() - started)))
             samples.append(sample(worker, started))
             s = samples[-1]
-            print(f"  {s.elapsed_s:6.0f} s  RSS {s.rss_mib:7.1f} MiB  events {s.events_in:>10,.0f}  lag {s.lag:>6,.0f}",
+            print(f"  {s.elapsed_s:6.0f} s  RSS {s.rss_mib:7.1f} MiB (anon {s.anon_mib:6.1f}, ClickHouse "
+                  f"{s.clickhouse_mib:5.1f}, {s.threads} threads)  events {s.events_in:>10,.0f}  lag {s.lag:>4,.0f}",
                   file=sys.stderr)
         deadline = time.monotonic() + 300
         while metric_value(worker.metrics(), "fleetpulse_events_in_total") < fleet.sent and time.monotonic() < deadline:
@@ -150,8 +156,8 @@ def run(minutes: float, rate: int, models: int, nodes: int, active: int) -> dict
 
 
 def markdown(r: dict) -> str:
-    rows = "\n".join(f"| {s['elapsed_s']:.0f} | {s['rss_mib']:.1f} | {s['events_in']:,.0f} | {s['lag']:,.0f} |"
-                     for s in r["samples"])
+    rows = "\n".join(f"| {s['elapsed_s']:.0f} | {s['rss_mib']:.1f} | {s['anon_mib']:.1f} | {s['clickhouse_mib']:.1f} | "
+                     f"{s['threads']} | {s['events_in']:,.0f} | {s['lag']:,.0f} |" for s in r["samples"])
     exact = "exact" if r["stored"] == r["sent"] else f"NOT exact: {r['stored']:,} stored"
     return f"""{MARK_BEGIN}
 ## Soak: memory under churn
@@ -163,8 +169,8 @@ def markdown(r: dict) -> str:
 RSS idle {r['idle_mib']:.0f} MiB, peak {r['peak_mib']:.0f} MiB. **Second half: {r['second_half_slope_mib_per_min']:+.2f}
 ± {r['slope_stderr']:.2f} MiB/min** (least squares over the samples; target < 1 MiB/min).
 
-| s | RSS MiB | events counted | lag (messages) |
-|---:|---:|---:|---:|
+| s | RSS MiB | anonymous MiB | ClickHouse-tracked MiB | threads | events counted | lag (messages) |
+|---:|---:|---:|---:|---:|---:|---:|
 {rows}
 {MARK_END}"""
 
