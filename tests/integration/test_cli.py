@@ -85,7 +85,7 @@ def test_migrate_then_query_on_chdb_without_a_worker(tmp_path):
     table = run_cli("query", "SELECT count() AS n FROM request_stats", env=env)
     assert table.stdout.splitlines() == ["n", "-", "0", "(1 row)"]
     refused = run_cli("query", "DROP TABLE request_windows", env=env)
-    assert_one_line_error(refused, "DROP TABLE ... is refused: the query endpoint only reads")
+    assert_one_line_error(refused, "DROP TABLE ... is refused: the query endpoint runs SELECT")
 
 
 def test_kafka_status_when_not_running(tmp_path):
