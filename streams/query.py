@@ -3,17 +3,18 @@
 The engine is the barrier. User SQL runs on a session of its own (its own chDB
 connection handle, or its own HTTP client and user on a server) that was made
 ``readonly=1`` when it opened, after its limits were set. ClickHouse then
-refuses, by itself: INSERT, DDL, SYSTEM, OPTIMIZE, every table function
-(``file``, ``url``, ``s3``, ``remote``, ``executable``, ...), and any change of
-a setting, by ``SET`` or by a ``SETTINGS`` clause, so the limits cannot be
-lifted. The writer's session is never touched by user SQL.
+refuses, by itself: INSERT, DDL, SYSTEM, OPTIMIZE, the table functions that
+reach outside (``file``, ``url``, ``s3``, ``remote``, ``executable``, ...;
+generators such as ``numbers`` run), and any change of a setting, by ``SET``
+or by a ``SETTINGS`` clause, so the limits cannot be lifted. The writer's
+session is never touched by user SQL.
 
-Three things chDB's embedded (clickhouse-local) mode still allows on a
-read-only session, and a server does not: the scalar ``file()`` function reads
-any path, ``INTO OUTFILE`` writes one, and ``KILL QUERY`` stops the worker's own
-inserts. ``DESCRIBE`` of a table function (``url``, ``remote``, ``sqlite``,
-``python``) and the ``WHERE`` of ``SHOW`` get past ``readonly`` too, or past
-the check below. So before a statement runs, ClickHouse's own parser looks at
+chDB's embedded (clickhouse-local) mode still lets some things past a
+read-only session that a server would stop: the scalar ``file()`` function
+reads any path, ``INTO OUTFILE`` writes one, ``KILL QUERY`` stops the worker's
+own inserts, and ``DESCRIBE`` of a table function (``url``, ``remote``,
+``sqlite``, ``python``) runs it. ``SHOW ... WHERE`` would get past the check
+below, whose ``EXPLAIN AST`` leaves that ``WHERE`` out. So before a statement runs, ClickHouse's own parser looks at
 it: ``formatQuerySingleLine`` turns it into one canonical statement (several
 statements, or a syntax error, are refused there), and ``EXPLAIN AST`` of that
 statement must have a SELECT at its root (or EXPLAIN of a SELECT) and no
