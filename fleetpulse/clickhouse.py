@@ -22,10 +22,12 @@ from fleetpulse.settings import Settings
 
 
 #: Server settings of the embedded engine (the same for every session: one
-#: engine per process). ClickHouse keeps up to 1,000 idle threads in its global
-#: pool by default; inside the worker each one holds a stack and allocator
-#: caches, and a soak showed the pool grow from 64 to 160 threads and stay.
-CHDB_ENGINE = {"max_thread_pool_free_size": 16}
+#: engine per process). Its thread pools are sized for a server: up to 1,000
+#: idle threads kept, 128 for removing merged-away parts, 64 and 32 for loading
+#: parts. Inside the worker each thread holds a stack and allocator caches; a
+#: soak saw 132 pool threads appear at the first big cleanup and stay.
+CHDB_ENGINE = {"max_thread_pool_free_size": 16, "max_parts_cleaning_thread_pool_size": 4,
+               "max_active_parts_loading_thread_pool_size": 4, "max_outdated_parts_loading_thread_pool_size": 4}
 
 
 def _chdb_path(url: str) -> Path:
@@ -103,6 +105,10 @@ class ClickHouse:
     def query(self, sql: str, settings: dict | None = None, parameters: dict | None = None) -> Any:
         return self._call(self._read_all, sql, parameters=parameters, settings=settings)
 
+    def raw_query(self, sql: str, fmt: str) -> bytes:
+        """The whole answer in ClickHouse's output format ``fmt``."""
+        return self._call(self._client.raw_query, sql, fmt=fmt)
+
     def _read_all(self, sql: str, **kwargs: Any) -> Any:
         result = self._client.query(sql, **kwargs)
         # The whole answer, inside the lock: a failure while rows stream in is
@@ -152,8 +158,12 @@ class ClickHouse:
             pass  # the next call fails on the closed client and tries again
 
     def close(self) -> None:
-        with self._lock:
-            self._client.close()
+        # A call stuck inside the engine holds the lock: then the session is left to it.
+        if self._lock.acquire(timeout=5):
+            try:
+                self._client.close()
+            finally:
+                self._lock.release()
 
 
 #: Server errors that pass: too many parts, memory or time limits, read-only

@@ -14,12 +14,10 @@ import urllib.error
 import urllib.request
 from typing import Iterable
 
-import orjson
-
 from fleetpulse.clickhouse import ClickHouse
 from fleetpulse.errors import QueryError
 from fleetpulse.settings import Settings, is_wildcard
-from fleetpulse.streams.query import open_reader, run_query, to_json_lines
+from fleetpulse.streams.query import open_reader, run_query
 
 
 def query_json_lines(settings: Settings, sql: str) -> bytes:
@@ -29,7 +27,7 @@ def query_json_lines(settings: Settings, sql: str) -> bytes:
             return answer
     reader = open_reader(settings)
     try:
-        return to_json_lines(*run_query(reader, sql))
+        return run_query(reader, sql)
     finally:
         reader.close()
 
@@ -97,7 +95,7 @@ def ask_worker(settings: Settings, path: str, body: dict, timeout: float = 120) 
 
 
 def format_table(lines: bytes) -> str:
-    rows = [orjson.loads(line) for line in lines.splitlines() if line.strip()]
+    rows = [json.loads(line) for line in lines.splitlines() if line.strip()]  # json: integers past 64 bits
     if not rows:
         return "(no rows)"
     columns = list(rows[0])
@@ -115,7 +113,7 @@ def _cell(value: object) -> str:
     if isinstance(value, float):
         return "nan" if math.isnan(value) else f"{value:.6g}"
     if isinstance(value, (dict, list)):
-        return orjson.dumps(value).decode()
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
     return str(value)
 
 

@@ -22,6 +22,7 @@ import dataclasses
 import hmac
 import logging
 import re
+import threading
 from typing import Callable, Mapping
 
 import faust
@@ -37,7 +38,7 @@ from fleetpulse.settings import Settings, is_wildcard
 from fleetpulse.streams import silences
 from fleetpulse.streams.drift import handle_baseline
 from fleetpulse.streams.metrics import PipelineMetrics
-from fleetpulse.streams.query import run_query, to_json_lines
+from fleetpulse.streams.query import open_reader, run_query
 from fleetpulse.streams.stall import StallWatch
 
 log = logging.getLogger("fleetpulse.worker")
@@ -197,7 +198,7 @@ def add_pages(app: faust.App, ch: ClickHouse, reader: ClickHouse, metrics: Pipel
         """POST {"model", "from", "to", "features"?}: freeze a drift baseline (chDB is ours)."""
 
         async def post(self, request):
-            return await change(self, request, lambda body: handle_baseline(ch, reader, settings, body))
+            return await change(self, request, lambda body: handle_baseline(ch, readers[0], settings, body))
 
     @app.page("/silences")
     class SilencesView(faust.web.View):
@@ -207,6 +208,7 @@ def add_pages(app: faust.App, ch: ClickHouse, reader: ClickHouse, metrics: Pipel
             return await change(self, request, lambda body: silences.handle(ch, body))
 
     one_query = asyncio.Lock()
+    readers = [reader]  # the session user SQL runs on; replaced when a query will not stop
 
     @app.page("/query")
     class QueryView(faust.web.View):
@@ -222,8 +224,44 @@ def add_pages(app: faust.App, ch: ClickHouse, reader: ClickHouse, metrics: Pipel
                 if one_query.locked():
                     return self.json({"error": "another query is running; retry when it is done"}, status=429)
                 async with one_query:
-                    columns, rows = await loop().run_in_executor(None, run_query, reader, sql)
-                    lines = await loop().run_in_executor(None, to_json_lines, columns, rows)
+                    try:
+                        lines = await _in_daemon_thread(run_query, readers[0], sql,
+                                                        timeout=settings.query_timeout_seconds + ABANDON_AFTER_S)
+                    except asyncio.TimeoutError:
+                        log.error("a query ran %ds past its time limit and was abandoned; its session is replaced",
+                                  ABANDON_AFTER_S)
+                        readers[0] = await loop().run_in_executor(None, open_reader, settings)
+                        return self.json({"error": "the query did not stop at its time limit and was abandoned"},
+                                         status=503)
                 return self.bytes(lines, content_type="application/x-ndjson")
             return await answer(self, work)
 
+
+#: A query still running this long after its time limit is stuck (in a read the
+#: engine cannot interrupt, say): it is left to its thread and the slot freed.
+ABANDON_AFTER_S = 30
+
+
+async def _in_daemon_thread(fn, *args, timeout: float):
+    """``fn(*args)`` on a daemon thread of its own, so that a call stuck inside
+    the engine neither holds the event loop nor keeps the process from exiting
+    (executor threads are joined at exit); asyncio.TimeoutError after ``timeout``."""
+    loop = asyncio.get_running_loop()
+    done = loop.create_future()
+
+    def settle(result, error) -> None:
+        if not done.done():
+            done.set_exception(error) if error is not None else done.set_result(result)
+
+    def run() -> None:
+        try:
+            result, error = fn(*args), None
+        except BaseException as exc:  # noqa: BLE001 -- handed to the awaiting coroutine
+            result, error = None, exc
+        try:
+            loop.call_soon_threadsafe(settle, result, error)
+        except RuntimeError:
+            pass  # the loop closed while the call ran: nobody waits for it
+
+    threading.Thread(target=run, name="fleetpulse-query", daemon=True).start()
+    return await asyncio.wait_for(asyncio.shield(done), timeout)

@@ -43,6 +43,11 @@ def test_reads_pass(statement, tree):
     ("DESCRIBE TABLE url('http://x/', 'CSV')", ["DescribeQuery (children 2)", " TableExpression (children 1)",
                                                "  Function url (children 1)"], "DESCRIBE TABLE ... is refused"),
     ("EXISTS TABLE t", ["ExistsTableQuery t (children 2)"], "EXISTS TABLE ... is refused"),
+    ("SELECT * APPLY file FROM (SELECT '/etc/passwd' AS p)",  # the function is a name, not a node
+     ["SelectWithUnionQuery (children 1)", " ExpressionList (children 1)", "  SelectQuery (children 2)",
+      "   ExpressionList (children 1)", "    Asterisk (children 1)", "     ColumnsTransformerList (children 1)",
+      "      ColumnsApplyTransformer"], "APPLY is refused"),
+    ("SELECT x FROM t", SELECT[:-1] + ["  SomeFutureNode (children 1)"], "SomeFutureNode is not supported"),
     ("", [], "is refused"),
 ])
 def test_everything_else_is_refused(statement, tree, why):
