@@ -21,15 +21,6 @@ from fleetpulse.errors import ClickHouseError, ClickHouseUnavailable, Fleetpulse
 from fleetpulse.settings import Settings
 
 
-#: Server settings of the embedded engine (the same for every session: one
-#: engine per process). Its thread pools are sized for a server: up to 1,000
-#: idle threads kept, 128 for removing merged-away parts, 64 and 32 for loading
-#: parts. Inside the worker each thread holds a stack and allocator caches; a
-#: soak saw 132 pool threads appear at the first big cleanup and stay.
-CHDB_ENGINE = {"max_thread_pool_free_size": 16, "max_parts_cleaning_thread_pool_size": 4,
-               "max_active_parts_loading_thread_pool_size": 4, "max_outdated_parts_loading_thread_pool_size": 4}
-
-
 def _chdb_path(url: str) -> Path:
     return Path(url[len("chdb://"):]).expanduser().resolve()
 
@@ -72,8 +63,7 @@ class ClickHouse:
             if s.uses_chdb:
                 path = _chdb_path(s.clickhouse_url)
                 path.parent.mkdir(parents=True, exist_ok=True)
-                client = clickhouse_connect.get_client(dsn=f"chdb://{path}", settings=session,
-                                                       chdb_options=CHDB_ENGINE)
+                client = clickhouse_connect.get_client(dsn=f"chdb://{path}", settings=session)
             else:
                 parts = urllib.parse.urlsplit(s.clickhouse_url)
                 client = clickhouse_connect.get_client(
