@@ -61,9 +61,9 @@ def _limit_malloc_arenas(arenas: int = 2) -> None:
 
     glibc gives each thread that allocates an arena of its own, up to 8 per
     core, and memory freed in one is reused only there: with chDB's pool
-    threads, Kafka's and ours, the worker's RSS crept up for as long as a
-    soak ran. With two arenas the curve flattens (BENCHMARKS.md). The
-    MALLOC_ARENA_MAX environment variable, when set, wins."""
+    threads, Kafka's and ours, that is a lot of idle memory. Two arenas
+    lowered the soak's peak RSS by 40-50 MiB (docs/architecture.md, "Memory
+    under churn"). The MALLOC_ARENA_MAX environment variable, when set, wins."""
     if "MALLOC_ARENA_MAX" in os.environ:
         return
     try:
