@@ -98,8 +98,9 @@ def send(settings, fleet: Fleet, rate: int, duration_s: float, stop: threading.E
 def sample(worker: WorkerProcess, started: float) -> Sample:
     text = worker.metrics()
     tracked = worker.scalar("SELECT value FROM system.metrics WHERE metric = 'MemoryTracking'") or 0
-    status = dict(line.split(":", 1) for line in Path(f"/proc/{worker.proc.pid}/status").read_text().splitlines())
-    return Sample(time.monotonic() - started, worker.rss_bytes() / 2**20, int(status["RssAnon"].split()[0]) / 1024,
+    status = worker.status()  # one read: RSS and its anonymous part from the same moment
+    return Sample(time.monotonic() - started, int(status["VmRSS"].split()[0]) / 1024,
+                  int(status["RssAnon"].split()[0]) / 1024,
                   tracked / 2**20, int(status["Threads"]), metric_value(text, "fleetpulse_events_in_total"),
                   metric_value(text, "fleetpulse_consumer_lag_messages"))
 

@@ -150,12 +150,13 @@ class WorkerProcess:
             self.proc.kill()
             self.proc.wait()
 
-    def rss_bytes(self) -> int:
+    def status(self) -> dict[str, str]:
+        """The worker's /proc status fields: ``VmRSS``, ``RssAnon``, ``Threads``, ..."""
         with open(f"/proc/{self.proc.pid}/status") as status:
-            for line in status:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) * 1024
-        raise AssertionError("no VmRSS")
+            return {name: value.strip() for name, _, value in (line.partition(":") for line in status)}
+
+    def rss_bytes(self) -> int:
+        return int(self.status()["VmRSS"].split()[0]) * 1024
 
     def assigned_partitions(self) -> list[int]:
         """The partitions of the last assignment the worker logged."""
