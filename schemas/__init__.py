@@ -2,6 +2,7 @@
 
 from fleetpulse.schemas.validate import Decoded, DeadLetter, decode_message, encode_batch, validate_event
 from fleetpulse.schemas.v1 import ALERT, GPU, REQUEST, SCHEMAS, VERSION
+from fleetpulse.schemas.fast import DecodedBatch, RequestEvent, decode_requests
 
-__all__ = ["ALERT", "GPU", "REQUEST", "SCHEMAS", "VERSION", "Decoded", "DeadLetter",
-           "decode_message", "encode_batch", "validate_event"]
+__all__ = ["ALERT", "GPU", "REQUEST", "SCHEMAS", "VERSION", "Decoded", "DeadLetter", "DecodedBatch", "RequestEvent",
+           "decode_message", "decode_requests", "encode_batch", "validate_event"]

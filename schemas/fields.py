@@ -54,14 +54,17 @@ class Field:
         return lambda v: False  # lists and maps: rare, always the full check
 
     def check(self, value: object) -> object:
-        """Return ``value`` if it is valid for this field, else raise ValidationError."""
+        """Return the value to store if ``value`` is valid for this field, else
+        raise ValidationError. That is ``value`` itself, except an integral
+        float in an integer field: accepted (see ``_integer``) and stored as
+        the int, because an integer column refuses ``5.0`` (docs/schemas.md)."""
         if value is None:
             if self.nullable:
                 return None
             raise ValidationError(self.name, "must not be null")
         checker = _CHECKERS[self.kind]
         checker(self, value)
-        return value
+        return int(value) if self.kind == "integer" else value
 
 
 def _number(f: Field, v: object) -> None:

@@ -56,20 +56,27 @@ class Decoded:
 
 
 def validate_event(obj: object, expected_type: str) -> dict:
-    """Return ``obj`` if it is a valid event of ``expected_type``, else raise ValidationError."""
+    """Return ``obj`` if it is a valid event of ``expected_type``, else raise
+    ValidationError. An integral float in an integer field (``5.0``, a
+    ``version`` of ``1.0``) is accepted and replaced by the int in ``obj``;
+    an event that is refused is left as it came (its dead letter shows it so)."""
     if not isinstance(obj, dict):
         raise ValidationError("<event>", f"expected a JSON object, got {type(obj).__name__}")
     kind = obj.get("type")
     if kind != expected_type:
         raise ValidationError("type", f"expected {expected_type!r} on this topic, got {kind!r}")
     _check_version(obj)
+    stored = [] if type(obj["version"]) is int else [("version", VERSION)]
     for name, required, ok, field in _COMPILED[expected_type]:
         value = obj.get(name, _MISSING)
         if value is _MISSING:
             if required:
                 raise ValidationError(name, "is required")
         elif value is None or not ok(value):
-            field.check(value)  # raises with the reason, or accepts what the fast check could not
+            checked = field.check(value)  # raises with the reason, or accepts what the fast check could not
+            if checked is not value:
+                stored.append((name, checked))
+    obj.update(stored)
     return obj
 
 
@@ -110,6 +117,15 @@ def decode_message(raw: bytes, expected_type: str, max_bytes: int) -> Decoded:
         return Decoded([validate_event(obj, expected_type)], [], raw)
     except ValidationError as exc:
         return Decoded([], [DeadLetter(str(exc), raw)], raw)
+
+
+def safe_decode(raw: bytes, max_bytes: int, kind: str = "request") -> Decoded:
+    """decode_message never raises on any input we know of; should one still
+    surprise it, that message becomes a dead letter instead of stopping the worker."""
+    try:
+        return decode_message(raw, kind, max_bytes)
+    except Exception as exc:  # noqa: BLE001 -- the last line of defence, by design
+        return Decoded([], [DeadLetter(f"message: could not be decoded ({type(exc).__name__}: {exc})", raw)], raw)
 
 
 def _parse_leniently(raw: bytes) -> object:

@@ -12,14 +12,14 @@ import logging
 import os
 
 import faust
-from faust.exceptions import ConsumerNotStarted
 
 from fleetpulse.clickhouse import ClickHouse
 from fleetpulse.errors import ClickHouseUnavailable, KafkaUnavailable
 from fleetpulse.settings import Settings, histogram_edges
 from fleetpulse.streams.alert_runner import AlertRunner
 from fleetpulse.streams.alerts import AlertSink
-from fleetpulse.streams.batch import RawMessage
+from fleetpulse.streams.batch import MessageBatch, RawMessage
+from fleetpulse.streams.consumer import RequestFeed
 from fleetpulse.streams.deadletter import DeadLetterSink
 from fleetpulse.streams.drift import DriftEvaluator
 from fleetpulse.streams.export import RequestExporter, le_indices
@@ -71,30 +71,10 @@ def build_app(settings: Settings, ch: ClickHouse, reader: ClickHouse) -> tuple[f
         stream_wait_empty=True,
         **web_options(settings),
     )
-    topic_name = settings.topic("requests")
-    metrics.expose(topic_name)
+    metrics.expose(settings.topic("requests"))
     metrics.expose(settings.topic("gpu"))
-    requests = app.topic(topic_name, value_serializer="raw", key_serializer="raw")
-
-    def ours(tps) -> list[tuple[str, int]]:
-        return [(tp.topic, tp.partition) for tp in tps if tp.topic == topic_name]
-
-    @app.on_partitions_assigned.connect
-    async def restore_progress(sender, assigned, **kwargs) -> None:
-        await handler.on_assigned(ours(assigned))
-
-    @app.on_partitions_revoked.connect
-    async def forget_progress(sender, revoked, **kwargs) -> None:
-        # Wait for a batch in flight, then commit what it acked before the next
-        # owner starts from the committed offsets.
-        async with handler.lock:
-            handler.on_revoked(ours(revoked))
-            # commit() returns False without committing when a periodic commit is
-            # already running (it may predate our last acks): then commit again.
-            committed = await app.consumer.commit() or await app.consumer.commit()
-            log.info("gave up %s partitions %s (offsets committed: %s)", topic_name,
-                     sorted(p for _, p in ours(revoked)), committed)
-
+    feed = RequestFeed.bound(settings, handler, _exit_fatal)
+    app.service(feed)
 
     gpu_topic = app.topic(settings.topic("gpu"), value_serializer="raw", key_serializer="raw")
     gpu_windows = GpuWindowWriter(settings, ch, metrics.record_gpu_window)
@@ -108,20 +88,7 @@ def build_app(settings: Settings, ch: ClickHouse, reader: ClickHouse) -> tuple[f
                 for event in events:
                     await stream.ack(event)
             except Exception:  # noqa: BLE001 -- anything not retried is fatal
-                _exit_fatal(_raw(events))
-
-    @app.agent(requests, name="request-windows")
-    async def request_windows(stream: faust.StreamT) -> None:
-        async for events in stream.noack_take(settings.batch_max_messages, within=settings.batch_max_wait_seconds):
-            messages = _raw(events)
-            try:
-                async with handler.lock:
-                    await handler.handle(messages)
-                    for event in events:
-                        if handler.owns(event.message.topic, event.message.partition):
-                            await stream.ack(event)
-            except Exception:  # noqa: BLE001 -- anything not retried is fatal
-                _exit_fatal(messages)
+                _exit_fatal(MessageBatch.of(_raw(events)))
 
     drift = DriftEvaluator(settings, ch, alerts.publish, metrics.record_drift)
     rules = AlertRunner(settings, ch, alerts.publish, gpu_windows.written_until)  # bad rules fail here, at start-up
@@ -138,7 +105,7 @@ def build_app(settings: Settings, ch: ClickHouse, reader: ClickHouse) -> tuple[f
             except Exception:  # noqa: BLE001 -- an evaluation bug must not stop ingestion
                 log.exception("%s evaluation failed; ingestion goes on", name)
 
-    metrics.watch_lag(lambda: _lag(app, handler))
+    metrics.watch_lag(lambda: feed.instance.lag() if feed.instance else {})
     add_pages(app, ch, reader, metrics, handler.stalls, settings)
     return app, handler
 
@@ -147,28 +114,13 @@ def _raw(events) -> list[RawMessage]:
     return [RawMessage(e.message.topic, e.message.partition, e.message.offset, e.value) for e in events]
 
 
-def _exit_fatal(messages: list[RawMessage]) -> None:
+def _exit_fatal(messages: MessageBatch) -> None:
     """A batch that can neither be written nor retried must not be skipped
     (that would lose it) and must not leave a worker that looks alive but does
     nothing. Exit non-zero, un-acked: a supervisor restarts the worker, which
     consumes the batch again."""
-    first = messages[0]
-    log.critical("cannot make the batch starting at %s:%d:%d durable; exiting (code %d) so the worker "
-                 "is restarted", first.topic, first.partition, first.offset, EXIT_FATAL, exc_info=True)
+    where = f"{messages.topic}:{messages.partitions[0]}:{messages.offsets[0]}" if len(messages) else messages.topic
+    log.critical("cannot make the batch starting at %s durable; exiting (code %d) so the worker "
+                 "is restarted", where, EXIT_FATAL, exc_info=True)
     logging.shutdown()
     os._exit(EXIT_FATAL)
-
-
-def _lag(app: faust.App, handler: RequestBatchHandler) -> dict[tuple[str, int], int]:
-    lag: dict[tuple[str, int], int] = {}
-    consumer = app.consumer
-    try:
-        assigned = consumer.assignment()
-    except ConsumerNotStarted:  # scraped before the consumer thread is up
-        return lag
-    for tp in assigned:
-        highwater = consumer.highwater(tp)
-        done = handler.progress.get((tp.topic, tp.partition))
-        if highwater is not None and highwater >= 0 and done is not None:
-            lag[(tp.topic, tp.partition)] = max(0, highwater - done.next_offset)
-    return lag

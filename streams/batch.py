@@ -5,19 +5,26 @@ a rebalance the consumer may re-read them, and writing them again would count
 them twice. The rest are decoded, judged against their partition's watermark,
 and reduced to window rows that carry their source offsets and the partition's
 new event-time high-water mark, plus dead letters for what could not be used.
+
+Request batches arrive as columns (:class:`MessageBatch`: partitions, offsets
+and values side by side) and stay columns: skipping, decoding (schemas.fast),
+window assignment and grouping run over whole arrays, never per message.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import time
-from typing import Mapping, NamedTuple
+from typing import Mapping, NamedTuple, Sequence
 
 import numpy as np
 
 from fleetpulse.settings import Settings
-from fleetpulse.schemas import Decoded, DeadLetter, decode_message
-from fleetpulse.streams.aggregate import RequestColumns, aggregate, to_columns
+from fleetpulse.schemas import Decoded
+from fleetpulse.schemas.validate import safe_decode
+from fleetpulse.schemas.fast import decode_requests
+from fleetpulse.streams.aggregate import RequestColumns, aggregate, to_columns, window_starts
 from fleetpulse.streams.deadletter import SourcedDeadLetter
 from fleetpulse.streams.rows import EventSource, SourceSpan, event_rows, window_rows
 from fleetpulse.streams.watermark import PartitionProgress, late_flags
@@ -32,6 +39,63 @@ class RawMessage(NamedTuple):
     value: bytes
 
 
+@dataclasses.dataclass(frozen=True)
+class MessageBatch:
+    """Messages of one topic as columns, in the order they were consumed."""
+
+    topic: str
+    partitions: np.ndarray  # int64
+    offsets: np.ndarray  # int64
+    values: list[bytes]
+
+    @classmethod
+    def of(cls, messages: Sequence[RawMessage]) -> "MessageBatch":
+        topics = {m.topic for m in messages}
+        if len(topics) > 1:
+            raise ValueError(f"one topic per batch, got {sorted(topics)}")
+        return cls(topics.pop() if topics else "", np.array([m.partition for m in messages], dtype=np.int64),
+                   np.array([m.offset for m in messages], dtype=np.int64), [m.value or b"" for m in messages])
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def take(self, keep: np.ndarray) -> "MessageBatch":
+        """The messages where ``keep`` (a bool mask) is true."""
+        return MessageBatch(self.topic, self.partitions[keep], self.offsets[keep],
+                            list(itertools.compress(self.values, keep.tolist())))
+
+    def slice(self, lo: int, hi: int) -> "MessageBatch":
+        return MessageBatch(self.topic, self.partitions[lo:hi], self.offsets[lo:hi], self.values[lo:hi])
+
+    def split(self, limit: int) -> list["MessageBatch"]:
+        """Contiguous runs of at most ``limit`` bytes (see :func:`byte_runs`)."""
+        return [self.slice(lo, hi) for lo, hi in byte_runs(np.fromiter(map(len, self.values), np.int64,
+                                                                       len(self.values)), limit)]
+
+    def spans(self) -> dict[TopicPartition, tuple[int, int]]:
+        """(first, last) offset per partition."""
+        out = {}
+        for p in np.unique(self.partitions).tolist():
+            offsets = self.offsets[self.partitions == p]
+            out[(self.topic, p)] = (int(offsets.min()), int(offsets.max()))
+        return out
+
+
+def byte_runs(sizes: np.ndarray, limit: int) -> list[tuple[int, int]]:
+    """[lo, hi) runs of consecutive messages holding at most ``limit`` bytes
+    (at least one message each): memory per insert stays bounded however full
+    the envelopes are, and each partition's offsets stay in order from one run
+    to the next. Python runs per run, not per message."""
+    ends = np.cumsum(sizes)
+    runs, lo = [], 0
+    while lo < len(sizes):
+        before = int(ends[lo - 1]) if lo else 0
+        hi = max(lo + 1, int(np.searchsorted(ends, before + limit, side="right")))
+        runs.append((lo, hi))
+        lo = hi
+    return runs
+
+
 @dataclasses.dataclass
 class BatchResult:
     source: str
@@ -44,6 +108,7 @@ class BatchResult:
     dead: list[SourcedDeadLetter]
     progress: dict[TopicPartition, PartitionProgress]
     columns: RequestColumns
+    slow_messages: int = 0  # messages the per-message validator decided (bad input, integral floats...)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,35 +125,27 @@ class Retention:
         days = settings.windows_ttl_days
         return cls(time.time() - days * 86400, f"FLEETPULSE_WINDOWS_TTL_DAYS={days}")
 
+    def too_old(self, timestamps: np.ndarray, window_seconds: int) -> np.ndarray:
+        return window_starts(timestamps, window_seconds) < self.oldest_window_start
+
+    def reason(self, timestamp: float) -> str:
+        return (f"timestamp: {timestamp} is older than ClickHouse keeps windows ({self.setting}); "
+                "not stored")
+
     def split(self, decoded: Decoded, window_seconds: int) -> Decoded:
         """The events ClickHouse keeps, and a dead letter for each older one:
         with its place in the envelope (``events[i].``), and bytes that can
         always be built (decoded.letter)."""
+        old = self.too_old(np.array([e["timestamp"] for e in decoded.events], dtype=np.float64), window_seconds)
         kept = Decoded([], decoded.dead, decoded.raw, None if decoded.index is None else [])
-        for k, event in enumerate(decoded.events):
-            start = event["timestamp"] // window_seconds * window_seconds
-            if start >= self.oldest_window_start:
+        for k, (event, is_old) in enumerate(zip(decoded.events, old.tolist())):
+            if is_old:
+                kept.dead.append(decoded.letter(k, self.reason(event["timestamp"])))
+            else:
                 kept.events.append(event)
                 if kept.index is not None:
                     kept.index.append(decoded.index[k])
-            else:
-                kept.dead.append(decoded.letter(k, f"timestamp: {event['timestamp']} is older than ClickHouse "
-                                                   f"keeps windows ({self.setting}); not stored"))
         return kept
-
-
-def safe_decode(raw: bytes, max_bytes: int, kind: str = "request") -> Decoded:
-    """decode_message never raises on any input we know of; should one still
-    surprise it, that message becomes a dead letter instead of stopping the worker."""
-    try:
-        return decode_message(raw, kind, max_bytes)
-    except Exception as exc:  # noqa: BLE001 -- the last line of defence, by design
-        return Decoded([], [DeadLetter(f"message: could not be decoded ({type(exc).__name__}: {exc})", raw)], raw)
-
-
-def _origins(messages: list[RawMessage], per_message: list[int]) -> list[EventSource]:
-    """Where each event came from; built only when raw events are stored."""
-    return [EventSource(m.topic, m.partition, m.offset, i) for m, n in zip(messages, per_message) for i in range(n)]
 
 
 def offset_spans(messages: list[RawMessage]) -> dict[TopicPartition, tuple[int, int]]:
@@ -105,42 +162,79 @@ def source_of(spans: Mapping[TopicPartition, tuple[int, int]]) -> str:
     return ",".join(f"{t}:{p}:{lo}-{hi}" for (t, p), (lo, hi) in sorted(spans.items()))
 
 
-def process_batch(messages: list[RawMessage], progress: Mapping[TopicPartition, PartitionProgress], *,
-                  window_seconds: int, lateness: float, max_bytes: int, keep_events: bool,
+def _fresh(batch: MessageBatch, progress: Mapping[TopicPartition, PartitionProgress]) -> np.ndarray:
+    """Which messages are past what is already durable."""
+    keep = np.ones(len(batch), dtype=bool)
+    for p in np.unique(batch.partitions).tolist():
+        done = progress.get((batch.topic, p))
+        if done is not None and done.next_offset > 0:
+            keep &= (batch.partitions != p) | (batch.offsets >= done.next_offset)
+    return keep
+
+
+def process_batch(messages: MessageBatch | list[RawMessage], progress: Mapping[TopicPartition, PartitionProgress],
+                  *, window_seconds: int, lateness: float, max_bytes: int, keep_events: bool,
                   retention: Retention | None = None) -> BatchResult:
-    fresh = [m for m in messages if m.offset >= progress.get((m.topic, m.partition), PartitionProgress()).next_offset]
-    spans = offset_spans(fresh)
+    batch = messages if isinstance(messages, MessageBatch) else MessageBatch.of(messages)
+    fresh = batch.take(_fresh(batch, progress))
+    spans = fresh.spans()
     tps = sorted(spans)
-    index = {tp: i for i, tp in enumerate(tps)}
+    source_index = np.zeros(max([p for _, p in tps], default=-1) + 1, dtype=np.int64)
+    source_index[[p for _, p in tps]] = np.arange(len(tps))
 
-    events: list[dict] = []
-    per_message: list[int] = []  # events decoded from each fresh message
-    dead: list[SourcedDeadLetter] = []
-    for m in fresh:
-        decoded = safe_decode(m.value or b"", max_bytes)
-        if retention is not None:
-            decoded = retention.split(decoded, window_seconds)
-        events.extend(decoded.events)
-        per_message.append(len(decoded.events))
-        dead.extend(SourcedDeadLetter(d, m.topic, m.partition, m.offset) for d in decoded.dead)
+    decoded = decode_requests(fresh.values, max_bytes)
+    per_message = np.asarray(decoded.per_message, dtype=np.int64)
+    dead = [SourcedDeadLetter(letter, fresh.topic, int(fresh.partitions[i]), int(fresh.offsets[i]))
+            for i, letter in decoded.dead]
+    cols = to_columns(decoded.events)
+    events = decoded.events
+    if retention is not None and len(cols):
+        old = retention.too_old(cols.timestamp, window_seconds)
+        if old.any():
+            per_message, letters = _retention_letters(fresh, per_message, old, retention, window_seconds, max_bytes)
+            dead.extend(letters)
+            cols = cols.take(~old)
+            if keep_events:
+                events = list(itertools.compress(events, (~old).tolist()))
 
-    cols = to_columns(events)
-    sources = np.repeat(np.array([index[(m.topic, m.partition)] for m in fresh], dtype=np.int64),
-                        per_message) if fresh else np.zeros(0, dtype=np.int64)
+    sources = np.repeat(source_index[fresh.partitions], per_message)
     prior = [progress.get(tp, PartitionProgress()).max_event_time for tp in tps]
     late, new_max = late_flags(cols.timestamp, sources, prior, window_seconds, lateness)
     partials = aggregate(cols, window_seconds, sources, late)
-    source = source_of(spans)
     row_spans = [SourceSpan(t, p, *spans[(t, p)], new_max[i]) for i, (t, p) in enumerate(tps)]
     return BatchResult(
-        source=source,
-        messages=len(messages),
-        skipped=len(messages) - len(fresh),
-        events=len(events),
+        source=source_of(spans),
+        messages=len(batch),
+        skipped=len(batch) - len(fresh),
+        events=len(cols),
         late_events=int(late.sum()),
         window_rows=window_rows(partials, window_seconds, row_spans),
         event_rows=event_rows(events, _origins(fresh, per_message)) if keep_events else [],
         dead=dead,
         progress={tp: PartitionProgress(spans[tp][1] + 1, new_max[i]) for i, tp in enumerate(tps)},
         columns=cols,
+        slow_messages=len(decoded.slow),
     )
+
+
+def _retention_letters(fresh: MessageBatch, per_message: np.ndarray, old: np.ndarray, retention: Retention,
+                       window_seconds: int, max_bytes: int) -> tuple[np.ndarray, list[SourcedDeadLetter]]:
+    """Dead letters for events too old to store, and the events left per message.
+    Rare (a replay of old data), so the messages that hold such events are
+    decoded once more by the per-message validator, whose letters carry each
+    event's place in its envelope and its own bytes."""
+    owner = np.repeat(np.arange(len(fresh)), per_message)
+    letters = []
+    for i in np.unique(owner[old]).tolist():
+        decoded = safe_decode(fresh.values[i], max_bytes)
+        invalid = len(decoded.dead)  # already dead-lettered by the batch decoder
+        too_old = retention.split(decoded, window_seconds).dead[invalid:]
+        letters.extend(SourcedDeadLetter(d, fresh.topic, int(fresh.partitions[i]), int(fresh.offsets[i]))
+                       for d in too_old)
+    return per_message - np.bincount(owner[old], minlength=len(fresh)), letters
+
+
+def _origins(fresh: MessageBatch, per_message: np.ndarray) -> list[EventSource]:
+    """Where each event came from; built only when raw events are stored."""
+    return [EventSource(fresh.topic, p, o, i) for p, o, n in zip(fresh.partitions.tolist(), fresh.offsets.tolist(),
+                                                                 per_message.tolist()) for i in range(n)]

@@ -28,7 +28,7 @@ from prometheus_client.registry import Collector
 from prometheus_client.samples import Exemplar
 
 from fleetpulse.errors import ConfigError
-from fleetpulse.streams.aggregate import RequestColumns
+from fleetpulse.streams.aggregate import Coded, RequestColumns, group_codes
 from fleetpulse.streams.sketch import BUCKETS_PER_OCTAVE, bucket_indices
 
 OTHER = "__other__"
@@ -60,15 +60,24 @@ class LabelCap:
         self._seen: dict[str, set[str]] = defaultdict(set)
         self.folded: dict[str, int] = defaultdict(int)
 
-    def value(self, label: str, value: str) -> str:
+    def value(self, label: str, value: str, events: int = 1) -> str:
+        """The exported value; ``events`` requests carry it (counted when folded)."""
         seen = self._seen[label]
         if value in seen:
             return value
         if len(seen) < self.cap:
             seen.add(value)
             return value
-        self.folded[label] += 1
+        self.folded[label] += events
         return OTHER
+
+    def column(self, label: str, column: Coded, rows: np.ndarray | None = None) -> Coded:
+        """A categorical column with the cap applied once per distinct value (only
+        ``rows``, a bool mask, when given)."""
+        codes = column.codes if rows is None else column.codes[rows]
+        events = np.bincount(codes, minlength=len(column.values)).tolist()
+        return Coded.of_codes(codes, [v if n == 0 and rows is not None else self.value(label, v, n)
+                                      for v, n in zip(column.values, events)])
 
 
 class _Histogram:
@@ -100,33 +109,42 @@ class RequestExporter(Collector):
         self._tokens_in: dict[tuple, float] = defaultdict(float)
         self._tokens_out: dict[tuple, float] = defaultdict(float)
 
-    def observe(self, cols: RequestColumns, trace_ids: list[str]) -> None:
-        """Add one durable batch."""
+    def observe(self, cols: RequestColumns) -> None:
+        """Add one durable batch: numpy over the batch, Python per label set."""
         if len(cols) == 0:
             return
         with self._lock:
-            keys = self._label_keys(cols)
-            codes: dict[tuple, int] = {}
-            group = np.fromiter((codes.setdefault(k, len(codes)) for k in keys), dtype=np.int64, count=len(keys))
-            lookup = list(codes)
+            group, lookup = self._label_groups(cols)
             for column, hist in self._hist.items():
-                self._observe_histogram(hist, getattr(cols, column), group, lookup, trace_ids, cols.timestamp)
-            is_error = np.array([t is not None for t in cols.error_type])
+                self._observe_histogram(hist, getattr(cols, column), group, lookup, cols.trace_id, cols.timestamp)
+            n = len(lookup)
+            requests = np.bincount(group, minlength=n)
+            errors = np.bincount(group[cols.is_error], minlength=n)
+            tokens_in = np.bincount(group, weights=cols.input_tokens, minlength=n)
+            tokens_out = np.bincount(group, weights=cols.output_tokens, minlength=n)
             for g, key in enumerate(lookup):
-                mask = group == g
-                errors = int(is_error[mask].sum())
-                self._requests[(*key, "ok")] += int(mask.sum()) - errors
-                self._requests[(*key, "error")] += errors
-                self._tokens_in[key] += float(cols.input_tokens[mask].sum())
-                self._tokens_out[key] += float(cols.output_tokens[mask].sum())
-            for i in np.flatnonzero(is_error).tolist():
-                self._errors[(*lookup[group[i]], self._cap.value("error_type", cols.error_type[i]))] += 1
+                self._requests[(*key, "ok")] += int(requests[g] - errors[g])
+                self._requests[(*key, "error")] += int(errors[g])
+                self._tokens_in[key] += float(tokens_in[g])
+                self._tokens_out[key] += float(tokens_out[g])
+            if cols.is_error.any():
+                error_type = self._cap.column("error_type", cols.error_type, cols.is_error)
+                pairs, counts = np.unique(group[cols.is_error] * len(error_type.values) + error_type.codes,
+                                          return_counts=True)
+                for pair, count in zip(pairs.tolist(), counts.tolist()):
+                    g, t = divmod(pair, len(error_type.values))
+                    self._errors[(*lookup[g], error_type.values[t])] += count
 
-    def _label_keys(self, cols: RequestColumns) -> list[tuple]:
+    def _label_groups(self, cols: RequestColumns) -> tuple[np.ndarray, list[tuple]]:
+        """Each event's label set, as a group number, and the label values of each
+        group. The cap is applied per distinct value, not per event."""
         columns = {"model": cols.model, "node": cols.node}
-        picked = [columns[label] for label in self._labels]
-        cap = self._cap.value
-        return [tuple(cap(label, v) for label, v in zip(self._labels, values)) for values in zip(*picked)]
+        capped = [self._cap.column(label, columns[label]) for label in self._labels]
+        if not capped:
+            return np.zeros(len(cols), dtype=np.int64), [()]
+        group, first = group_codes(*(c.codes for c in capped))
+        lookup = [tuple(c.values[c.codes[i]] for c in capped) for i in first.tolist()]
+        return group, lookup
 
     def _observe_histogram(self, hist: _Histogram, values: np.ndarray, group: np.ndarray, lookup: list[tuple],
                            trace_ids: list[str], timestamps: np.ndarray) -> None:

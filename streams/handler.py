@@ -18,9 +18,12 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Iterable
 
+import numpy as np
+
 from fleetpulse.errors import ClickHouseUnavailable, KafkaUnavailable
 from fleetpulse.settings import Settings
-from fleetpulse.streams.batch import BatchResult, RawMessage, Retention, TopicPartition, process_batch
+from fleetpulse.streams.batch import (BatchResult, MessageBatch, RawMessage, Retention, TopicPartition, byte_runs,
+                                     process_batch)
 from fleetpulse.streams.deadletter import DeadLetterSink, SourcedDeadLetter
 from fleetpulse.streams.export import RequestExporter
 from fleetpulse.streams.metrics import PipelineMetrics
@@ -87,26 +90,29 @@ class RequestBatchHandler:
             self.progress.pop(tp, None)
             self._assigned.discard(tp)
 
-    async def handle(self, messages: list[RawMessage]) -> None:
+    async def handle(self, messages: MessageBatch) -> None:
         # Messages of partitions we no longer own are left to their new owner.
-        owned = [m for m in messages if (m.topic, m.partition) in self._assigned]
-        if not owned:
+        owned = messages.take(np.isin(messages.partitions, self.owned_partitions(messages.topic)))
+        if not len(owned):
             return
-        for chunk in split_by_bytes(owned, self._settings.batch_max_bytes):
+        for chunk in owned.split(self._settings.batch_max_bytes):
             with self.stalls.working("request batch"):
                 await self._handle_chunk(chunk)
 
-    async def _handle_chunk(self, messages: list[RawMessage]) -> None:
+    def owned_partitions(self, topic: str) -> list[int]:
+        return [p for t, p in self._assigned if t == topic]
+
+    async def _handle_chunk(self, messages: MessageBatch) -> None:
         loop = asyncio.get_running_loop()
         started = time.perf_counter()
         batch = await loop.run_in_executor(self.executor, self._process, messages)
         await self.until_done(loop, self.write_dead_letters, "deadletter", batch.dead)
         await self.until_done(loop, self._sink.write, "clickhouse", batch)
         self.progress.update(batch.progress)
-        self._exporter.observe(batch.columns, batch.columns.trace_id)
+        self._exporter.observe(batch.columns)
         self._record(batch, messages, time.perf_counter() - started)
 
-    def _process(self, messages: list[RawMessage]) -> BatchResult:
+    def _process(self, messages: MessageBatch) -> BatchResult:
         s = self._settings
         return process_batch(messages, self.progress, window_seconds=s.window_seconds,
                              lateness=s.allowed_lateness_seconds, max_bytes=s.max_message_bytes,
@@ -148,9 +154,9 @@ class RequestBatchHandler:
                 self._metrics.paused.set(0)
                 log.info("%s is back; consumption resumed", sink)
 
-    def _record(self, batch: BatchResult, messages: list[RawMessage], elapsed: float) -> None:
+    def _record(self, batch: BatchResult, messages: MessageBatch, elapsed: float) -> None:
         m = self._metrics
-        topic = messages[0].topic
+        topic = messages.topic
         m.batches.labels(topic).inc()
         m.messages_in.labels(topic).inc(batch.messages)
         m.messages_skipped.labels(topic).inc(batch.skipped)
@@ -170,19 +176,9 @@ class RequestBatchHandler:
 
 
 def split_by_bytes(messages: list[RawMessage], limit: int) -> list[list[RawMessage]]:
-    """Contiguous runs of at most ``limit`` bytes (at least one message each):
-    memory per insert stays bounded however full the envelopes are, and each
-    partition's offsets stay in order from one run to the next."""
-    chunks: list[list[RawMessage]] = [[]]
-    size = 0
-    for m in messages:
-        length = len(m.value or b"")
-        if chunks[-1] and size + length > limit:
-            chunks.append([])
-            size = 0
-        chunks[-1].append(m)
-        size += length
-    return chunks
+    """Contiguous runs of at most ``limit`` bytes (batch.byte_runs)."""
+    sizes = np.array([len(m.value or b"") for m in messages], dtype=np.int64)
+    return [messages[lo:hi] for lo, hi in byte_runs(sizes, limit)] or [[]]
 
 
 def invalid_field(reason: str) -> str:

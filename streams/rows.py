@@ -50,15 +50,14 @@ def window_rows(partials: list[Partial], window_seconds: int, spans: list[Source
     ]
 
 
-def event_rows(events: list[dict], origins: list[EventSource]) -> list[list]:
+def event_rows(events: list, origins: list[EventSource]) -> list[list]:
+    """Rows of request_events from decoded events (schemas.fast.RequestEvent).
+    Per event, but only when FLEETPULSE_STORE_RAW_EVENTS is on."""
     return [
         [
-            datetime.fromtimestamp(e["timestamp"], tz=timezone.utc), e["request.id"], e["trace_id"],
-            e["gen_ai.request.model"], e["host.name"], e.get("gpu.id") or "",
-            e.get("gen_ai.operation.name") or "", e["gen_ai.server.request.duration"],
-            e.get("gen_ai.server.time_to_first_token"), e.get("gen_ai.server.time_per_output_token"),
-            e.get("fleetpulse.queue_time"), e["gen_ai.usage.input_tokens"], e["gen_ai.usage.output_tokens"],
-            e.get("gen_ai.response.finish_reasons") or [], e.get("error.type") or "", *origin,
+            datetime.fromtimestamp(e.timestamp, tz=timezone.utc), e.request_id, e.trace_id, e.model, e.node,
+            e.gpu or "", e.operation or "", e.duration, e.ttft, e.tpot, e.queue_time, e.input_tokens,
+            e.output_tokens, list(e.finish_reasons or ()), e.error_type or "", *origin,
         ]
         for e, origin in zip(events, origins)
     ]

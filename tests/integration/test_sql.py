@@ -11,11 +11,12 @@ import pytest
 from fleetpulse.clickhouse import ClickHouse
 from fleetpulse.migrate import load_migrations, migrate
 from fleetpulse.settings import load_settings
-from fleetpulse.streams.aggregate import aggregate, to_columns
+from fleetpulse.streams.aggregate import aggregate
 from fleetpulse.streams.rows import WINDOW_COLUMNS, SourceSpan, window_rows
 from fleetpulse.streams.sink import ClickHouseSink
 from fleetpulse.streams.metrics import PipelineMetrics
 from fleetpulse.streams.sketch import bucket_indices, exact_quantile, quantile
+from tests.unit.test_schemas import request_columns
 from tests.clock import RECENT_HOUR
 
 pytestmark = pytest.mark.integration
@@ -121,7 +122,7 @@ def test_sql_quantiles_match_python_and_exact(ch):
 
 def batch_rows(events, topic, partition, offset):
     high_water = max(e["timestamp"] for e in events)
-    return window_rows(aggregate(to_columns(events), 10), 10, [SourceSpan(topic, partition, offset, offset, high_water)])
+    return window_rows(aggregate(request_columns(events), 10), 10, [SourceSpan(topic, partition, offset, offset, high_water)])
 
 
 def request_events(n, seed, model="m"):

@@ -5,6 +5,7 @@ from collections import Counter, defaultdict
 import numpy as np
 
 from fleetpulse.streams.aggregate import aggregate, to_columns, window_starts
+from tests.unit.test_schemas import request_columns
 from fleetpulse.streams.sketch import bucket_indices
 
 
@@ -33,7 +34,7 @@ def test_window_starts_are_event_time_floors():
 
 def test_aggregate_matches_naive_recomputation():
     events = _events(5000)
-    partials = aggregate(to_columns(events), 10)
+    partials = aggregate(request_columns(events), 10)
     assert {p.late for p in partials} == {False} and {p.source for p in partials} == {0}
     naive = defaultdict(lambda: {"requests": 0, "errors": 0, "in": 0, "out": 0, "lat": Counter(),
                                  "ttft": Counter(), "err_types": Counter(), "lat_sum": 0.0})
@@ -63,3 +64,31 @@ def test_aggregate_matches_naive_recomputation():
 
 def test_empty_batch_has_no_partials():
     assert aggregate(to_columns([]), 10) == []
+
+
+def test_group_codes_never_overflow_on_hostile_key_ranges():
+    from fleetpulse.streams.aggregate import group_codes
+
+    rng = np.random.default_rng(3)
+    n = 5000
+    keys = [rng.integers(0, 2**40, n), rng.integers(-2**40, 2**40, n), rng.integers(0, 3, n)]
+    keys[0][:2500] = keys[0][2500:]  # some repeated combinations
+    keys[1][:2500] = keys[1][2500:]
+    keys[2][:2500] = keys[2][2500:]
+    group, first = group_codes(*keys)
+    naive = {}
+    for i, key in enumerate(zip(*(k.tolist() for k in keys))):
+        naive.setdefault(key, []).append(i)
+    assert len(first) == len(naive)
+    for members in naive.values():
+        assert len({group[i] for i in members}) == 1
+    assert len(set(group.tolist())) == len(naive)
+
+
+def test_coded_columns_relabel_and_merge():
+    from fleetpulse.streams.aggregate import Coded
+
+    column = Coded.of(["a", None, "b", "a", None])
+    assert [column.values[c] for c in column.codes] == ["a", None, "b", "a", None]
+    merged = column.relabel(lambda v: v or "a")
+    assert merged.values == ["a", "b"] and [merged.values[c] for c in merged.codes] == ["a", "a", "b", "a", "a"]

@@ -133,3 +133,41 @@ def test_batches_split_into_contiguous_runs_by_bytes():
     chunks = split_by_bytes(msgs, 90)
     assert [[m.offset for m in c] for c in chunks] == [[0, 1], [2], [3], [4]]
     assert split_by_bytes(msgs, 10_000) == [msgs]
+
+
+def test_message_batch_splits_by_bytes_like_the_list_form():
+    from fleetpulse.streams.batch import MessageBatch
+    from fleetpulse.streams.handler import split_by_bytes
+
+    sizes = [40, 40, 40, 100, 10, 0, 90, 1]
+    msgs = [RawMessage("t", i % 2, i, b"x" * size) for i, size in enumerate(sizes)]
+    for limit in (1, 50, 90, 91, 130, 10_000):
+        runs = MessageBatch.of(msgs).split(limit)
+        assert [c.offsets.tolist() for c in runs] == [[m.offset for m in c] for c in split_by_bytes(msgs, limit)]
+        assert all(sum(map(len, c.values)) <= limit or len(c) == 1 for c in runs)
+        assert sum(len(c) for c in runs) == len(msgs)
+
+
+def test_a_batch_of_columns_skips_and_counts_like_a_list_of_messages():
+    from fleetpulse.streams.batch import MessageBatch
+
+    msgs = [RawMessage("t", o % 3, o, orjson.dumps(good_request(**{"request.id": f"r{o}"}))) for o in range(12)]
+    progress = {("t", 1): PartitionProgress(5, T0)}
+    as_list, as_columns = run(msgs, progress), run(MessageBatch.of(msgs), progress)
+    assert as_columns.skipped == as_list.skipped == 2  # offsets 1 and 4 of partition 1
+    assert as_columns.window_rows == as_list.window_rows and as_columns.events == 10
+    assert as_columns.progress == as_list.progress
+
+
+def test_retention_letters_name_their_event_and_leave_the_rest_counted():
+    from fleetpulse.streams.batch import Retention
+
+    old, new = good_request(timestamp=T0 - 40 * 86400), good_request(timestamp=T0)
+    msgs = [RawMessage("t", 0, 0, encode_batch([new, old, {"type": "request"}, new])),
+            RawMessage("t", 0, 1, orjson.dumps(old))]
+    result = process_batch(msgs, {}, window_seconds=10, lateness=30, max_bytes=1 << 20, keep_events=True,
+                           retention=Retention(T0 - 30 * 86400, "FLEETPULSE_WINDOWS_TTL_DAYS=30"))
+    assert result.events == 2 and len(result.event_rows) == 2
+    reasons = sorted(d.letter.reason.split(":")[0] for d in result.dead)
+    assert reasons == ["events[1].timestamp", "events[2].version", "timestamp"]
+    assert [r[-1] for r in result.event_rows] == [0, 1]  # the events' places among the message's stored ones

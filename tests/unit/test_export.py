@@ -4,10 +4,9 @@ import numpy as np
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.openmetrics.exposition import generate_latest as openmetrics_latest
 
-from fleetpulse.streams.aggregate import to_columns
 from fleetpulse.streams.export import RequestExporter, le_indices, le_text
 from fleetpulse.streams.sketch import bucket_indices
-from tests.unit.test_schemas import good_request
+from tests.unit.test_schemas import good_request, request_columns
 
 
 def exported(labels=("model",), cap=10, n=2000, seed=1, nodes=3):
@@ -19,8 +18,7 @@ def exported(labels=("model",), cap=10, n=2000, seed=1, nodes=3):
     exporter = RequestExporter(list(labels), cap, le)
     registry = CollectorRegistry()
     registry.register(exporter)
-    cols = to_columns(events)
-    exporter.observe(cols, cols.trace_id)
+    exporter.observe(request_columns(events))
     return events, le, registry
 
 

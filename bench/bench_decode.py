@@ -1,0 +1,85 @@
+"""What decoding and validating request messages costs per event, no I/O.
+
+Three ways over the same bytes, simulated events (the shape
+``fleetpulse.producers.simulator.generate`` gives the pipeline benchmarks):
+- fast: ``schemas.fast.decode_requests`` on the whole batch (msgspec, C);
+- validator: ``schemas.validate.decode_message`` per message (orjson + Python);
+- orjson.loads per message, validating nothing: the floor of any dict decoder.
+
+Two batches: 10,000 single-event messages, and 20 envelopes of 500 events.
+Each figure is the best of ``--repeats`` runs, in µs per event.
+
+    python -m bench.bench_decode [--events 10000] [--envelope 500] [--repeats 7]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from typing import Callable
+
+import orjson
+
+from fleetpulse.producers.simulator import SimulationConfig, generate
+from fleetpulse.schemas import decode_message, encode_batch
+from fleetpulse.schemas.fast import decode_requests
+
+MAX_BYTES = 1 << 20
+
+
+def _events(count: int, seed: int = 1) -> list[dict]:
+    config = SimulationConfig(count=count, seed=seed, nodes=8, models=3, rate=50_000.0,
+                              start=time.time() - 3600, pace="fast")
+    return [e for chunk in generate(config) for e in chunk]
+
+
+def _best_us(work: Callable[[], object], events: int, repeats: int) -> float:
+    """Best wall time of ``repeats`` runs, in µs per event: the least disturbed by a shared machine."""
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        work()
+        best = min(best, time.perf_counter() - start)
+    return best / events * 1e6
+
+
+def run(events: int, envelope: int, repeats: int) -> list[dict]:
+    """One row per batch shape: µs per event for each decoder."""
+    data = _events(events)
+    shapes = {
+        f"{events:,} single-event messages": [orjson.dumps(e) for e in data],
+        f"{events // envelope} envelopes of {envelope}": [encode_batch(data[i:i + envelope])
+                                                           for i in range(0, events, envelope)],
+    }
+    rows = []
+    for name, values in shapes.items():
+        assert decode_requests(values, MAX_BYTES).slow == [], "the benchmark must measure the fast path"
+        rows.append({
+            "batch": name,
+            "fast": _best_us(lambda: decode_requests(values, MAX_BYTES), events, repeats),
+            "validator": _best_us(lambda: [decode_message(v, "request", MAX_BYTES) for v in values], events, repeats),
+            "orjson": _best_us(lambda: list(map(orjson.loads, values)), events, repeats),
+        })
+    return rows
+
+
+def markdown(rows: list[dict]) -> str:
+    lines = ["| batch | fast (µs/event) | validator (µs/event) | orjson.loads only (µs/event) | fast vs validator |",
+             "|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['batch']} | {r['fast']:.2f} | {r['validator']:.2f} | {r['orjson']:.2f} "
+                     f"| {r['validator'] / r['fast']:.1f}x |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=10_000)
+    parser.add_argument("--envelope", type=int, default=500)
+    parser.add_argument("--repeats", type=int, default=7)
+    args = parser.parse_args()
+    print(markdown(run(args.events, args.envelope, args.repeats)))
+
+
+if __name__ == "__main__":
+    main()

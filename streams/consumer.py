@@ -1,0 +1,301 @@
+"""The requests topic, consumed in whole batches by librdkafka.
+
+faust's per-message path (aiokafka record -> Message -> Event -> stream ->
+take buffer) costs about 250 µs per Kafka message, which single-event
+producers pay per event. Here a confluent-kafka consumer on a thread of its
+own reads up to FLEETPULSE_BATCH_MAX_MESSAGES messages per call and turns them
+into columns with C-level ``map`` (no Python per message). Each batch crosses
+to the event loop through one slot, where a service of the faust app writes it
+(streams/handler.py): faust's cost is paid per batch. faust still runs the
+app: this service, the GPU agent, the timers, the web server.
+
+Exactly once, as before: ClickHouse holds how far each partition is written.
+On assignment a partition starts at that offset (or at Kafka's committed one,
+whichever is further), and anything older is skipped again by offset. On
+revocation the batch in flight finishes first (the handler's lock), then the
+offsets of what is durable are committed, and batches still queued for the
+old assignment are dropped (their messages are read again by whoever owns the
+partition next). Offsets are stored only after a batch is durable.
+
+Backpressure: while the slot is taken (a batch waits on ClickHouse), the
+consumer pauses its partitions and keeps polling, so the group keeps it as a
+member and librdkafka fetches nothing; prefetched memory is bounded by
+``queued.max.messages.kbytes``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import itertools
+import logging
+import threading
+import time
+from typing import Callable
+
+import numpy as np
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+from mode import Service
+
+from fleetpulse.settings import Settings
+from fleetpulse.streams.batch import MessageBatch
+from fleetpulse.streams.handler import RequestBatchHandler
+
+log = logging.getLogger("fleetpulse.worker")
+
+POLL_S = 0.2
+HIGHWATER_EVERY_S = 1.0
+#: Batches consumed ahead of the one being written: reading overlaps writing.
+SLOTS = 2
+#: Waiting this long for a slot (ClickHouse is slow or away) pauses the partitions.
+#: Not at once: a resume drops librdkafka's prefetch, and a busy worker waits briefly all the time.
+PAUSE_AFTER_S = 5.0
+
+
+def consumer_config(settings: Settings) -> dict:
+    """librdkafka settings of the requests consumer."""
+    config = {
+        "bootstrap.servers": settings.bootstrap,
+        # Its own group: faust's consumer (GPU topic) speaks faust's assignor
+        # protocol, and Kafka refuses two protocols in one group.
+        "group.id": f"{settings.consumer_group}.requests",
+        "auto.offset.reset": "earliest",
+        "enable.auto.commit": True,  # commits what store_offsets marked: only durable batches
+        "enable.auto.offset.store": False,
+        "auto.commit.interval.ms": 1000,
+        "session.timeout.ms": settings.session_timeout_seconds * 1000,
+        "heartbeat.interval.ms": max(1000, settings.session_timeout_seconds * 250),
+        "partition.assignment.strategy": "range",
+        # Prefetch is memory: bounded, and at least two of the largest messages.
+        "queued.max.messages.kbytes": max(8192, 2 * settings.max_message_bytes // 1024),
+        "fetch.max.bytes": max(8 << 20, 2 * settings.max_message_bytes),
+        "log_level": 4,  # warnings and worse
+    }
+    if settings.worker_id:
+        config["group.instance.id"] = settings.worker_id  # a restart rejoins without a rebalance
+    return config
+
+
+def to_batch(topic: str, messages: list[Message]) -> MessageBatch:
+    """Columns of consumed messages, with C-level map: no Python per message."""
+    n = len(messages)
+    values = list(map(Message.value, messages))
+    if None in values:  # a tombstone: an empty message, which decoding dead-letters
+        values = [v or b"" for v in values]
+    return MessageBatch(topic, np.fromiter(map(Message.partition, messages), np.int64, n),
+                        np.fromiter(map(Message.offset, messages), np.int64, n), values)
+
+
+class RequestFeed(Service):
+    """Consumes the requests topic on a thread and writes each batch on the loop."""
+
+    settings: Settings
+    handler: RequestBatchHandler
+    on_fatal: Callable[[MessageBatch], None]
+    instance: "RequestFeed | None" = None  # the one faust started, for the lag gauge
+
+    @classmethod
+    def bound(cls, settings: Settings, handler: RequestBatchHandler,
+              on_fatal: Callable[[MessageBatch], None]) -> type["RequestFeed"]:
+        """The class faust's ``app.service`` instantiates, with its dependencies."""
+        return type(cls.__name__, (cls,), {"settings": settings, "handler": handler, "on_fatal": on_fatal})
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.topic = self.settings.topic("requests")
+        self._slot = threading.Semaphore(SLOTS)
+        self._queue: asyncio.Queue | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()
+        self._generation = 0  # bumped by every revocation: older batches are stale
+        self._highwater: dict[tuple[str, int], int] = {}
+        # Offsets of durable batches, stored by the consumer thread: librdkafka
+        # calls from the loop thread while consume() runs were seen to deadlock.
+        self._done: collections.deque[list[TopicPartition]] = collections.deque()
+        self._consumer: Consumer | None = None
+        type(self).instance = self
+
+    async def on_start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._queue = asyncio.Queue()
+        self._consumer = Consumer(consumer_config(self.settings))
+        self._consumer.subscribe([self.topic], on_assign=self._assigned, on_revoke=self._revoked,
+                                 on_lost=self._lost)
+        self._thread = threading.Thread(target=self._consume, name="fleetpulse-consumer", daemon=True)
+        self._thread.start()
+
+    async def on_stop(self) -> None:
+        self._stopping.set()
+        if self._thread is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self._thread.join, 60)
+
+    @Service.task
+    async def _drain(self) -> None:
+        while not self.should_stop:
+            generation, batch = await self._queue.get()
+            try:
+                async with self.handler.lock:
+                    if generation == self._generation:
+                        await self.handler.handle(batch)
+                        self._done.append(self._offsets(batch))
+            except Exception:  # noqa: BLE001 -- anything not retried is fatal
+                self.on_fatal(batch)
+            finally:
+                self._slot.release()
+
+    def lag(self) -> dict[tuple[str, int], int]:
+        """Messages not yet written, per partition: the last high-water mark the
+        consumer saw minus how far ClickHouse holds."""
+        lag = {}
+        for tp, highwater in list(self._highwater.items()):
+            done = self.handler.progress.get(tp)
+            if done is not None and highwater >= 0:
+                lag[tp] = max(0, highwater - done.next_offset)
+        return lag
+
+    # --- the consumer thread -------------------------------------------------------------
+
+    def _consume(self) -> None:
+        consumer, paused, seen, waiting_since = self._consumer, False, 0.0, None
+        wait = self.settings.batch_max_wait_seconds
+        try:
+            while not self._stopping.is_set():
+                if not self._slot.acquire(timeout=POLL_S):
+                    # The loop is still writing earlier batches. After a while, stay in
+                    # the group (poll) but fetch nothing (pause), however long it takes.
+                    waiting_since = waiting_since or time.monotonic()
+                    self._store(consumer)
+                    if time.monotonic() - waiting_since > PAUSE_AFTER_S:
+                        consumer.pause(consumer.assignment())  # again: a rebalance may have added some
+                        paused = True
+                        self._put_back(consumer.poll(0))
+                    continue
+                waiting_since = None
+                self._store(consumer)
+                if paused:
+                    consumer.resume(consumer.assignment())
+                    paused = False
+                generation = self._generation
+                messages = consumer.consume(self.settings.batch_max_messages, timeout=wait)
+                if time.monotonic() - seen > HIGHWATER_EVERY_S:
+                    seen = time.monotonic()
+                    self._read_highwater(consumer)
+                messages = self._without_errors(messages)
+                if not messages:
+                    self._slot.release()
+                    continue
+                if generation != self._generation:  # a rebalance happened inside consume()
+                    self._put_back_all(consumer, messages)
+                    self._slot.release()
+                    continue
+                batch = to_batch(self.topic, messages)
+                self._loop.call_soon_threadsafe(self._queue.put_nowait, (generation, batch))
+        except Exception:  # noqa: BLE001 -- a consumer that died must not leave a worker that looks alive
+            log.critical("the requests consumer failed", exc_info=True)
+            self._loop.call_soon_threadsafe(self.on_fatal, MessageBatch(self.topic, np.zeros(0, np.int64),
+                                                                        np.zeros(0, np.int64), []))
+        finally:
+            self._store(consumer)
+            consumer.close()  # revokes (committing what is durable) and leaves the group
+
+    def _without_errors(self, messages: list[Message]) -> list[Message]:
+        errors = list(filter(Message.error, messages))
+        if not errors:
+            return messages
+        for m in errors:
+            if m.error().code() != KafkaError._PARTITION_EOF:
+                log.warning("requests consumer: %s", m.error())
+        return list(itertools.filterfalse(Message.error, messages))
+
+    def _put_back(self, message: Message | None) -> None:
+        """A message polled while paused is not ours to take yet: read it again later."""
+        if message is not None and not message.error():
+            self._put_back_all(self._consumer, [message])
+
+    def _put_back_all(self, consumer: Consumer, messages: list[Message]) -> None:
+        first: dict[int, int] = {}
+        for m in messages:
+            first.setdefault(m.partition(), m.offset())
+        for partition, offset in first.items():
+            try:
+                consumer.seek(TopicPartition(self.topic, partition, offset))
+            except KafkaException as exc:  # no longer assigned: its next owner reads it
+                log.debug("not re-reading %s:%d:%d: %s", self.topic, partition, offset, exc)
+
+    def _read_highwater(self, consumer: Consumer) -> None:
+        for tp in consumer.assignment():
+            try:
+                _, high = consumer.get_watermark_offsets(tp, cached=True)
+            except KafkaException:
+                continue
+            self._highwater[(tp.topic, tp.partition)] = high
+
+    def _assigned(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """Restore progress from ClickHouse, then start each partition after what is durable."""
+        tps = [(p.topic, p.partition) for p in partitions]
+        self._on_loop(self.handler.on_assigned(tps))
+        try:
+            committed = {(c.topic, c.partition): c.offset for c in consumer.committed(partitions, timeout=30)}
+        except KafkaException as exc:  # librdkafka then starts from the committed offsets itself
+            log.warning("committed offsets unknown (%s); skipping what ClickHouse holds by offset", exc)
+            committed = None
+        for p in partitions:
+            done = self.handler.progress.get((p.topic, p.partition))
+            if committed is not None and done is not None:
+                start = max(committed.get((p.topic, p.partition), -1), done.next_offset)
+                if start > 0:
+                    p.offset = start
+        consumer.assign(partitions)
+
+    def _revoked(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """Finish the batch in flight, drop queued ones, commit what is durable."""
+        self._generation += 1
+        tps = [(p.topic, p.partition) for p in partitions]
+        self._on_loop(self._give_up(tps))
+        self._store(consumer)
+        try:
+            consumer.commit(asynchronous=False)
+            committed = True
+        except KafkaException as exc:  # nothing stored since the last commit, or the group moved on
+            committed = exc.args[0].code() == KafkaError._NO_OFFSET
+        log.info("gave up %s partitions %s (offsets committed: %s)", self.topic, sorted(p for _, p in tps),
+                 committed)
+        for tp in tps:
+            self._highwater.pop(tp, None)
+
+    def _lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """The group moved on without us (session timeout): another worker may own
+        these already, so commit nothing."""
+        self._generation += 1
+        tps = [(p.topic, p.partition) for p in partitions]
+        self._on_loop(self._give_up(tps))
+        log.warning("lost %s partitions %s to a rebalance", self.topic, sorted(p for _, p in tps))
+
+    async def _give_up(self, tps: list[tuple[str, int]]) -> None:
+        async with self.handler.lock:
+            self.handler.on_revoked(tps)
+
+    def _on_loop(self, coroutine) -> None:
+        """Run a coroutine on the event loop and wait for it (from the consumer thread)."""
+        try:
+            future = asyncio.run_coroutine_threadsafe(coroutine, self._loop)
+        except RuntimeError:  # the loop is gone: the worker is exiting
+            coroutine.close()
+            return
+        future.result(timeout=60 if self._stopping.is_set() else None)
+
+    def _offsets(self, batch: MessageBatch) -> list[TopicPartition]:
+        """The next offset of each owned partition of a durable batch."""
+        owned = set(self.handler.owned_partitions(self.topic))
+        return [TopicPartition(self.topic, p, last + 1) for (_, p), (_, last) in batch.spans().items() if p in owned]
+
+    def _store(self, consumer: Consumer) -> None:
+        """Mark what is durable for the next commit (on the consumer thread)."""
+        while self._done:
+            offsets = self._done.popleft()
+            if offsets:
+                try:
+                    consumer.store_offsets(offsets=offsets)
+                except KafkaException as exc:  # revoked meanwhile: ClickHouse still knows how far it is written
+                    log.debug("offsets not stored: %s", exc)
