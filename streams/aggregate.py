@@ -98,11 +98,7 @@ def to_columns(events: Sequence) -> RequestColumns:
     """Columns of decoded request events (schemas.fast.RequestEvent, or anything
     with its attribute names)."""
     n = len(events)
-    if n == 0:
-        picked = [[] for _ in _FIELDS]
-    else:
-        picked = list(zip(*map(attrgetter(*_FIELDS), events)))  # one C-level pass, then a transpose
-    col = dict(zip(_FIELDS, picked))
+    col = {name: list(map(attrgetter(name), events)) for name in _FIELDS}  # C-level, one pass per field
 
     def floats(name: str) -> np.ndarray:  # None (absent) becomes NaN
         return np.array(col[name], dtype=np.float64) if n else np.zeros(0)
@@ -110,19 +106,19 @@ def to_columns(events: Sequence) -> RequestColumns:
     def ints(name: str) -> np.ndarray:
         return np.array(col[name], dtype=np.int64) if n else np.zeros(0, dtype=np.int64)
 
-    error_type = Coded.of(list(col["error_type"]))
+    error_type = Coded.of(col["error_type"])
     is_error = np.array([v is not None for v in error_type.values], dtype=bool)[error_type.codes] if n \
         else np.zeros(0, dtype=bool)
-    reasons = Coded.of(list(col["finish_reasons"]))
+    reasons = Coded.of(col["finish_reasons"])
     output_tokens = ints("output_tokens")
     refused = np.array([bool(r) and "content_filter" in r for r in reasons.values], dtype=bool)
     outcome = np.where(is_error, 3, np.where(output_tokens == 0, 1, np.where(
         refused[reasons.codes] if n else np.zeros(0, dtype=bool), 2, 0))).astype(np.int64)
     return RequestColumns(
         timestamp=floats("timestamp"),
-        model=Coded.of(list(col["model"])),
-        node=Coded.of(list(col["node"])),
-        gpu=Coded.of(list(col["gpu"])).relabel(lambda v: v or ""),
+        model=Coded.of(col["model"]),
+        node=Coded.of(col["node"]),
+        gpu=Coded.of(col["gpu"]).relabel(lambda v: v or ""),
         duration=floats("duration"),
         ttft=floats("ttft"),
         tpot=floats("tpot"),
@@ -131,10 +127,10 @@ def to_columns(events: Sequence) -> RequestColumns:
         output_tokens=output_tokens,
         error_type=error_type,
         is_error=is_error,
-        operation=Coded.of(list(col["operation"])).relabel(lambda v: v or "unknown"),
+        operation=Coded.of(col["operation"]).relabel(lambda v: v or "unknown"),
         finish_reason=reasons.relabel(lambda r: r[0] if r else "none"),
         outcome=Coded(outcome, OUTCOMES),
-        trace_id=list(col["trace_id"]),
+        trace_id=col["trace_id"],
     )
 
 

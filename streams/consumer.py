@@ -98,7 +98,8 @@ class RequestFeed(Service):
     def bound(cls, settings: Settings, handler: RequestBatchHandler,
               on_fatal: Callable[[MessageBatch], None]) -> type["RequestFeed"]:
         """The class faust's ``app.service`` instantiates, with its dependencies."""
-        return type(cls.__name__, (cls,), {"settings": settings, "handler": handler, "on_fatal": on_fatal})
+        return type(cls.__name__, (cls,), {"settings": settings, "handler": handler,
+                                           "on_fatal": staticmethod(on_fatal)})
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -166,6 +167,9 @@ class RequestFeed(Service):
                     # the group (poll) but fetch nothing (pause), however long it takes.
                     waiting_since = waiting_since or time.monotonic()
                     self._store(consumer)
+                    if time.monotonic() - seen > HIGHWATER_EVERY_S:  # nothing is fetched: ask the broker
+                        seen = time.monotonic()
+                        self._read_highwater(consumer, cached=False)
                     if time.monotonic() - waiting_since > PAUSE_AFTER_S:
                         consumer.pause(consumer.assignment())  # again: a rebalance may have added some
                         paused = True
@@ -223,10 +227,12 @@ class RequestFeed(Service):
             except KafkaException as exc:  # no longer assigned: its next owner reads it
                 log.debug("not re-reading %s:%d:%d: %s", self.topic, partition, offset, exc)
 
-    def _read_highwater(self, consumer: Consumer) -> None:
+    def _read_highwater(self, consumer: Consumer, cached: bool = True) -> None:
+        """Each assigned partition's high-water mark, for the lag gauge: as of the
+        last fetch (``cached``), or from the broker when nothing is fetched."""
         for tp in consumer.assignment():
             try:
-                _, high = consumer.get_watermark_offsets(tp, cached=True)
+                _, high = consumer.get_watermark_offsets(tp, timeout=1, cached=cached)
             except KafkaException:
                 continue
             self._highwater[(tp.topic, tp.partition)] = high
