@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import concurrent.futures
 import itertools
 import logging
 import threading
@@ -289,7 +290,10 @@ class RequestFeed(Service):
         except RuntimeError:  # the loop is gone: the worker is exiting
             coroutine.close()
             return
-        future.result(timeout=60 if self._stopping.is_set() else None)
+        try:
+            future.result(timeout=60 if self._stopping.is_set() else None)
+        except concurrent.futures.TimeoutError:  # stopping, and the batch in flight is stuck: ClickHouse
+            log.warning("stopping without waiting for the batch in flight; its messages will be read again")
 
     def _offsets(self, batch: MessageBatch) -> list[TopicPartition]:
         """The next offset of each owned partition of a durable batch."""
