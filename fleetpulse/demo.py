@@ -34,7 +34,9 @@ EXAMPLE_SQL = ("SELECT window_start, model, sum(requests) AS requests, sum(error
 
 def run_demo(settings: Settings, *, rate: float, nodes: int, models: int) -> int:
     # SIGTERM and SIGHUP stop the demo like Ctrl-C does: children and broker included.
-    for sig in (signal.SIGTERM, signal.SIGHUP):
+    # SIGINT too, explicitly: started in the background by a shell, a process
+    # inherits SIGINT ignored, and Python then leaves it ignored.
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, signal.default_int_handler)
     broker = _start_broker(settings)
     children: list[subprocess.Popen] = []
