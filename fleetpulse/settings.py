@@ -74,9 +74,9 @@ class Settings:
     drift_min_count: int = 200
     drift_alpha: float = 0.0001
     drift_webhook_url: str = ""
-    batch_max_messages: int = 10_000
+    batch_max_messages: int = 50_000
     batch_max_wait_seconds: float = 0.5
-    batch_max_bytes: int = 4 * 1024 * 1024
+    batch_max_bytes: int = 16 * 1024 * 1024
     max_message_bytes: int = 524288
     home: Path = Path(".fleetpulse")
     cache_dir: Path = Path("~/.cache/fleetpulse")

@@ -13,6 +13,7 @@ streams/sink.py).
 from __future__ import annotations
 
 import dataclasses
+import math
 from operator import attrgetter
 from typing import Sequence
 
@@ -169,14 +170,21 @@ def window_starts(timestamps: np.ndarray, window_seconds: int) -> np.ndarray:
 
 def group_codes(*keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """One dense group number per distinct combination of integer key columns,
-    and the first event of each group. Keys are combined two at a time and
-    re-coded, so the combined number never overflows however many distinct
-    values a hostile batch holds."""
+    and the first event of each group. Usually one np.unique over the keys
+    packed into one int64; when their ranges are too wide to pack (a hostile
+    batch), keys are combined two at a time and re-coded instead, so the
+    combined number never overflows."""
+    keys = [k - k.min() for k in keys] if len(keys[0]) else list(keys)
+    spans = [int(k.max()) + 1 if len(k) else 1 for k in keys]
+    if math.prod(spans) < 2**62:
+        combined = np.zeros(len(keys[0]), dtype=np.int64)
+        for key, span in zip(keys, spans):
+            combined = combined * span + key
+        _, first, group = np.unique(combined, return_index=True, return_inverse=True)
+        return group.astype(np.int64).reshape(-1), first
     group = np.zeros(len(keys[0]), dtype=np.int64)
-    for key in keys:
-        key = key - key.min() if len(key) else key
-        combined = group * (int(key.max()) + 1 if len(key) else 1) + key
-        _, group = np.unique(combined, return_inverse=True)
+    for key, span in zip(keys, spans):
+        _, group = np.unique(group * span + key, return_inverse=True)
         group = group.astype(np.int64).reshape(-1)
     _, first = np.unique(group, return_index=True)
     return group, first

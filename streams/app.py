@@ -1,8 +1,9 @@
 """Wire the worker: build each dependency once and pass it in.
 
 Nothing here computes anything; decoding, windows, sketches and rows live in
-pure modules, I/O in sinks. The faust app consumes the requests topic in
-batches with manual acks, and its web server serves the pages of streams/web.py.
+pure modules, I/O in sinks. The requests topic is consumed in whole batches by
+a service of the faust app (streams/consumer.py); the GPU topic by a faust
+agent, with manual acks; the app's web server serves the pages of streams/web.py.
 """
 
 from __future__ import annotations
@@ -33,6 +34,9 @@ from fleetpulse.streams.web import add_pages, web_options
 log = logging.getLogger("fleetpulse.worker")
 
 EXIT_FATAL = 70  # EX_SOFTWARE
+#: GPU samples go through faust's per-message path (a few per GPU per second):
+#: its buffers hold this many messages at most.
+GPU_BATCH_MESSAGES = 2000
 
 def build_app(settings: Settings, ch: ClickHouse, reader: ClickHouse) -> tuple[faust.App, RequestBatchHandler]:
     """``ch`` is the writer's session; ``reader`` the read-only one user SQL runs on."""
@@ -64,7 +68,7 @@ def build_app(settings: Settings, ch: ClickHouse, reader: ClickHouse) -> tuple[f
         broker_session_timeout=settings.session_timeout_seconds,
         consumer_group_instance_id=settings.worker_id or None,
         broker_heartbeat_interval=max(1.0, settings.session_timeout_seconds / 4),
-        stream_buffer_maxsize=settings.batch_max_messages,
+        stream_buffer_maxsize=GPU_BATCH_MESSAGES,
         # On a rebalance faust waits until every message handed to the agent is
         # acked before it gives partitions up: our in-flight batch finishes (or
         # the worker is gone), so the next owner reads final progress.
@@ -82,7 +86,7 @@ def build_app(settings: Settings, ch: ClickHouse, reader: ClickHouse) -> tuple[f
 
     @app.agent(gpu_topic, name="gpu-samples")
     async def gpu_samples(stream: faust.StreamT) -> None:
-        async for events in stream.noack_take(settings.batch_max_messages, within=settings.batch_max_wait_seconds):
+        async for events in stream.noack_take(GPU_BATCH_MESSAGES, within=settings.batch_max_wait_seconds):
             try:
                 await gpu_writer.write(_raw(events))
                 for event in events:
