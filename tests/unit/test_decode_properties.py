@@ -50,7 +50,7 @@ def event_bytes(draw) -> bytes:
         text = text[:-1] + ', "extra": 18446744073709551616}'
     raw = text.encode()
     if kind == "bytes":  # a byte that is not UTF-8, inside a string
-        raw = raw.replace(b'"r', b'"\xff', 1) if b'"r' in raw else raw + b"\xff"
+        raw = raw.replace(b'"r', b'"\xff', 1) if b'"r' in raw else raw[:-1] + b', "x": "\xff"}'
     return raw
 
 
