@@ -24,25 +24,32 @@ from bench import soak as bench_soak
 OUT = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
 
 ANALYSIS = """\
-- **Batched path (events/s per core, share of the ceiling).** The worker is a
-  CPU-bound Python loop per event: validating the v1 fields of each event dict
-  (`schemas/validate.py:validate_event`, the top entries of the profile below),
-  then building columns, then per-window sketches and feature histograms for
-  drift (nine maps per row) and the Prometheus histograms. orjson decoding alone
-  (the ceiling) is about 1 µs per event; the rest of the pipeline is about
-  20 µs. Getting near 1M events/s per core needs columnar validation (numpy
-  over whole columns, falling back to per-event checks only for batches that
-  fail) or a native decoder; neither is built.
-- **Single-event path.** faust hands the agent one Event per Kafka message
-  (aiokafka record -> faust Message -> Event -> stream -> take buffer), about
-  ~240 µs per message here (4,100 messages/s), 10x an event inside an envelope.
-  Reaching half the ceiling would mean consuming with confluent-kafka in
-  batches inside the faust app instead of through faust's stream.
-- **RSS at 100k series.** Every series in a batch becomes a row with a dozen
-  maps, held while it is inserted; at 4 MiB per insert run
-  (`FLEETPULSE_BATCH_MAX_BYTES`) that is ~13k events and up to as many series.
-  The baseline process (faust, aiokafka, chDB engine, numpy) is ~300 MB of the
-  figure. A smaller `FLEETPULSE_BATCH_MAX_BYTES` trades throughput for memory.
+- **Where a worker's CPU goes now.** Per event, in process (cProfile below and
+  `python -m bench.bench_decode`): msgspec decoding and validation ~1.4 µs,
+  the batch-wide safety scans ~0.4 µs, columns ~0.9 µs, numpy grouping and
+  sketches ~1.5 µs, and the per-group part (one dict per bucket map per row,
+  which clickhouse-connect needs for `Map` columns, then its row-by-row
+  serialization) ~1.5 µs at 40,000-event batches. Consuming (librdkafka,
+  one `Message` object per message) and the event loop add the rest of the
+  worker's CPU µs/event in the table.
+- **Envelopes miss half the ceiling** because the ceiling (`orjson.loads` of
+  a whole envelope, ~2 µs/event) builds dicts and checks nothing, while the
+  worker validates every field, groups, sketches and writes. Closing the gap
+  needs the per-group Python gone: rows encoded straight from the numpy
+  arrays into ClickHouse's Native format (bucket maps are already sorted
+  (group, key, count) arrays), and columns decoded without a Python object
+  per event. Neither is built.
+- **Single events against the peers.** Quix Streams and a faust `take()`
+  agent both pay a Python object and a framework hop per message (60-85 CPU
+  µs/event here); the worker pays ~10. The 10x target needs the same two
+  steps as the envelopes.
+- **RSS at 100k series.** Idle, the worker is ~340 MiB, of which ~225 MiB is
+  chDB's library code mapped from disk (RssFile) and ~120 MiB anonymous. At
+  100k series the anonymous part peaks near 590 MiB; the Python objects of a
+  batch (traced with tracemalloc, in process, same data) stay under 120 MiB,
+  so most of the rest is chDB's native memory while it inserts parts of
+  16,000 rows with nine maps each. Smaller runs lower it
+  (`FLEETPULSE_BATCH_MAX_BYTES` 1 MiB: ~470 MiB) at a cost in CPU per event.
 - **Freshness** is far inside the target because partial rows are written as
   each batch lands; windows do not wait for the watermark to become visible."""
 
