@@ -27,22 +27,20 @@ ANALYSIS = """\
 - **Where a worker's CPU goes now.** Per event, in process (cProfile below and
   `python -m bench.bench_decode`): msgspec decoding and validation ~1.4 µs,
   the batch-wide safety scans ~0.4 µs, columns ~0.9 µs, numpy grouping and
-  sketches ~1.5 µs, and the per-group part (one dict per bucket map per row,
-  which clickhouse-connect needs for `Map` columns, then its row-by-row
-  serialization) ~1.5 µs at 40,000-event batches. Consuming (librdkafka,
-  one `Message` object per message) and the event loop add the rest of the
+  sketches ~1.5 µs, and writing (a Native block from the arrays, then
+  chDB's insert) ~1.5 µs at 40,000-event batches. Consuming (librdkafka, one
+  `Message` object per message) and the event loop add the rest of the
   worker's CPU µs/event in the table.
 - **Envelopes miss half the ceiling** because the ceiling (`orjson.loads` of
   a whole envelope, ~2 µs/event) builds dicts and checks nothing, while the
   worker validates every field, groups, sketches and writes. Closing the gap
-  needs the per-group Python gone: rows encoded straight from the numpy
-  arrays into ClickHouse's Native format (bucket maps are already sorted
-  (group, key, count) arrays), and columns decoded without a Python object
-  per event. Neither is built.
+  needs columns decoded without a Python object per event (a struct per
+  event, then one attribute read per field, is ~2.3 µs of it), which msgspec
+  cannot give; a native decoder into arrays is not built.
 - **Single events against the peers.** Quix Streams and a faust `take()`
   agent both pay a Python object and a framework hop per message (60-85 CPU
-  µs/event here); the worker pays ~10. The 10x target needs the same two
-  steps as the envelopes.
+  µs/event here); the worker pays ~10. The 10x target needs the same step
+  as the envelopes.
 - **RSS at 100k series.** Idle, the worker is ~340 MiB, of which ~225 MiB is
   chDB's library code mapped from disk (RssFile) and ~120 MiB anonymous. At
   100k series the anonymous part peaks near 590 MiB; the Python objects of a

@@ -113,6 +113,11 @@ class ClickHouse:
             self._call(self._client.insert, table, rows, column_names=list(columns),
                        settings={"insert_deduplication_token": dedup_token})
 
+    def insert_native(self, table: str, columns: Sequence[str], block: bytes, dedup_token: str) -> None:
+        """Insert one block already in ClickHouse's Native format, idempotently."""
+        self._call(self._client.raw_insert, table, list(columns), insert_block=block, fmt="Native",
+                   settings={"insert_deduplication_token": dedup_token})
+
     def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         with self._lock:
             try:

@@ -137,8 +137,8 @@ def to_columns(events: Sequence) -> RequestColumns:
 
 @dataclasses.dataclass
 class Partial:
-    """Mergeable aggregate of one group from one batch. ``source`` indexes the
-    batch's list of source partitions."""
+    """One row of a WindowBlock as Python values: for reading and tests. The
+    worker writes blocks to ClickHouse without building these."""
 
     source: int
     window_start: int
@@ -161,6 +161,64 @@ class Partial:
     operations: dict[str, int]
     finish_reasons: dict[str, int]
     outcomes: dict[str, int]
+
+
+@dataclasses.dataclass(frozen=True)
+class SparseMaps:
+    """One ``{label: count}`` map per group, as three arrays: group g's entries
+    are ``keys[ends[g-1]:ends[g]]`` and ``counts[...]``; ``labels[key]`` is
+    the map key (a bucket index or a category). This is how ClickHouse's
+    Native format lays out a Map column, so it is written without a dict."""
+
+    ends: np.ndarray
+    keys: np.ndarray
+    counts: np.ndarray
+    labels: np.ndarray
+
+    def dicts(self) -> list[dict]:
+        names, counts, ends = self.labels[self.keys].tolist(), self.counts.tolist(), self.ends.tolist()
+        return [dict(zip(names[lo:hi], counts[lo:hi])) for lo, hi in zip([0, *ends], ends)]
+
+
+#: The bucket maps of a window row, in WINDOW_COLUMNS order (streams/rows.py).
+HISTOGRAMS = ("latency_buckets", "ttft_buckets", "tpot_buckets", "input_tokens_buckets", "output_tokens_buckets",
+              "queue_buckets")
+CATEGORIES = ("errors_by_type", "operations", "finish_reasons", "outcomes")
+
+
+@dataclasses.dataclass
+class WindowBlock:
+    """The partial aggregates of one batch, one row per group of (source
+    partition, window, model, node, GPU, late), as columns."""
+
+    source: np.ndarray  # index into the batch's source partitions
+    window_start: np.ndarray
+    model: Coded
+    node: Coded
+    gpu: Coded
+    late: np.ndarray
+    requests: np.ndarray
+    errors: np.ndarray
+    input_tokens: np.ndarray
+    output_tokens: np.ndarray
+    latency_sum: np.ndarray
+    maps: dict[str, SparseMaps]
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def partials(self) -> list[Partial]:
+        """The rows as Python values (Python per row: for reading and tests)."""
+        maps = {name: m.dicts() for name, m in self.maps.items()}
+        columns = zip(self.source.tolist(), self.window_start.tolist(), self.model.codes.tolist(),
+                      self.node.codes.tolist(), self.gpu.codes.tolist(), self.late.tolist(), self.requests.tolist(),
+                      self.errors.tolist(), self.input_tokens.tolist(), self.output_tokens.tolist(),
+                      self.latency_sum.tolist())
+        return [Partial(source, start, self.model.values[model], self.node.values[node], self.gpu.values[gpu],
+                        bool(late), requests, errors, maps["errors_by_type"][g], in_tok, out_tok, lat_sum,
+                        *(maps[name][g] for name in HISTOGRAMS), *(maps[name][g] for name in CATEGORIES[1:]))
+                for g, (source, start, model, node, gpu, late, requests, errors, in_tok, out_tok, lat_sum)
+                in enumerate(columns)]
 
 
 def window_starts(timestamps: np.ndarray, window_seconds: int) -> np.ndarray:
@@ -191,71 +249,63 @@ def group_codes(*keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def aggregate(cols: RequestColumns, window_seconds: int, sources: np.ndarray | None = None,
-              late: np.ndarray | None = None) -> list[Partial]:
+              late: np.ndarray | None = None) -> WindowBlock:
     """Group a batch by (source, window, model, node, GPU, late) and reduce each group."""
     n = len(cols)
-    if n == 0:
-        return []
     sources = np.zeros(n, dtype=np.int64) if sources is None else sources
     late = np.zeros(n, dtype=bool) if late is None else late
     starts = window_starts(cols.timestamp, window_seconds)
-    group, first = group_codes(sources, starts, cols.model.codes, cols.node.codes, cols.gpu.codes,
-                               late.astype(np.int64))
+    if n:
+        group, first = group_codes(sources, starts, cols.model.codes, cols.node.codes, cols.gpu.codes,
+                                   late.astype(np.int64))
+    else:
+        group, first = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
     n_groups = len(first)
 
     def total(values: np.ndarray) -> np.ndarray:
         return np.bincount(group, weights=values, minlength=n_groups)
 
-    requests = np.bincount(group, minlength=n_groups)
-    errors = np.bincount(group[cols.is_error], minlength=n_groups)
-    in_tok = np.bincount(group, weights=cols.input_tokens, minlength=n_groups)
-    out_tok = np.bincount(group, weights=cols.output_tokens, minlength=n_groups)
-    lat_sum = total(cols.duration)
-    hist = [_histograms(group, values, n_groups) for values in (
+    maps = {name: _histogram(group, values, n_groups) for name, values in zip(HISTOGRAMS, (
         cols.duration, cols.ttft, cols.tpot, cols.input_tokens.astype(np.float64),
-        cols.output_tokens.astype(np.float64), cols.queue_time)]
-    err_types = _categories(group, cols.error_type, n_groups, cols.is_error)
-    operations = _categories(group, cols.operation, n_groups)
-    finishes = _categories(group, cols.finish_reason, n_groups)
-    outcomes = _categories(group, cols.outcome, n_groups)
-    keys = zip(sources[first].tolist(), starts[first].tolist(), cols.model.codes[first].tolist(),
-               cols.node.codes[first].tolist(), cols.gpu.codes[first].tolist(), late[first].tolist())
-    return [
-        Partial(
-            source=source, window_start=start, model=cols.model.values[model], node=cols.node.values[node],
-            gpu=cols.gpu.values[gpu], late=is_late, requests=int(requests[g]), errors=int(errors[g]),
-            errors_by_type=err_types[g], input_tokens=int(in_tok[g]), output_tokens=int(out_tok[g]),
-            latency_sum=float(lat_sum[g]), latency_buckets=hist[0][g], ttft_buckets=hist[1][g],
-            tpot_buckets=hist[2][g], input_tokens_buckets=hist[3][g], output_tokens_buckets=hist[4][g],
-            queue_buckets=hist[5][g], operations=operations[g], finish_reasons=finishes[g], outcomes=outcomes[g],
-        )
-        for g, (source, start, model, node, gpu, is_late) in enumerate(keys)
-    ]
+        cols.output_tokens.astype(np.float64), cols.queue_time))}
+    maps["errors_by_type"] = _categories(group, cols.error_type, n_groups, cols.is_error)
+    maps["operations"] = _categories(group, cols.operation, n_groups)
+    maps["finish_reasons"] = _categories(group, cols.finish_reason, n_groups)
+    maps["outcomes"] = _categories(group, cols.outcome, n_groups)
+    return WindowBlock(
+        source=sources[first], window_start=starts[first],
+        model=Coded(cols.model.codes[first], cols.model.values), node=Coded(cols.node.codes[first], cols.node.values),
+        gpu=Coded(cols.gpu.codes[first], cols.gpu.values), late=late[first],
+        requests=np.bincount(group, minlength=n_groups), errors=np.bincount(group[cols.is_error], minlength=n_groups),
+        input_tokens=np.rint(total(cols.input_tokens)).astype(np.int64),
+        output_tokens=np.rint(total(cols.output_tokens)).astype(np.int64),
+        latency_sum=total(cols.duration), maps=maps,
+    )
 
 
-def _sparse(group: np.ndarray, key: np.ndarray, n_groups: int, labels: np.ndarray) -> list[dict]:
-    """Per-group ``{labels[key]: count}`` maps from one np.unique over (group, key);
-    Python runs per group (one dict from two slices), not per entry."""
+def _sparse(group: np.ndarray, key: np.ndarray, n_groups: int, labels: np.ndarray) -> SparseMaps:
+    """Per-group counts of ``key`` from one np.unique over (group, key): sorted
+    by group, which is the layout of a Map column."""
     if len(group) == 0:
-        return [{} for _ in range(n_groups)]
+        empty = np.zeros(0, dtype=np.int64)
+        return SparseMaps(np.zeros(n_groups, dtype=np.int64), empty, empty, labels)
     span = int(key.max()) + 1
     uniq, counts = np.unique(group * span + key, return_counts=True)
-    bounds = np.searchsorted(uniq // span, np.arange(n_groups + 1)).tolist()
-    names, counts = labels[uniq % span].tolist(), counts.tolist()
-    return [dict(zip(names[lo:hi], counts[lo:hi])) for lo, hi in zip(bounds, bounds[1:])]
+    ends = np.searchsorted(uniq // span, np.arange(1, n_groups + 1))
+    return SparseMaps(ends.astype(np.int64), uniq % span, counts.astype(np.int64), labels)
 
 
 _BUCKET_LABELS = np.arange(65536, dtype=np.int64) - 32768
 
 
-def _histograms(group: np.ndarray, values: np.ndarray, n_groups: int) -> list[dict[int, int]]:
+def _histogram(group: np.ndarray, values: np.ndarray, n_groups: int) -> SparseMaps:
     """Per-group sparse bucket counts; NaN (value absent) is skipped."""
     present = ~np.isnan(values)
     buckets = bucket_indices(values[present]).astype(np.int64) + 32768  # Int16 -> 0..65535
     return _sparse(group[present], buckets, n_groups, _BUCKET_LABELS)
 
 
-def _categories(group: np.ndarray, column: Coded, n_groups: int, rows: np.ndarray | None = None) -> list[dict]:
+def _categories(group: np.ndarray, column: Coded, n_groups: int, rows: np.ndarray | None = None) -> SparseMaps:
     """Per-group counts of a categorical column (only where ``rows``, a bool mask, is true)."""
     labels = np.empty(len(column.values), dtype=object)
     labels[:] = column.values

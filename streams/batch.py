@@ -24,9 +24,9 @@ from fleetpulse.settings import Settings
 from fleetpulse.schemas import Decoded
 from fleetpulse.schemas.validate import safe_decode
 from fleetpulse.schemas.fast import decode_requests
-from fleetpulse.streams.aggregate import RequestColumns, aggregate, to_columns, window_starts
+from fleetpulse.streams.aggregate import RequestColumns, WindowBlock, aggregate, to_columns, window_starts
 from fleetpulse.streams.deadletter import SourcedDeadLetter
-from fleetpulse.streams.rows import EventSource, SourceSpan, event_rows, window_rows
+from fleetpulse.streams.rows import EventSource, SourceSpan, event_rows, window_block, window_rows
 from fleetpulse.streams.watermark import PartitionProgress, late_flags
 
 TopicPartition = tuple[str, int]
@@ -103,12 +103,23 @@ class BatchResult:
     skipped: int
     events: int
     late_events: int
-    window_rows: list[list]
+    windows: WindowBlock
+    spans: list[SourceSpan]  # indexed by windows.source
+    window_seconds: int
     event_rows: list[list]
     dead: list[SourcedDeadLetter]
     progress: dict[TopicPartition, PartitionProgress]
     columns: RequestColumns
     slow_messages: int = 0  # messages the per-message validator decided (bad input, integral floats...)
+
+    @property
+    def window_rows(self) -> list[list]:
+        """The window rows as Python lists (for reading and tests)."""
+        return window_rows(self.windows, self.window_seconds, self.spans)
+
+    def window_block(self) -> bytes:
+        """The window rows as the Native block the sink inserts."""
+        return window_block(self.windows, self.window_seconds, self.spans)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -200,7 +211,6 @@ def process_batch(messages: MessageBatch | list[RawMessage], progress: Mapping[T
     sources = np.repeat(source_index[fresh.partitions], per_message)
     prior = [progress.get(tp, PartitionProgress()).max_event_time for tp in tps]
     late, new_max = late_flags(cols.timestamp, sources, prior, window_seconds, lateness)
-    partials = aggregate(cols, window_seconds, sources, late)
     row_spans = [SourceSpan(t, p, *spans[(t, p)], new_max[i]) for i, (t, p) in enumerate(tps)]
     return BatchResult(
         source=source_of(spans),
@@ -208,7 +218,9 @@ def process_batch(messages: MessageBatch | list[RawMessage], progress: Mapping[T
         skipped=len(batch) - len(fresh),
         events=len(cols),
         late_events=int(late.sum()),
-        window_rows=window_rows(partials, window_seconds, row_spans),
+        windows=aggregate(cols, window_seconds, sources, late),
+        spans=row_spans,
+        window_seconds=window_seconds,
         event_rows=event_rows(events, _origins(fresh, per_message)) if keep_events else [],
         dead=dead,
         progress={tp: PartitionProgress(spans[tp][1] + 1, new_max[i]) for i, tp in enumerate(tps)},

@@ -203,7 +203,7 @@ class _Summary:
 
     def add(self, batch: BatchResult) -> None:
         self._events += batch.events
-        self._rows += len(batch.window_rows)
+        self._rows += len(batch.windows)
         self._dead += len(batch.dead)
         self._late += batch.late_events
         elapsed = time.monotonic() - self._since

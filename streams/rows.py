@@ -5,7 +5,10 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import NamedTuple
 
-from fleetpulse.streams.aggregate import Partial
+import numpy as np
+
+from fleetpulse.streams import native
+from fleetpulse.streams.aggregate import CATEGORIES, HISTOGRAMS, WindowBlock
 
 WINDOW_COLUMNS = (
     "window_start", "window_seconds", "model", "node", "gpu", "late", "requests", "errors", "errors_by_type",
@@ -38,7 +41,9 @@ class EventSource(NamedTuple):
     index: int  # position of the event inside its message
 
 
-def window_rows(partials: list[Partial], window_seconds: int, spans: list[SourceSpan]) -> list[list]:
+def window_rows(block: WindowBlock, window_seconds: int, spans: list[SourceSpan]) -> list[list]:
+    """The rows as Python lists in WINDOW_COLUMNS order (Python per row: for
+    reading and tests; the worker writes :func:`window_block`)."""
     return [
         [
             datetime.fromtimestamp(p.window_start, tz=timezone.utc), window_seconds, p.model, p.node, p.gpu,
@@ -46,8 +51,41 @@ def window_rows(partials: list[Partial], window_seconds: int, spans: list[Source
             p.latency_sum, p.latency_buckets, p.ttft_buckets, p.tpot_buckets, p.input_tokens_buckets,
             p.output_tokens_buckets, p.queue_buckets, p.operations, p.finish_reasons, p.outcomes, *spans[p.source],
         ]
-        for p in partials
+        for p in block.partials()
     ]
+
+
+def window_block(block: WindowBlock, window_seconds: int, spans: list[SourceSpan]) -> bytes:
+    """The rows as one ClickHouse Native block with the WINDOW_COLUMNS, built from arrays."""
+    n = len(block)
+    src = block.source
+    topics = sorted({s.topic for s in spans})
+    data = {
+        "window_start": ("DateTime", native.numbers(block.window_start, "<u4")),
+        "window_seconds": ("UInt32", native.numbers(np.full(n, window_seconds), "<u4")),
+        "model": ("String", native.strings(block.model.values, block.model.codes)),
+        "node": ("String", native.strings(block.node.values, block.node.codes)),
+        "gpu": ("String", native.strings(block.gpu.values, block.gpu.codes)),
+        "late": ("UInt8", native.numbers(block.late, "<u1")),
+        "requests": ("UInt64", native.numbers(block.requests, "<u8")),
+        "errors": ("UInt64", native.numbers(block.errors, "<u8")),
+        "input_tokens": ("UInt64", native.numbers(block.input_tokens, "<u8")),
+        "output_tokens": ("UInt64", native.numbers(block.output_tokens, "<u8")),
+        "latency_sum": ("Float64", native.numbers(block.latency_sum, "<f8")),
+        "source_topic": ("String", native.strings(topics, np.array([topics.index(s.topic) for s in spans],
+                                                                     dtype=np.int64)[src] if n else src)),
+        "source_partition": ("UInt32", native.numbers(np.array([s.partition for s in spans], dtype=np.int64)[src]
+                                                      if n else src, "<u4")),
+        "offset_first": ("UInt64", native.numbers(np.array([s.offset_first for s in spans], dtype=np.int64)[src]
+                                                  if n else src, "<u8")),
+        "offset_last": ("UInt64", native.numbers(np.array([s.offset_last for s in spans], dtype=np.int64)[src]
+                                                 if n else src, "<u8")),
+        "max_event_time": ("Float64", native.numbers(np.array([s.max_event_time for s in spans], dtype=np.float64)[src]
+                                                     if n else src, "<f8")),
+    }
+    data.update({name: ("Map(Int16, UInt64)", native.int16_map(block.maps[name])) for name in HISTOGRAMS})
+    data.update({name: ("Map(String, UInt64)", native.string_map(block.maps[name])) for name in CATEGORIES})
+    return native.block([(name, *data[name]) for name in WINDOW_COLUMNS], n)
 
 
 def event_rows(events: list, origins: list[EventSource]) -> list[list]:

@@ -59,9 +59,9 @@ class ClickHouseSink:
         if batch.event_rows:
             self._ch.insert("request_events", batch.event_rows, EVENT_COLUMNS, dedup_token=f"{batch.source}/events")
             self._metrics.rows_written.labels("request_events").inc(len(batch.event_rows))
-        if batch.window_rows:
-            self._ch.insert("request_windows", batch.window_rows, WINDOW_COLUMNS, dedup_token=batch.source)
-            self._metrics.rows_written.labels("request_windows").inc(len(batch.window_rows))
+        if len(batch.windows):
+            self._ch.insert_native("request_windows", WINDOW_COLUMNS, batch.window_block(), dedup_token=batch.source)
+            self._metrics.rows_written.labels("request_windows").inc(len(batch.windows))
 
     def read_progress(self, topic: str) -> dict[int, PartitionProgress]:
         """Per partition of ``topic``: the next offset to write and the event-time high-water mark."""

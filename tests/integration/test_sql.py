@@ -12,7 +12,7 @@ from fleetpulse.clickhouse import ClickHouse
 from fleetpulse.migrate import load_migrations, migrate
 from fleetpulse.settings import load_settings
 from fleetpulse.streams.aggregate import aggregate
-from fleetpulse.streams.rows import WINDOW_COLUMNS, SourceSpan, window_rows
+from fleetpulse.streams.rows import WINDOW_COLUMNS, SourceSpan, window_block, window_rows
 from fleetpulse.streams.sink import ClickHouseSink
 from fleetpulse.streams.metrics import PipelineMetrics
 from fleetpulse.streams.sketch import bucket_indices, exact_quantile, quantile
@@ -104,10 +104,10 @@ def test_sql_quantiles_match_python_and_exact(ch):
                "gen_ai.usage.output_tokens": 2, "trace_id": "t"} for i, d in enumerate(durations)]
     # Four batches: the view must merge partial rows.
     for part in range(4):
-        rows = batch_rows(events[part::4], "quantiles", part, 0)
-        ch.insert("request_windows", rows, WINDOW_COLUMNS, dedup_token=f"test:{part}")
+        ch.insert_native("request_windows", WINDOW_COLUMNS, batch_block(events[part::4], "quantiles", part, 0),
+                         dedup_token=f"test:{part}")
     # A retried insert with the same token is dropped, not double counted.
-    ch.insert("request_windows", batch_rows(events[0::4], "quantiles", 0, 0), WINDOW_COLUMNS, dedup_token="test:0")
+    ch.insert_native("request_windows", WINDOW_COLUMNS, batch_block(events[0::4], "quantiles", 0, 0), dedup_token="test:0")
     row = ch.query("SELECT requests, input_tokens, latency_p50, latency_p90, latency_p99 FROM request_stats "
                    "WHERE model = 'm'").result_rows
     assert len(row) == 1
@@ -120,9 +120,17 @@ def test_sql_quantiles_match_python_and_exact(ch):
         assert abs(got - exact) <= 0.011 * exact
 
 
+def batch_spans(events, topic, partition, offset):
+    return [SourceSpan(topic, partition, offset, offset, max(e["timestamp"] for e in events))]
+
+
 def batch_rows(events, topic, partition, offset):
-    high_water = max(e["timestamp"] for e in events)
-    return window_rows(aggregate(request_columns(events), 10), 10, [SourceSpan(topic, partition, offset, offset, high_water)])
+    return window_rows(aggregate(request_columns(events), 10), 10, batch_spans(events, topic, partition, offset))
+
+
+def batch_block(events, topic, partition, offset):
+    """What the worker inserts: the batch's rows as one Native block."""
+    return window_block(aggregate(request_columns(events), 10), 10, batch_spans(events, topic, partition, offset))
 
 
 def request_events(n, seed, model="m"):
@@ -158,7 +166,7 @@ def test_rollups_and_views_agree_with_the_10s_windows(ch):
     migrate(ch, log=lambda _: None)
     events = request_events(5000, seed=5, model="r")
     for offset in range(5):
-        ch.insert("request_windows", batch_rows(events[offset::5], "rollup", 0, offset), WINDOW_COLUMNS,
+        ch.insert_native("request_windows", WINDOW_COLUMNS, batch_block(events[offset::5], "rollup", 0, offset),
                   dedup_token=f"rollup:{offset}")
     for grain, bucket in GRAINS:
         from_base = rollup_from_base(ch, bucket, "r")
@@ -178,11 +186,11 @@ def test_rollup_catch_up_fills_in_exactly_what_the_views_missed(ch):
     catch-up must fill it in exactly as the views would have."""
     migrate(ch, log=lambda _: None)
     events = request_events(3000, seed=9, model="c")
-    ch.insert("request_windows", batch_rows(events[:1500], "catchup", 4, 10), WINDOW_COLUMNS, dedup_token="c:1")
+    ch.insert_native("request_windows", WINDOW_COLUMNS, batch_block(events[:1500], "catchup", 4, 10), dedup_token="c:1")
     before = {grain: rollup_from_view(ch, grain, "c") for grain, _ in GRAINS}
     for view in ("request_windows_1m_mv", "request_windows_1h_mv"):  # the views miss the next batch
         ch.command(f"DETACH TABLE {view}")
-    ch.insert("request_windows", batch_rows(events[1500:], "catchup", 4, 11), WINDOW_COLUMNS, dedup_token="c:2")
+    ch.insert_native("request_windows", WINDOW_COLUMNS, batch_block(events[1500:], "catchup", 4, 11), dedup_token="c:2")
     for view in ("request_windows_1m_mv", "request_windows_1h_mv"):
         ch.command(f"ATTACH TABLE {view}")
     assert {grain: rollup_from_view(ch, grain, "c") for grain, _ in GRAINS} == before
@@ -192,6 +200,27 @@ def test_rollup_catch_up_fills_in_exactly_what_the_views_missed(ch):
         assert rollup_from_view(ch, grain, "c") == rollup_from_base(ch, bucket, "c")
     assert sink.catch_up_rollups("catchup", [4]) == 0
     assert sink.read_progress("catchup")[4].next_offset == 12
+
+
+def test_a_native_block_stores_exactly_what_row_inserts_store(ch):
+    """The worker writes window rows as Native blocks built from arrays; the
+    same rows inserted through clickhouse-connect's row path read back equal,
+    maps, strings and all."""
+    events = request_events(3000, seed=11, model="native-é")
+    for i, e in enumerate(events):
+        e.update({"error.type": ["timeout", "oom", None][i % 3], "gen_ai.operation.name": ["chat", None][i % 2],
+                  "gpu.id": [None, "GPU-1"][i % 2], "gen_ai.response.finish_reasons": [["stop"], ["length"], None][i % 3],
+                  "fleetpulse.queue_time": [None, 0.0, 0.25][i % 3]})
+    for table in ("native_a", "native_b"):
+        ch.command(f"CREATE TABLE {table} AS request_windows ENGINE = MergeTree ORDER BY tuple()")
+    ch.insert("native_a", batch_rows(events, "eq", 3, 7), WINDOW_COLUMNS, dedup_token="a")
+    ch.insert_native("native_b", WINDOW_COLUMNS, batch_block(events, "eq", 3, 7), dedup_token="b")
+    columns = ", ".join(WINDOW_COLUMNS)
+    order = "ORDER BY window_start, model, node, gpu, late"
+    rows_a = ch.query(f"SELECT {columns} FROM native_a {order}").result_rows
+    rows_b = ch.query(f"SELECT {columns} FROM native_b {order}").result_rows
+    assert len(rows_a) > 100 and rows_a == rows_b
+    assert any(r[WINDOW_COLUMNS.index("errors_by_type")] for r in rows_b)
 
 
 def test_quantile_function_on_literal_maps(ch):
@@ -229,7 +258,7 @@ def test_drift_against_a_frozen_baseline_and_yesterday(ch):
     for base, mu_after in ((day_ago, 6.0), (RECENT_HOUR, 6.45)):  # yesterday stable; today shifts at +300 s
         for w in range(0, 600, 10):
             events = window_events(base + w, 500, 6.0 if w < 300 else mu_after)
-            ch.insert("request_windows", batch_rows(events, "drift", 0, offset), WINDOW_COLUMNS, dedup_token=f"d{offset}")
+            ch.insert_native("request_windows", WINDOW_COLUMNS, batch_block(events, "drift", 0, offset), dedup_token=f"d{offset}")
             offset += 1
     settings = dataclasses.replace(ch.settings, drift_features="input_tokens,latency", drift_reference="yesterday,d=baseline")
     reader = open_reader(settings)

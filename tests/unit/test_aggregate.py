@@ -34,7 +34,7 @@ def test_window_starts_are_event_time_floors():
 
 def test_aggregate_matches_naive_recomputation():
     events = _events(5000)
-    partials = aggregate(request_columns(events), 10)
+    partials = aggregate(request_columns(events), 10).partials()
     assert {p.late for p in partials} == {False} and {p.source for p in partials} == {0}
     naive = defaultdict(lambda: {"requests": 0, "errors": 0, "in": 0, "out": 0, "lat": Counter(),
                                  "ttft": Counter(), "err_types": Counter(), "lat_sum": 0.0})
@@ -63,7 +63,7 @@ def test_aggregate_matches_naive_recomputation():
 
 
 def test_empty_batch_has_no_partials():
-    assert aggregate(to_columns([]), 10) == []
+    assert aggregate(to_columns([]), 10).partials() == []
 
 
 def test_group_codes_never_overflow_on_hostile_key_ranges():
