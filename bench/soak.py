@@ -22,6 +22,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.error
 import uuid
 from pathlib import Path
 
@@ -95,9 +96,22 @@ def send(settings, fleet: Fleet, rate: int, duration_s: float, stop: threading.E
     producer.flush(60)
 
 
+def _tracked(worker: WorkerProcess) -> float:
+    """ClickHouse's tracked memory. The worker runs one user query at a time and
+    answers 429 to a second: someone else querying it must not end the soak."""
+    for _ in range(50):
+        try:
+            return worker.scalar("SELECT value FROM system.metrics WHERE metric = 'MemoryTracking'") or 0
+        except urllib.error.HTTPError as exc:
+            if exc.code != 429:
+                raise
+            time.sleep(0.1)
+    raise RuntimeError("the worker answered 429 to every query for 5 s")
+
+
 def sample(worker: WorkerProcess, started: float) -> Sample:
     text = worker.metrics()
-    tracked = worker.scalar("SELECT value FROM system.metrics WHERE metric = 'MemoryTracking'") or 0
+    tracked = _tracked(worker)
     status = worker.status()  # one read: RSS and its anonymous part from the same moment
     return Sample(time.monotonic() - started, int(status["VmRSS"].split()[0]) / 1024,
                   int(status["RssAnon"].split()[0]) / 1024,
