@@ -163,8 +163,8 @@ class RequestExporter(Collector):
                 hist.add(key, counts[g], float(sums[g]))
         # The newest request of each (labels, bucket) becomes its exemplar.
         _, last = np.unique(combined[::-1], return_index=True)
-        for i in (present[::-1][last]).tolist():
-            j = int(np.searchsorted(self._le, int(bucket_indices(values[i:i + 1])[0]), side="left"))
+        newest = len(combined) - 1 - last  # positions among the present values
+        for i, j in zip(present[newest].tolist(), slot[newest].tolist()):
             hist.exemplars[(lookup[group[i]], j)] = Exemplar({"trace_id": trace_ids[i]}, float(values[i]),
                                                              float(timestamps[i]))
 

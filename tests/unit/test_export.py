@@ -65,3 +65,17 @@ def test_openmetrics_buckets_carry_trace_id_exemplars():
     with_exemplar = [line for line in lines if '# {trace_id="' in line]
     assert len(with_exemplar) >= len(lines) - 2  # every bucket that received a request
     assert "# {" not in generate_latest(registry).decode()  # the classic format has no exemplars
+
+
+def test_each_bucket_exemplar_is_its_newest_request():
+    events, le, registry = exported()
+    text = openmetrics_latest(registry).decode()
+    indices = bucket_indices(np.array([e["gen_ai.server.request.duration"] for e in events]))
+    slots = np.searchsorted(np.array(le), indices.astype(np.int64), side="left")
+    edges = [le_text(k) for k in le] + ["+Inf"]
+    for slot, edge in enumerate(edges):
+        members = np.flatnonzero(slots == slot)
+        line = next(line for line in text.splitlines()
+                    if line.startswith("gen_ai_server_request_duration_seconds_bucket") and f'le="{edge}"' in line)
+        if members.size:
+            assert f'trace_id="{events[members[-1]]["trace_id"]}"' in line, (edge, line)
