@@ -284,15 +284,23 @@ def aggregate(cols: RequestColumns, window_seconds: int, sources: np.ndarray | N
 
 
 def _sparse(group: np.ndarray, key: np.ndarray, n_groups: int, labels: np.ndarray) -> SparseMaps:
-    """Per-group counts of ``key`` from one np.unique over (group, key): sorted
-    by group, which is the layout of a Map column."""
+    """Per-group counts of ``key``, sorted by group, which is the layout of a
+    Map column: a bincount over (group, key) when that grid is small (the
+    usual case: a few hundred buckets in use), else one np.unique."""
     if len(group) == 0:
         empty = np.zeros(0, dtype=np.int64)
         return SparseMaps(np.zeros(n_groups, dtype=np.int64), empty, empty, labels)
-    span = int(key.max()) + 1
-    uniq, counts = np.unique(group * span + key, return_counts=True)
+    low = int(key.min())
+    span = int(key.max()) - low + 1
+    combined = group * span + (key - low)
+    if n_groups * span <= max(4 * len(group), 1 << 16):
+        grid = np.bincount(combined, minlength=n_groups * span)
+        uniq = np.flatnonzero(grid)
+        counts = grid[uniq]
+    else:
+        uniq, counts = np.unique(combined, return_counts=True)
     ends = np.searchsorted(uniq // span, np.arange(1, n_groups + 1))
-    return SparseMaps(ends.astype(np.int64), uniq % span, counts.astype(np.int64), labels)
+    return SparseMaps(ends.astype(np.int64), uniq % span + low, counts.astype(np.int64), labels)
 
 
 _BUCKET_LABELS = np.arange(65536, dtype=np.int64) - 32768

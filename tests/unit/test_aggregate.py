@@ -3,20 +3,21 @@
 from collections import Counter, defaultdict
 
 import numpy as np
+import pytest
 
 from fleetpulse.streams.aggregate import aggregate, to_columns, window_starts
 from tests.unit.test_schemas import request_columns
 from fleetpulse.streams.sketch import bucket_indices
 
 
-def _events(n, seed=7):
+def _events(n, seed=7, nodes=4):
     rng = np.random.default_rng(seed)
     out = []
     for i in range(n):
         err = rng.random() < 0.1
         out.append({
             "timestamp": 1764000000.0 + float(rng.uniform(0, 60)),
-            "gen_ai.request.model": f"m{rng.integers(3)}", "host.name": f"n{rng.integers(4)}", "trace_id": f"t{i}",
+            "gen_ai.request.model": f"m{rng.integers(3)}", "host.name": f"n{rng.integers(nodes)}", "trace_id": f"t{i}",
             "gen_ai.server.request.duration": float(rng.lognormal(0, 1)),
             "gen_ai.server.time_to_first_token": None if err else float(rng.lognormal(-2, 1)),
             "gen_ai.server.time_per_output_token": float(rng.lognormal(-4, 0.5)),
@@ -32,8 +33,9 @@ def test_window_starts_are_event_time_floors():
     assert window_starts(ts, 10).tolist() == [1764000000, 1764000000, 1764000010, 1764000010]
 
 
-def test_aggregate_matches_naive_recomputation():
-    events = _events(5000)
+@pytest.mark.parametrize("nodes", [4, 3000])  # a small (group, bucket) grid is counted by bincount, a large one not
+def test_aggregate_matches_naive_recomputation(nodes):
+    events = _events(5000, nodes=nodes)
     partials = aggregate(request_columns(events), 10).partials()
     assert {p.late for p in partials} == {False} and {p.source for p in partials} == {0}
     naive = defaultdict(lambda: {"requests": 0, "errors": 0, "in": 0, "out": 0, "lat": Counter(),
