@@ -82,9 +82,6 @@ class RequestBatchHandler:
             self._metrics.rollup_repairs.inc(repaired)
         return self._sink.read_progress(topic)
 
-    def owns(self, topic: str, partition: int) -> bool:
-        return (topic, partition) in self._assigned
-
     def on_revoked(self, revoked: Iterable[TopicPartition]) -> None:
         for tp in revoked:
             self.progress.pop(tp, None)
