@@ -1,8 +1,9 @@
 """Make one batch of request messages durable, retrying until it is.
 
 Order matters for the guarantees: dead letters first, then ClickHouse, and
-only then does the caller ack the messages. A crash anywhere before the ack
-means the messages are consumed again; the ones ClickHouse already has are
+only then does the caller ack the messages (stores their offsets: the requests
+consumer, streams/consumer.py; acks them: the GPU agent). A crash anywhere
+before that means the messages are consumed again; the ones ClickHouse already has are
 skipped by their offsets (``progress``, restored from ClickHouse whenever a
 partition is assigned). Dead letters are at-least-once: a batch consumed again
 after a crash sends its dead letters again (the ``fleetpulse.source`` header
@@ -127,10 +128,11 @@ class RequestBatchHandler:
 
     async def until_done(self, loop, call, sink: str, *args):
         """Retry with capped exponential backoff. While we wait, nothing is acked
-        and the agent takes no more messages: faust's bounded buffers fill and it
-        stops reading from Kafka, so memory stays bounded and the backlog waits
-        in Kafka. (Pausing the partitions in the consumer is not used: faust
-        drops what it had fetched for them and, on resume, does not read it
+        and no more batches are taken: the requests consumer pauses its
+        partitions once its two slots are full (streams/consumer.py), the GPU
+        agent's bounded faust buffers fill, so memory stays bounded and the
+        backlog waits in Kafka. (faust's own pause is not used for the GPU
+        topic: it drops what it had fetched and, on resume, does not read it
         again, which would lose those messages.)"""
         delay, paused = 0.5, False
         try:
