@@ -33,10 +33,11 @@ def kafka_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     broker.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def start_worker():
-    """Start ``fleetpulse worker`` child processes; every one is stopped at the end,
-    pass or fail, so a failed test never leaves a worker behind."""
+    """Start ``fleetpulse worker`` child processes; every one is stopped when its
+    test module ends, pass or fail, so a failed test never leaves a worker
+    behind and idle workers do not pile up on a 2-core machine."""
     started: list[WorkerProcess] = []
 
     def start(settings: Settings, wait: bool = True, **kwargs) -> WorkerProcess:
