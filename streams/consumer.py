@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import concurrent.futures
+import functools
 import itertools
 import logging
 import threading
@@ -138,13 +139,17 @@ class RequestFeed(Service):
             generation, batch = await self._queue.get()
             try:
                 async with self.handler.lock:
-                    if generation == self._generation:
-                        await self.handler.handle(batch)
-                        self._done.append(self._offsets(batch))
+                    if generation != self._generation:
+                        self._slot.release()  # stale: its messages are read again by their owner
+                        continue
+                    await self.handler.handle(batch, functools.partial(self._durable, batch), self.on_fatal)
             except Exception:  # noqa: BLE001 -- anything not retried is fatal
                 self.on_fatal(batch)
-            finally:
-                self._slot.release()
+
+    def _durable(self, batch: MessageBatch) -> None:
+        """The whole batch is written: its offsets may be committed, its slot reused."""
+        self._done.append(self._offsets(batch))
+        self._slot.release()
 
     def lag(self) -> dict[tuple[str, int], int]:
         """Messages not yet written, per partition: the last high-water mark the
@@ -281,6 +286,7 @@ class RequestFeed(Service):
 
     async def _give_up(self, tps: list[tuple[str, int]]) -> None:
         async with self.handler.lock:
+            await self.handler.flush()  # the write in flight lands before anyone else may write
             self.handler.on_revoked(tps)
 
     def _on_loop(self, coroutine) -> None:

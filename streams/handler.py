@@ -17,7 +17,7 @@ import logging
 import re
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Iterable
+from typing import Callable, Iterable
 
 import numpy as np
 
@@ -45,10 +45,16 @@ class RequestBatchHandler:
         self._sink = sink
         self.dead_letters = dead_letters
         self._metrics = metrics
-        # One thread: batch math and chDB writes leave the event loop free for
-        # Kafka heartbeats and the web server, and stay strictly ordered.
+        # One thread for everything that touches chDB (writes, the timers'
+        # evaluations): strictly ordered, and the event loop stays free for
+        # Kafka heartbeats and the web server. Batch math runs on a second
+        # thread, so a batch is decoded and aggregated while the one before is
+        # written (chDB releases the GIL while it inserts).
         self.executor = ThreadPoolExecutor(1, thread_name_prefix="fleetpulse-sink")
-        self.progress: dict[TopicPartition, PartitionProgress] = {}
+        self._math = ThreadPoolExecutor(1, thread_name_prefix="fleetpulse-math")
+        self.progress: dict[TopicPartition, PartitionProgress] = {}  # durable
+        self._ahead: dict[TopicPartition, PartitionProgress] = {}  # processed, being written
+        self._writing: asyncio.Future | None = None
         self._assigned: set[TopicPartition] = set()
         self._summary = _Summary()
         self.stalls = StallWatch()  # read by /health
@@ -86,33 +92,60 @@ class RequestBatchHandler:
     def on_revoked(self, revoked: Iterable[TopicPartition]) -> None:
         for tp in revoked:
             self.progress.pop(tp, None)
+            self._ahead.pop(tp, None)
             self._assigned.discard(tp)
 
-    async def handle(self, messages: MessageBatch) -> None:
+    async def handle(self, messages: MessageBatch, on_durable: Callable[[], None],
+                     on_fatal: Callable[[MessageBatch], None]) -> None:
+        """Process ``messages`` and start writing them. At most one write is in
+        flight: it overlaps the processing of the next batch, which starts from
+        the progress the one before will have once written. ``on_durable`` runs
+        when every message of the batch is written; ``on_fatal`` when a write
+        fails in a way no retry can fix."""
         # Messages of partitions we no longer own are left to their new owner.
         owned = messages.take(np.isin(messages.partitions, self.owned_partitions(messages.topic)))
-        if not len(owned):
-            return
-        for chunk in owned.split(self._settings.batch_max_bytes):
+        chunks = owned.split(self._settings.batch_max_bytes) if len(owned) else []
+        loop = asyncio.get_running_loop()
+        for k, chunk in enumerate(chunks):
+            started = time.perf_counter()
             with self.stalls.working("request batch"):
-                await self._handle_chunk(chunk)
+                batch = await loop.run_in_executor(self._math, self._process, chunk)
+            self._ahead.update(batch.progress)
+            await self.flush()
+            last = k == len(chunks) - 1
+            self._writing = asyncio.ensure_future(self._write(batch, chunk, started, on_durable if last else None))
+            self._writing.add_done_callback(lambda task, chunk=chunk: _fatal_if_failed(task, chunk, on_fatal))
+        if not chunks:
+            await self.flush()
+            on_durable()
+
+    async def flush(self) -> None:
+        """Wait for the write in flight, if any (its failure is on_fatal's)."""
+        writing, self._writing = self._writing, None
+        if writing is not None:
+            await asyncio.wait([writing])
 
     def owned_partitions(self, topic: str) -> list[int]:
         return [p for t, p in self._assigned if t == topic]
 
-    async def _handle_chunk(self, messages: MessageBatch) -> None:
+    async def _write(self, batch: BatchResult, messages: MessageBatch, started: float,
+                     on_durable: Callable[[], None] | None) -> None:
         loop = asyncio.get_running_loop()
-        started = time.perf_counter()
-        batch = await loop.run_in_executor(self.executor, self._process, messages)
-        await self.until_done(loop, self.write_dead_letters, "deadletter", batch.dead)
-        await self.until_done(loop, self._sink.write, "clickhouse", batch)
+        with self.stalls.working("request batch"):
+            await self.until_done(loop, self.write_dead_letters, "deadletter", batch.dead)
+            await self.until_done(loop, self._sink.write, "clickhouse", batch)
         self.progress.update(batch.progress)
+        for tp, done in batch.progress.items():
+            if self._ahead.get(tp) == done:
+                del self._ahead[tp]  # nothing newer is being written
         self._exporter.observe(batch.columns)
         self._record(batch, messages, time.perf_counter() - started)
+        if on_durable is not None:
+            on_durable()
 
     def _process(self, messages: MessageBatch) -> BatchResult:
         s = self._settings
-        return process_batch(messages, self.progress, window_seconds=s.window_seconds,
+        return process_batch(messages, {**self.progress, **self._ahead}, window_seconds=s.window_seconds,
                              lateness=s.allowed_lateness_seconds, max_bytes=s.max_message_bytes,
                              keep_events=s.store_raw_events, retention=Retention.now(s))
 
@@ -170,8 +203,17 @@ class RequestBatchHandler:
         self._summary.add(batch)
 
     def close(self) -> None:
+        self._math.shutdown(wait=True)
         self.executor.shutdown(wait=True)
         self.dead_letters.close()
+
+
+def _fatal_if_failed(task: asyncio.Future, messages: MessageBatch, on_fatal: Callable[[MessageBatch], None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        try:
+            raise task.exception()
+        except Exception:  # noqa: BLE001 -- on_fatal logs it with its traceback, then exits
+            on_fatal(messages)
 
 
 def split_by_bytes(messages: list[RawMessage], limit: int) -> list[list[RawMessage]]:
