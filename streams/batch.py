@@ -159,15 +159,6 @@ class Retention:
         return kept
 
 
-def offset_spans(messages: list[RawMessage]) -> dict[TopicPartition, tuple[int, int]]:
-    """(first, last) offset per (topic, partition) among ``messages``."""
-    spans: dict[TopicPartition, tuple[int, int]] = {}
-    for m in messages:
-        lo, hi = spans.get((m.topic, m.partition), (m.offset, m.offset))
-        spans[(m.topic, m.partition)] = (min(lo, m.offset), max(hi, m.offset))
-    return spans
-
-
 def source_of(spans: Mapping[TopicPartition, tuple[int, int]]) -> str:
     """``topic:partition:first-last`` per partition, sorted: stable for the same offsets."""
     return ",".join(f"{t}:{p}:{lo}-{hi}" for (t, p), (lo, hi) in sorted(spans.items()))

@@ -7,7 +7,7 @@ import asyncio
 
 from fleetpulse.clickhouse import ClickHouse
 from fleetpulse.settings import Settings
-from fleetpulse.streams.batch import RawMessage, Retention, offset_spans, source_of
+from fleetpulse.streams.batch import MessageBatch, RawMessage, Retention, source_of
 from fleetpulse.streams.gpu import COLUMNS, gpu_rows
 from fleetpulse.streams.gpu_windows import GpuWindowWriter
 from fleetpulse.streams.handler import RequestBatchHandler, invalid_field, split_by_bytes
@@ -38,7 +38,7 @@ class GpuWriter:
         late = 0
         if rows:
             await self._handler.until_done(loop, self._ch.insert, "clickhouse", "gpu_samples", rows, COLUMNS,
-                                           source_of(offset_spans(messages)))
+                                           source_of(MessageBatch.of(messages).spans()))
             late = await self._handler.until_done(loop, self._windows.rewrite_late, "clickhouse", rows)
         m = self._metrics
         m.messages_in.labels(topic).inc(len(messages))
