@@ -34,7 +34,13 @@ SMOOTHING = 0.5
 
 def numeric_edges(reference: dict[int, int], bins: int) -> list[int]:
     """Bucket indexes that end each bin but the last (bin k holds buckets in
-    (edge[k-1], edge[k]]; the first and last bins are open-ended)."""
+    (edge[k-1], edge[k]]; the first and last bins are open-ended).
+
+    When (nearly) all of the reference sits in its top bucket, no decile falls
+    below it and there would be a single bin, which can never show a change.
+    Then the edges bracket that bucket: below it, it, above it. A queue time
+    that is always 0 and starts queueing, or a constant prompt length that
+    jumps, is judged as soon as both sides have enough samples."""
     keys = sorted(reference)
     counts = np.array([reference[k] for k in keys], dtype=np.float64)
     if counts.sum() == 0:
@@ -45,7 +51,7 @@ def numeric_edges(reference: dict[int, int], bins: int) -> list[int]:
         edge = keys[int(np.searchsorted(cdf, q - 1e-12))]
         if edge != keys[-1] and (not edges or edge > edges[-1]):
             edges.append(edge)
-    return edges
+    return edges or [keys[-1] - 1, keys[-1]]
 
 
 def bin_numeric(histogram: dict[int, int], edges: list[int]) -> np.ndarray:

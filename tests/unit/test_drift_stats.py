@@ -1,5 +1,6 @@
 """Drift statistics against oracles (numpy for PSI, scipy for KS and JS) on the
-same bins and the same raw samples, and the false-alarm rate of the decision."""
+raw samples binned by the same edges (KS: on their bin indices), and the
+false-alarm rate of the decision."""
 
 from collections import Counter
 
@@ -88,3 +89,34 @@ def test_small_samples_are_insufficient_and_large_shifts_are_graded():
     verdict = evaluate(ref, shifted, rule, True)
     assert verdict.drifted and verdict.decision == "critical" and verdict.psi >= 0.25
     assert evaluate(ref, ref.copy(), rule, True).decision == "stable"
+
+
+@pytest.mark.parametrize("constant, after", [(0.0, 0.05), (512.0, 2048.0)])
+def test_a_point_mass_reference_still_gives_bins_and_a_decision(constant, after):
+    # A queue time that is always 0, or a constant 512-token prompt: the whole
+    # reference is one log bucket, and no decile falls below it.
+    ref_h = Counter(bucket_indices(np.full(5_000, constant)).tolist())
+    edges = numeric_edges(ref_h, 10)
+    assert len(edges) >= 1 and len(bin_numeric(ref_h, edges)) >= 2
+    (only,) = ref_h
+    assert edges == [only - 1, only]  # the value's bucket is a bin of its own, bracketed
+    rule = Rule(min_count=200)
+    ref = bin_numeric(ref_h, edges)
+    unchanged = bin_numeric(Counter(bucket_indices(np.full(400, constant)).tolist()), edges)
+    assert evaluate(ref, unchanged, rule, True).decision == "stable"
+    # A quarter of the requests now take the new value: judged at once, not insufficient.
+    mixed = np.concatenate([np.full(300, constant), np.full(100, after)])
+    shifted = bin_numeric(Counter(bucket_indices(mixed).tolist()), edges)
+    verdict = evaluate(ref, shifted, rule, True)
+    assert verdict.drifted, verdict
+    assert verdict.ks == pytest.approx(0.25)
+    # Below the value, the same: a bin holds everything under it.
+    if constant > 0:
+        lower = bin_numeric(Counter(bucket_indices(np.full(400, constant / 4)).tolist()), edges)
+        assert evaluate(ref, lower, rule, True).decision == "critical"
+
+
+def test_a_reference_almost_all_in_its_top_bucket_is_bracketed_too():
+    ref_h = Counter({3: 1, 5: 1000})  # every decile at bucket 5
+    assert numeric_edges(ref_h, 10) == [4, 5]
+    assert bin_numeric(ref_h, [4, 5]).tolist() == [1, 1000, 0]
