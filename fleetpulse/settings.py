@@ -57,6 +57,8 @@ class Settings:
     health_stall_seconds: int = 60
     window_seconds: int = 10
     allowed_lateness_seconds: int = 30
+    max_clock_skew_seconds: int = 300  # events further ahead of the worker's clock are dead-lettered
+    idle_partition_seconds: int = 60  # a partition with nothing new for this long stops holding windows open
     windows_ttl_days: int = 30
     rollup_1m_ttl_days: int = 180
     rollup_1h_ttl_days: int = 730
@@ -165,7 +167,8 @@ def _check(s: Settings) -> None:
                 "windows_ttl_days", "rollup_1m_ttl_days", "rollup_1h_ttl_days", "session_timeout_seconds",
                 "drift_window_minutes", "drift_bins", "drift_category_cap", "drift_min_count", "drift_alpha",
                 "metric_label_cap", "batch_max_bytes", "query_timeout_seconds",
-                "query_max_memory_bytes", "health_stall_seconds")
+                "query_max_memory_bytes", "health_stall_seconds", "max_clock_skew_seconds",
+                "idle_partition_seconds")
     for name in positive:
         if getattr(s, name) <= 0:
             raise ConfigError(f"FLEETPULSE_{name.upper()} must be > 0, got {getattr(s, name)}")

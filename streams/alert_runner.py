@@ -3,7 +3,10 @@
 Metrics per closed window come from ClickHouse (request_stats_model,
 drift_windows, gpu_windows), so every worker sees the same numbers; the state
 machine is in ``alerting.py``. GPU rules run on a cursor of their own that
-follows the GPU window writer; request and drift rules follow the watermark.
+follows the GPU window writer; request and drift rules follow the fleet
+watermark of the requests partitions and GPU hosts (fleet_watermark.py): GPU
+hosts still reporting move it on when every request stops, so ``ModelSilent``
+can fire then.
 Events go to the ``alerts`` table, the alerts topic and, with
 FLEETPULSE_ALERTMANAGER_URL, Alertmanager's /api/v2/alerts: firing alerts are
 re-sent every window with a short ``endsAt`` (as Prometheus does), so
@@ -26,7 +29,7 @@ from fleetpulse.settings import Settings
 from fleetpulse.streams.alerting import AlertEngine, Silence
 from fleetpulse.streams.notify import post_json
 from fleetpulse.streams.outbox import Outbox
-from fleetpulse.streams.watermark import closed_until
+from fleetpulse.streams.fleet_watermark import REQUESTS_AND_GPU, FleetWatermark
 from fleetpulse.streams.rules import load_rules
 
 log = logging.getLogger("fleetpulse.alerts")
@@ -42,15 +45,17 @@ class _Track:
     name: str
     engine: AlertEngine
     fetch: Callable[[int, int], dict[int, dict[str, list]]]  # (first, last window) -> samples per window
-    until: Callable[[int], int | None]  # the newest closed window -> the newest it may evaluate (None: none)
+    until: Callable[[], int | None]  # the newest window it may evaluate (None: none yet)
     next: int | None = None  # the next window to evaluate
 
 
 class AlertRunner:
     def __init__(self, settings: Settings, ch: ClickHouse, publish: Callable[[list[dict]], None],
-                 gpu_written_until: Callable[[], int | None] = lambda: None):
+                 gpu_written_until: Callable[[], int | None] = lambda: None,
+                 watermark: FleetWatermark | None = None):
         self._s = settings
         self._ch = ch
+        self._watermark = watermark or FleetWatermark(settings, ch)
         self._publish = publish
         rules = load_rules(settings.alert_rules)
         # GPU windows are written by GpuWindowWriter, which can trail the
@@ -60,7 +65,7 @@ class AlertRunner:
         # cursor of their own: request and drift rules never wait for them.
         self._gpu_written_until = gpu_written_until
         tracks = [_Track("requests", AlertEngine([r for r in rules if r.source != "gpu"]), self._request_samples,
-                         lambda last: last),
+                         lambda: self._watermark.closed_until(REQUESTS_AND_GPU)),
                   _Track("gpu", AlertEngine([r for r in rules if r.source == "gpu"]), self._gpu_samples,
                          self._gpu_until)]
         self._tracks = [t for t in tracks if t.engine.rules]
@@ -77,15 +82,14 @@ class AlertRunner:
     def tick(self) -> int:
         """Evaluate the windows closed since the last tick; returns how many (all tracks)."""
         self._outbox.flush()  # what earlier windows decided goes out first
-        last = closed_until(self._ch, self._step, self._s.allowed_lateness_seconds, include_gpu=True)
-        if last is None:
-            return 0
         events, spans, silences = [], [], None
         for track in self._tracks:
+            end = track.until()
+            if end is None:
+                continue
             if track.next is None:  # start at the present: no alerts about the distant past
-                track.next = last
-            end = track.until(last)
-            if end is None or track.next > end:
+                track.next = end
+            if track.next > end:
                 continue
             first, end = track.next, min(end, track.next + self._step * (MAX_WINDOWS_PER_TICK - 1))
             samples = track.fetch(first, end)
@@ -103,9 +107,9 @@ class AlertRunner:
         self._outbox.flush()
         return sum((end - first) // self._step + 1 for _, first, end in spans)
 
-    def _gpu_until(self, last: int) -> int | None:
-        written = self._gpu_written_until()
-        return None if written is None else min(last, written - self._step)
+    def _gpu_until(self) -> int | None:
+        last, written = self._watermark.closed_until(REQUESTS_AND_GPU), self._gpu_written_until()
+        return None if last is None or written is None else min(last, written - self._step)
 
     def _request_samples(self, first: int, last: int) -> dict[int, dict[str, list]]:
         params = {"lo": first, "hi": last, "w": self._step}

@@ -24,6 +24,7 @@ from fleetpulse.streams.consumer import RequestFeed
 from fleetpulse.streams.deadletter import DeadLetterSink
 from fleetpulse.streams.drift import DriftEvaluator
 from fleetpulse.streams.export import RequestExporter, le_indices
+from fleetpulse.streams.fleet_watermark import FleetWatermark
 from fleetpulse.streams.gpu_windows import GpuWindowWriter
 from fleetpulse.streams.gpu_writer import GpuWriter
 from fleetpulse.streams.handler import RequestBatchHandler
@@ -80,8 +81,12 @@ def build_app(settings: Settings, ch: ClickHouse, reader: ClickHouse) -> tuple[f
     feed = RequestFeed.bound(settings, handler, _exit_fatal)
     app.service(feed)
 
+    # One fleet watermark for every evaluator; a partition with messages not yet
+    # written is never idle.
+    watermark = FleetWatermark(settings, ch, busy=lambda: [tp for tp, lag in _lag(feed).items() if lag > 0])
+    metrics.registry.register(watermark.collector())
     gpu_topic = app.topic(settings.topic("gpu"), value_serializer="raw", key_serializer="raw")
-    gpu_windows = GpuWindowWriter(settings, ch, metrics.record_gpu_window)
+    gpu_windows = GpuWindowWriter(settings, ch, metrics.record_gpu_window, watermark)
     gpu_writer = GpuWriter(settings, ch, handler, metrics, gpu_windows)
 
     @app.agent(gpu_topic, name="gpu-samples")
@@ -94,8 +99,9 @@ def build_app(settings: Settings, ch: ClickHouse, reader: ClickHouse) -> tuple[f
             except Exception:  # noqa: BLE001 -- anything not retried is fatal
                 _exit_fatal(MessageBatch.of(_raw(events)))
 
-    drift = DriftEvaluator(settings, ch, alerts.publish, metrics.record_drift)
-    rules = AlertRunner(settings, ch, alerts.publish, gpu_windows.written_until)  # bad rules fail here, at start-up
+    drift = DriftEvaluator(settings, ch, alerts.publish, metrics.record_drift, watermark)
+    # Bad rules fail here, at start-up.
+    rules = AlertRunner(settings, ch, alerts.publish, gpu_windows.written_until, watermark)
 
     @app.timer(interval=2.0)
     async def evaluate_closed_windows() -> None:
@@ -109,9 +115,13 @@ def build_app(settings: Settings, ch: ClickHouse, reader: ClickHouse) -> tuple[f
             except Exception:  # noqa: BLE001 -- an evaluation bug must not stop ingestion
                 log.exception("%s evaluation failed; ingestion goes on", name)
 
-    metrics.watch_lag(lambda: feed.instance.lag() if feed.instance else {})
+    metrics.watch_lag(lambda: _lag(feed))
     add_pages(app, ch, reader, metrics, handler.stalls, settings)
     return app, handler
+
+
+def _lag(feed) -> dict[tuple[str, int], int]:
+    return feed.instance.lag() if feed.instance else {}
 
 
 def _raw(events) -> list[RawMessage]:

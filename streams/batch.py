@@ -124,33 +124,48 @@ class BatchResult:
 
 @dataclasses.dataclass(frozen=True)
 class Retention:
-    """Windows older than ClickHouse keeps (the TTL of request_windows and
-    gpu_samples) would be deleted as they are inserted; such events go to the
-    dead letters instead, so that nothing disappears without a trace."""
+    """The event times fleetpulse stores, judged against the worker's clock.
+
+    - Older than ClickHouse keeps (the TTL of request_windows and gpu_samples):
+      the rows would be deleted as they are inserted.
+    - Further ahead than FLEETPULSE_MAX_CLOCK_SKEW_SECONDS: one event from a
+      host whose clock says 2099 would move its partition's watermark to 2099
+      and mark every later event of that partition late.
+
+    Such events go to the dead letters with the reason (and never move a
+    watermark), so that nothing disappears without a trace."""
 
     oldest_window_start: float
     setting: str
+    newest_event_time: float = float("inf")
+    skew_setting: str = ""
 
     @classmethod
-    def now(cls, settings: Settings) -> "Retention":
-        days = settings.windows_ttl_days
-        return cls(time.time() - days * 86400, f"FLEETPULSE_WINDOWS_TTL_DAYS={days}")
+    def now(cls, settings: Settings, clock: float | None = None) -> "Retention":
+        now = time.time() if clock is None else clock
+        days, skew = settings.windows_ttl_days, settings.max_clock_skew_seconds
+        return cls(now - days * 86400, f"FLEETPULSE_WINDOWS_TTL_DAYS={days}",
+                   now + skew, f"FLEETPULSE_MAX_CLOCK_SKEW_SECONDS={skew}")
 
-    def too_old(self, timestamps: np.ndarray, window_seconds: int) -> np.ndarray:
-        return window_starts(timestamps, window_seconds) < self.oldest_window_start
+    def outside(self, timestamps: np.ndarray, window_seconds: int) -> np.ndarray:
+        return (window_starts(timestamps, window_seconds) < self.oldest_window_start) | (
+            timestamps > self.newest_event_time)
 
     def reason(self, timestamp: float) -> str:
+        if timestamp > self.newest_event_time:
+            return (f"timestamp: {timestamp} is ahead of the worker's clock by more than {self.skew_setting} "
+                    "allows; not stored (fix the sender's clock, or raise the setting)")
         return (f"timestamp: {timestamp} is older than ClickHouse keeps windows ({self.setting}); "
                 "not stored")
 
     def split(self, decoded: Decoded, window_seconds: int) -> Decoded:
-        """The events ClickHouse keeps, and a dead letter for each older one:
+        """The events ClickHouse keeps, and a dead letter for each one outside:
         with its place in the envelope (``events[i].``), and bytes that can
         always be built (decoded.letter)."""
-        old = self.too_old(np.array([e["timestamp"] for e in decoded.events], dtype=np.float64), window_seconds)
+        out = self.outside(np.array([e["timestamp"] for e in decoded.events], dtype=np.float64), window_seconds)
         kept = Decoded([], decoded.dead, decoded.raw, None if decoded.index is None else [])
-        for k, (event, is_old) in enumerate(zip(decoded.events, old.tolist())):
-            if is_old:
+        for k, (event, is_out) in enumerate(zip(decoded.events, out.tolist())):
+            if is_out:
                 kept.dead.append(decoded.letter(k, self.reason(event["timestamp"])))
             else:
                 kept.events.append(event)
@@ -191,7 +206,7 @@ def process_batch(messages: MessageBatch | list[RawMessage], progress: Mapping[T
     cols = to_columns(decoded.events)
     events = decoded.events
     if retention is not None and len(cols):
-        old = retention.too_old(cols.timestamp, window_seconds)
+        old = retention.outside(cols.timestamp, window_seconds)
         if old.any():
             per_message, letters = _retention_letters(fresh, per_message, old, retention, window_seconds, max_bytes)
             dead.extend(letters)
@@ -222,8 +237,8 @@ def process_batch(messages: MessageBatch | list[RawMessage], progress: Mapping[T
 
 def _retention_letters(fresh: MessageBatch, per_message: np.ndarray, old: np.ndarray, retention: Retention,
                        window_seconds: int, max_bytes: int) -> tuple[np.ndarray, list[SourcedDeadLetter]]:
-    """Dead letters for events too old to store, and the events left per message.
-    Rare (a replay of old data), so the messages that hold such events are
+    """Dead letters for events outside the stored event times, and the events
+    left per message. Rare (a replay of old data, a broken clock), so the messages that hold such events are
     decoded once more by the per-message validator, whose letters carry each
     event's place in its envelope and its own bytes."""
     owner = np.repeat(np.arange(len(fresh)), per_message)
@@ -231,9 +246,9 @@ def _retention_letters(fresh: MessageBatch, per_message: np.ndarray, old: np.nda
     for i in np.unique(owner[old]).tolist():
         decoded = safe_decode(fresh.values[i], max_bytes)
         invalid = len(decoded.dead)  # already dead-lettered by the batch decoder
-        too_old = retention.split(decoded, window_seconds).dead[invalid:]
+        outside = retention.split(decoded, window_seconds).dead[invalid:]
         letters.extend(SourcedDeadLetter(d, fresh.topic, int(fresh.partitions[i]), int(fresh.offsets[i]))
-                       for d in too_old)
+                       for d in outside)
     return per_message - np.bincount(owner[old], minlength=len(fresh)), letters
 
 

@@ -1,7 +1,9 @@
 """Drift detection in the stream: every closed window, per model and feature.
 
-A window is evaluated once the watermark (the newest event time written, minus
-the allowed lateness) has passed its end. The current distribution is the
+A window is evaluated once the fleet watermark (fleet_watermark.py: the oldest
+newest-event-time among the partitions still sending, minus the allowed
+lateness) has passed its end, and never before: a partition behind the others
+is waited for. The current distribution is the
 sliding sum of the last ``FLEETPULSE_DRIFT_WINDOW_MINUTES`` of windows, built
 from the per-window histograms stored with the window rows; the reference is
 one of:
@@ -31,7 +33,7 @@ from fleetpulse.settings import Settings
 from fleetpulse.streams import drift_stats as ds
 from fleetpulse.streams import requests as check
 from fleetpulse.streams.outbox import Outbox
-from fleetpulse.streams.watermark import closed_until
+from fleetpulse.streams.fleet_watermark import REQUESTS, FleetWatermark
 
 log = logging.getLogger("fleetpulse.drift")
 
@@ -103,9 +105,10 @@ class Baseline:
 
 class DriftEvaluator:
     def __init__(self, settings: Settings, ch: ClickHouse, publish: Callable[[list[dict]], None],
-                 set_gauges: Callable[[str, str, ds.Verdict], None]):
+                 set_gauges: Callable[[str, str, ds.Verdict], None], watermark: FleetWatermark | None = None):
         self._s = settings
         self._ch = ch
+        self._watermark = watermark or FleetWatermark(settings, ch)
         self._publish = publish
         self._set_gauges = set_gauges
         self._features = parse_features(settings.drift_features)
@@ -122,7 +125,7 @@ class DriftEvaluator:
         per call so a long backlog does not hold ClickHouse for long; returns
         how many windows it covered (0: caught up)."""
         self._outbox.flush()  # what earlier windows decided goes out first
-        last_closed = closed_until(self._ch, self._step, self._s.allowed_lateness_seconds)
+        last_closed = self._watermark.closed_until(REQUESTS)
         if last_closed is None:
             return 0
         if self._next is None:

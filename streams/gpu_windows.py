@@ -24,7 +24,7 @@ from typing import Callable
 from fleetpulse.clickhouse import ClickHouse
 from fleetpulse.settings import Settings
 from fleetpulse.streams.batch import Retention
-from fleetpulse.streams.watermark import closed_until
+from fleetpulse.streams.fleet_watermark import REQUESTS_AND_GPU, FleetWatermark
 
 log = logging.getLogger("fleetpulse.gpu")
 
@@ -127,9 +127,11 @@ GAUGES = ("utilization_percent", "memory_used_ratio", "temperature_celsius", "po
 
 class GpuWindowWriter:
     def __init__(self, settings: Settings, ch: ClickHouse,
-                 on_latest: Callable[[str, str, dict], None] = lambda *a: None):
+                 on_latest: Callable[[str, str, dict], None] = lambda *a: None,
+                 watermark: FleetWatermark | None = None):
         self._s = settings
         self._ch = ch
+        self._watermark = watermark or FleetWatermark(settings, ch)
         self._on_latest = on_latest  # (node, GPU index, {gauge: value}) per GPU with a newly closed window
         self.levels = [Level("gpu_windows", settings.window_seconds), Level("gpu_windows_1m", 60),
                        Level("gpu_windows_1h", 3600)]
@@ -137,7 +139,7 @@ class GpuWindowWriter:
     def tick(self) -> int:
         """Write every window that has closed since the last tick (all GPUs);
         returns how many windows (per GPU) were written."""
-        last = closed_until(self._ch, self._s.window_seconds, self._s.allowed_lateness_seconds, include_gpu=True)
+        last = self._watermark.closed_until(REQUESTS_AND_GPU)
         if last is None:
             return 0
         closed_end = last + self._s.window_seconds

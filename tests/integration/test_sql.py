@@ -235,7 +235,17 @@ def test_quantile_function_on_literal_maps(ch):
     assert rows[3] == 0.0
 
 
-def test_drift_against_a_frozen_baseline_and_yesterday(ch):
+@pytest.fixture
+def drift_ch(chdb_path):
+    """A database of its own: the fleet watermark waits for every partition with
+    rows, and the other tests' partitions would hold it back."""
+    client = ClickHouse(load_settings(environ={}, clickhouse_url=chdb_path, clickhouse_database="sql_drift_refs"))
+    migrate(client, log=lambda _: None)
+    yield client
+    client.close()
+
+
+def test_drift_against_a_frozen_baseline_and_yesterday(drift_ch):
     """The evaluator's other references, on real ClickHouse: a baseline frozen
     from stored windows (versioned), and the same span 24 hours earlier."""
     import dataclasses
@@ -243,7 +253,7 @@ def test_drift_against_a_frozen_baseline_and_yesterday(ch):
     from fleetpulse.streams.drift import DriftEvaluator, build_baseline
     from fleetpulse.streams.query import open_reader
 
-    migrate(ch, log=lambda _: None)
+    ch = drift_ch
     rng = np.random.default_rng(21)
     day_ago = RECENT_HOUR - 86400
 

@@ -171,3 +171,33 @@ def test_retention_letters_name_their_event_and_leave_the_rest_counted():
     reasons = sorted(d.letter.reason.split(":")[0] for d in result.dead)
     assert reasons == ["events[1].timestamp", "events[2].version", "timestamp"]
     assert [r[-1] for r in result.event_rows] == [0, 1]  # the events' places among the message's stored ones
+
+
+def test_an_event_dated_2099_is_dead_lettered_and_moves_no_watermark():
+    from fleetpulse.settings import load_settings
+    from fleetpulse.streams.batch import Retention
+
+    bounds = Retention.now(load_settings(environ={}), clock=T0)  # the default: 300 s of skew
+    year_2099 = 4_070_908_800.0
+    msgs = [RawMessage("t", 0, 0, orjson.dumps(good_request(timestamp=T0 - 20))),
+            RawMessage("t", 0, 1, orjson.dumps(good_request(timestamp=year_2099))),
+            RawMessage("t", 0, 2, orjson.dumps(good_request(timestamp=T0 - 10))),
+            RawMessage("t", 0, 3, encode_batch([good_request(timestamp=T0 + 299), good_request(timestamp=T0 + 301)]))]
+    result = process_batch(msgs, {}, window_seconds=10, lateness=30, max_bytes=1 << 20, keep_events=False,
+                           retention=bounds)
+    assert [(d.offset, d.letter.reason) for d in result.dead] == [
+        (1, f"timestamp: {year_2099} is ahead of the worker's clock by more than FLEETPULSE_MAX_CLOCK_SKEW_SECONDS=300 "
+            "allows; not stored (fix the sender's clock, or raise the setting)"),
+        (3, f"events[1].timestamp: {T0 + 301} is ahead of the worker's clock by more than "
+            "FLEETPULSE_MAX_CLOCK_SKEW_SECONDS=300 allows; not stored (fix the sender's clock, or raise the setting)"),
+    ]
+    assert orjson.loads(result.dead[0].letter.raw)["timestamp"] == year_2099
+    # The watermark follows the events that were kept: T0 + 299 is within the bound.
+    assert result.events == 3 and result.progress[("t", 0)] == PartitionProgress(4, T0 + 299)
+    assert result.late_events == 0  # T0 - 10 is still on time: 2099 did not move the watermark
+
+    # A batch of its own later on: the partition's watermark is where the good events left it.
+    later = process_batch([RawMessage("t", 0, 4, orjson.dumps(good_request(timestamp=T0 + 280)))],
+                          result.progress, window_seconds=10, lateness=30, max_bytes=1 << 20, keep_events=False,
+                          retention=bounds)
+    assert later.events == 1 and later.late_events == 0 and not later.dead
