@@ -32,6 +32,12 @@ def isolated_settings(base: Settings, tmp: Path, **overrides) -> Settings:
     return settings
 
 
+#: Tests close windows by sending one event ahead on one partition (or host):
+#: the others, done sending, stop holding the fleet watermark after this long.
+#: The tests of the fleet watermark itself set their own.
+TEST_IDLE_SECONDS = 5
+
+
 def another_worker(base: Settings, tmp: Path, **overrides) -> Settings:
     """Same topics as ``base``; its own consumer group (unless given), chDB path and port."""
     tag = uuid.uuid4().hex[:8]
@@ -39,7 +45,8 @@ def another_worker(base: Settings, tmp: Path, **overrides) -> Settings:
     home.mkdir(parents=True)
     return dataclasses.replace(
         base, **{"kafka_bootstrap": base.bootstrap, "consumer_group": f"fleetpulse-{tag}",
-                 "clickhouse_url": f"chdb://{home / 'chdb'}", "http_port": free_port(), "home": home, **overrides},
+                 "clickhouse_url": f"chdb://{home / 'chdb'}", "http_port": free_port(), "home": home,
+                 "idle_partition_seconds": TEST_IDLE_SECONDS, **overrides},
     )
 
 
@@ -113,6 +120,18 @@ class WorkerProcess:
             if value == expected:
                 return value
             time.sleep(0.5)
+        return value
+
+    def wait_for_progress(self, sql: str, beyond: float, timeout: float = 180):
+        """Poll until the scalar query returns more than ``beyond``; the last value on timeout."""
+        deadline = time.monotonic() + timeout
+        value = None
+        while time.monotonic() < deadline:
+            assert self.alive(), f"worker died:\n{self.log_tail()}"
+            value = self.scalar(sql)
+            if value is not None and value > beyond:
+                return value
+            time.sleep(0.2)
         return value
 
     def wait_for_metrics(self, check, timeout: float = 60) -> str:
