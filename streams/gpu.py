@@ -25,8 +25,9 @@ _FIELDS = ("gpu.utilization", "gpu.memory.utilization", "gpu.memory.used", "gpu.
 def gpu_rows(messages: list[RawMessage], max_bytes: int, retention: Retention,
              window_seconds: int) -> tuple[list[list], list[SourcedDeadLetter]]:
     """Rows for gpu_samples, and dead letters for what cannot be stored: invalid
-    samples, and samples older than ClickHouse keeps them (the TTL would delete
-    them on insert, without a trace)."""
+    samples, samples older than ClickHouse keeps them (the TTL would delete
+    them on insert, without a trace), and samples dated too far ahead of the
+    worker's clock (they would move their host's watermark)."""
     rows, dead = [], []
     for m in messages:
         decoded = retention.split(safe_decode(m.value or b"", max_bytes, "gpu"), window_seconds)

@@ -201,3 +201,20 @@ def test_an_event_dated_2099_is_dead_lettered_and_moves_no_watermark():
                           result.progress, window_seconds=10, lateness=30, max_bytes=1 << 20, keep_events=False,
                           retention=bounds)
     assert later.events == 1 and later.late_events == 0 and not later.dead
+
+
+def test_a_gpu_sample_from_the_future_is_dead_lettered_too():
+    from fleetpulse.settings import load_settings
+    from fleetpulse.streams.batch import Retention
+    from fleetpulse.streams.gpu import gpu_rows
+
+    def sample(ts):
+        return orjson.dumps({"type": "gpu", "version": 1, "timestamp": ts, "host.name": "h", "gpu.uuid": "GPU-1",
+                             "gpu.index": 0, "gpu.utilization": 50.0})
+
+    bounds = Retention.now(load_settings(environ={}, max_clock_skew_seconds=60), clock=T0)
+    rows, dead = gpu_rows([RawMessage("g", 0, 0, sample(T0 + 30)), RawMessage("g", 0, 1, sample(T0 + 61))],
+                          1 << 20, bounds, 10)
+    assert len(rows) == 1 and rows[0][0].timestamp() == T0 + 30
+    assert [(d.offset, d.letter.reason.split(" by more than ")[1]) for d in dead] == [
+        (1, "FLEETPULSE_MAX_CLOCK_SKEW_SECONDS=60 allows; not stored (fix the sender's clock, or raise the setting)")]
