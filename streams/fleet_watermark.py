@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Callable, Collection, Iterable
+from typing import Callable, Iterable
 
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
@@ -54,28 +54,26 @@ class FleetWatermark:
         self._marks: dict[Source, SourceMark] = {}
         self._fleet: dict[tuple[str, ...], float] = {}
 
-    def closed_until(self, streams: Collection[str] = REQUESTS) -> int | None:
+    def closed_until(self, streams: tuple[str, ...] = REQUESTS) -> int | None:
         """The start of the newest window closed for the whole fleet (inclusive),
         or None before any data; reads ClickHouse once."""
-        high = self.refresh(tuple(streams))
-        return closed_until(high, self._s.window_seconds, self._s.allowed_lateness_seconds)
+        return closed_until(self.refresh()[tuple(streams)], self._s.window_seconds,
+                            self._s.allowed_lateness_seconds)
 
-    def refresh(self, streams: tuple[str, ...]) -> float | None:
+    def refresh(self) -> dict[tuple[str, ...], float | None]:
+        """Read every source's high-water mark (all of them each time: the idle
+        clock of a source must not restart because one reader skipped it)."""
         high_waters = {("requests", p): float(t) for p, t in self._ch.query(_REQUESTS_SQL).result_rows}
-        if "gpu" in streams:
-            high_waters.update({("gpu", node): float(t) for node, t in self._ch.query(_GPU_SQL).result_rows
-                                if t is not None})
+        high_waters.update({("gpu", node): float(t) for node, t in self._ch.query(_GPU_SQL).result_rows
+                            if t is not None})
         busy = {("requests", f"{t}:{p}") for t, p in self._busy()}
         with self._lock:
-            observed = self._tracker.observe(high_waters, busy, self._clock())
-            if "gpu" not in streams:  # GPU hosts not read this time keep their last mark
-                observed.update({s: m for s, m in self._marks.items() if s[0] == "gpu"})
-            self._marks = observed
-            high = fleet_high_water(observed, streams)
-            if high is not None:  # a window once closed stays closed
-                high = max(high, self._fleet.get(streams, high))
-                self._fleet[streams] = high
-            return self._fleet.get(streams)
+            self._marks = self._tracker.observe(high_waters, busy, self._clock())
+            for streams in (REQUESTS, REQUESTS_AND_GPU):
+                high = fleet_high_water(self._marks, streams)
+                if high is not None:  # a window once closed stays closed
+                    self._fleet[streams] = max(high, self._fleet.get(streams, high))
+            return {streams: self._fleet.get(streams) for streams in (REQUESTS, REQUESTS_AND_GPU)}
 
     def collector(self) -> Collector:
         return _WatermarkCollector(self)

@@ -18,17 +18,14 @@ and drift fires on a fleet that does not drift. (With identical nodes the
 short span would be an unbiased sample and the size-aware drift test would
 stay quiet: the skew only shows when the nodes differ, as real ones do.)
 
-ModelSilent is checked too (no firing), but with one model on both nodes the
-leading partition always has rows for every window it closes, so on the old
-watermark it cannot read 0 here: the drift decisions are what fail.
+A second, smaller model moves from node-a to node-b (node-a serves it for its
+first 150 s only; node-b all along). Windows judged before node-b's rows came
+read 0 requests for it, and ModelSilent fired for a model still serving.
 
-Uses only existing settings (defaults: 10 s windows, 30 s allowed lateness,
-1 minute drift spans, drift_min_count 200). The assertions only look at
-windows the slower partition's own data closes (their end is at least 50 s
-before node-b's last event time), so they hold whatever the idle-partition
-timeout (FLEETPULSE_IDLE_PARTITION_SECONDS) is, as long as it is longer than a
-pause between two chunks of a live stream (well under a second of wall clock
-here; the test does not set it).
+Default settings (10 s windows, 30 s allowed lateness, 1 minute drift spans,
+drift_min_count 200, FLEETPULSE_IDLE_PARTITION_SECONDS 60). The assertions only
+look at windows the slower partition's own data closes (their end is at least
+50 s before node-b's last event time), not those that close once it is idle.
 """
 
 from __future__ import annotations
@@ -42,12 +39,14 @@ from confluent_kafka import Consumer, Producer
 
 from fleetpulse.producers.simulator import Drift, SimulationConfig, generate
 from tests.clock import RECENT_HOUR
-from tests.integration.workers import isolated_settings
+from tests.integration.workers import isolated_settings, metric_value
 
 pytestmark = pytest.mark.integration
 
 DRIFTED = ("drift", "warning", "critical")
 MODEL = "llama-3.1-8b-instruct"
+MOVED = "mistral-7b-moved"  # served by node-a for MOVED_OFF_A_S, by node-b all along
+MOVED_OFF_A_S = 150
 SKEW_S = 60.0  # node-b's event time is this far behind node-a's
 RATE = 30.0  # events per second per node: 3,600 per 1-minute drift span, as in the issue
 DURATION_S = 420  # seconds of node-a's event time (node-b: the same length, 60 s earlier)
@@ -57,13 +56,15 @@ SPEEDUP = 8.0  # event time runs this much faster than the wall clock (the worke
 NODE_B_SLOWER = 3.0
 
 
-def node_events(name: str, start: float, seed: int, drifts: tuple[Drift, ...]) -> list[dict]:
-    config = SimulationConfig(nodes=1, models=1, rate=RATE, duration_s=DURATION_S, seed=seed, start=start,
+def node_events(name: str, start: float, seed: int, drifts: tuple[Drift, ...], model: str = MODEL,
+                rate: float = RATE, duration_s: float = DURATION_S) -> list[dict]:
+    config = SimulationConfig(nodes=1, models=1, rate=rate, duration_s=duration_s, seed=seed, start=start,
                               burst_every_s=0, pace="fast", drifts=drifts)
     events = [e for chunk in generate(config) for e in chunk]
     for e in events:
         e["host.name"] = name
-        e["request.id"] = f"{name}-{e['request.id']}"
+        e["gen_ai.request.model"] = model
+        e["request.id"] = f"{name}-{model}-{e['request.id']}"
     return events
 
 
@@ -78,8 +79,11 @@ def stream_skewed(settings, t0: float, shift_input_tokens_at: float | None = Non
     if shift_input_tokens_at is not None:
         shift_a = (Drift("input_tokens", 1.0, shift_input_tokens_at - t0),)
         shift_b = (Drift("input_tokens", 1.0, shift_input_tokens_at - (t0 - SKEW_S)),)
-    nodes = [("node-a", 0, node_events("node-a", t0, 101, shift_a), 0.0),
-             ("node-b", 1, node_events("node-b", t0 - SKEW_S, 202, slower + shift_b), SKEW_S)]
+    moved_a = node_events("node-a", t0, 303, (), MOVED, RATE / 3, MOVED_OFF_A_S)
+    moved_b = node_events("node-b", t0 - SKEW_S, 404, slower, MOVED, RATE / 3)
+    nodes = [("node-a", 0, sorted(node_events("node-a", t0, 101, shift_a) + moved_a, key=_time), 0.0),
+             ("node-b", 1, sorted(node_events("node-b", t0 - SKEW_S, 202, slower + shift_b) + moved_b, key=_time),
+              SKEW_S)]
     producer = Producer({"bootstrap.servers": settings.bootstrap, "linger.ms": 5})
     topic = settings.topic("requests")
     stamps = {name: [e["timestamp"] for e in events] for name, _, events, _ in nodes}
@@ -95,6 +99,10 @@ def stream_skewed(settings, t0: float, shift_input_tokens_at: float | None = Non
     return {name: len(events) for name, _, events, _ in nodes}
 
 
+def _time(event: dict) -> float:
+    return event["timestamp"]
+
+
 def wait_assigned(worker, timeout: float = 60) -> None:
     """Produce only once the worker reads the topic, so the stream is consumed live, not as a backlog."""
     deadline = time.monotonic() + timeout
@@ -107,7 +115,7 @@ def wait_assigned(worker, timeout: float = 60) -> None:
 def run(kafka_settings, tmp_path_factory, start_worker, name: str, shift_at: float | None = None):
     """Stream, wait until every event is stored and drift has judged the windows
     the slower partition closes; returns (worker, sent, t0, last window, drift rows)."""
-    settings = isolated_settings(kafka_settings, tmp_path_factory.mktemp(name))
+    settings = isolated_settings(kafka_settings, tmp_path_factory.mktemp(name), idle_partition_seconds=60)
     assert settings.requests_partitions >= 2
     assert (settings.window_seconds, settings.allowed_lateness_seconds, settings.drift_window_minutes) == (10, 30, 1)
     worker = start_worker(settings)
@@ -166,17 +174,30 @@ def test_skewed_partitions_give_no_false_drift_and_no_model_silent(kafka_setting
 
         fired = worker.query("SELECT alert_name, status, labels['model'] AS model, "
                              f"toUnixTimestamp(timestamp) - {int(t0)} AS at FROM alerts ORDER BY timestamp")
-        on_topic = [(a["alert.name"], a["status"], a["labels"].get("feature"), round(a["timestamp"] - t0))
-                    for a in read_alert_topic(worker.settings)]
+        on_topic = [(a["alert.name"], a["status"], a["labels"].get("feature"), round(a["timestamp"] - t0),
+                     a["labels"].get("model")) for a in read_alert_topic(worker.settings)]
         print(f"alerts table: {fired}; alerts topic: {on_topic}")
         silent = [a for a in fired if a["alert_name"] == "ModelSilent"]
         # An alert about window w is stamped w + 10; before 110 s node-a's traffic really starts.
-        in_range = [a for a in on_topic if a[1] == "firing" and 110 + 10 <= a[3] <= last + 10]
+        # MOVED's mix really changes when node-a stops serving it: only MODEL's drift counts here.
+        in_range = [a for a in on_topic if a[1] == "firing" and 110 + 10 <= a[3] <= last + 10
+                    and (a[0] == "ModelSilent" or a[4] == MODEL)]
         assert not alarms and not silent and not in_range, (
             f"{len(alarms)} drifted decisions on a stationary fleet ({counts}): {alarms[:20]}; "
             f"ModelSilent events: {silent}; alerts fired in range: {in_range}")
         assert set(counts) <= {"stable", "insufficient"}, counts
         assert counts.get("stable", 0) >= 0.9 * len(judged), counts  # judged, not waved through as insufficient
+
+        # /metrics shows why: each partition's watermark, and the fleet's held by node-b's until it is idle.
+        text = worker.metrics()
+        topic = worker.settings.topic("requests")
+        mark = {p: metric_value(text, "fleetpulse_partition_watermark_seconds", topic=topic, partition=p)
+                for p in ("0", "1")}
+        assert mark["0"] - mark["1"] == pytest.approx(SKEW_S, abs=CHUNK_S), mark
+        assert mark["1"] > t0 + last  # node-b's own data closed every window the assertions read
+        idle_b = metric_value(text, "fleetpulse_watermark_source_idle", stream="requests", source=f"{topic}:1")
+        fleet = metric_value(text, "fleetpulse_fleet_watermark_seconds", streams="requests")
+        assert fleet == (mark["0"] if idle_b else mark["1"]), (fleet, mark, idle_b)
     finally:
         worker.stop()
 
