@@ -125,22 +125,11 @@ class ClickHouse:
             except ch_exc.ClickHouseError as exc:
                 if self.read_only:
                     self._reopen()  # a failed stream can leave its rest on the session
-                raise self._ours(exc) from exc
+                raise ours(exc, self.where) from exc
             except Exception:  # the driver failed reading the answer (a type nested too deeply, ...)
                 if self.read_only:
                     self._reopen()
                 raise
-
-    def _ours(self, exc: Exception) -> Exception:
-        """A driver error as ours: retryable (ClickHouseUnavailable) or not."""
-        code = error_code(exc)
-        if isinstance(exc, ch_exc.StreamFailureError) and code not in RETRYABLE_CODES:
-            return ClickHouseError(f"{self.where}: {_first_line(exc)}")
-        if isinstance(exc, ch_exc.OperationalError):
-            return ClickHouseUnavailable(f"{self.where} is not reachable ({_cause(exc)})")
-        if code in RETRYABLE_CODES:
-            return ClickHouseUnavailable(f"{self.where} is overloaded: {_first_line(exc)}")
-        return ClickHouseError(f"{self.where}: {_first_line(exc)}")
 
     def _reopen(self) -> None:
         try:
@@ -164,8 +153,31 @@ class ClickHouse:
 #: Server errors that pass: too many parts, memory or time limits, read-only
 #: replica, too many queries, socket timeouts, network errors.
 RETRYABLE_CODES = {159, 202, 209, 210, 241, 242, 252}
+#: Errors under a retryable code that the same statement gets again however
+#: long it waits, so retrying would stall ingestion for good: ClickHouse also
+#: raises TOO_MANY_PARTS (252) for an INSERT block spanning more partitions
+#: than max_partitions_per_insert_block, and MEMORY_LIMIT_EXCEEDED (241) for a
+#: statement over its own per-query limit (the server's total and the user's
+#: limits depend on what else runs: those pass). Both wordings of each, old
+#: servers' and new.
+_NEVER_PASSES = re.compile(r"Too many partitions for single INSERT block"
+                           r"|Query memory limit exceeded|Memory limit \(for query\) exceeded")
 _CODE = re.compile(r"Code: (\d+)")
 _QUERY_ID = re.compile(r"\s*\(?query_id[:=]\s*[\w-]+\)?", re.I)
+
+
+def ours(exc: Exception, where: str) -> Exception:
+    """A driver error as ours: ClickHouseUnavailable only when waiting can fix it."""
+    code = error_code(exc)
+    if _NEVER_PASSES.search(str(exc)):  # first: it can come under any exception class
+        return ClickHouseError(f"{where}: {_first_line(exc)}")
+    if isinstance(exc, ch_exc.StreamFailureError) and code not in RETRYABLE_CODES:
+        return ClickHouseError(f"{where}: {_first_line(exc)}")
+    if isinstance(exc, ch_exc.OperationalError):
+        return ClickHouseUnavailable(f"{where} is not reachable ({_cause(exc)})")
+    if code in RETRYABLE_CODES:
+        return ClickHouseUnavailable(f"{where} is overloaded: {_first_line(exc)}")
+    return ClickHouseError(f"{where}: {_first_line(exc)}")
 
 
 def error_code(exc: BaseException) -> int | None:
