@@ -26,7 +26,7 @@ from fleetpulse.schemas.validate import safe_decode
 from fleetpulse.schemas.fast import decode_requests
 from fleetpulse.streams.aggregate import RequestColumns, WindowBlock, aggregate, to_columns, window_starts
 from fleetpulse.streams.deadletter import SourcedDeadLetter
-from fleetpulse.streams.rows import EventSource, SourceSpan, event_rows, window_block, window_rows
+from fleetpulse.streams.rows import EventRun, EventSource, SourceSpan, day_runs, event_rows, window_block, window_rows
 from fleetpulse.streams.watermark import PartitionProgress, late_flags
 
 TopicPartition = tuple[str, int]
@@ -106,7 +106,8 @@ class BatchResult:
     windows: WindowBlock
     spans: list[SourceSpan]  # indexed by windows.source
     window_seconds: int
-    event_rows: list[list]
+    event_rows: list[list]  # in the order of event_runs
+    event_runs: list[EventRun]  # one INSERT each (rows.DAYS_PER_INSERT)
     dead: list[SourcedDeadLetter]
     progress: dict[TopicPartition, PartitionProgress]
     columns: RequestColumns
@@ -214,6 +215,7 @@ def process_batch(messages: MessageBatch | list[RawMessage], progress: Mapping[T
             if keep_events:
                 events = list(itertools.compress(events, (~old).tolist()))
 
+    rows, runs = _event_rows(events, _origins(fresh, per_message), cols.timestamp) if keep_events else ([], [])
     sources = np.repeat(source_index[fresh.partitions], per_message)
     prior = [progress.get(tp, PartitionProgress()).max_event_time for tp in tps]
     late, new_max = late_flags(cols.timestamp, sources, prior, window_seconds, lateness)
@@ -227,7 +229,8 @@ def process_batch(messages: MessageBatch | list[RawMessage], progress: Mapping[T
         windows=aggregate(cols, window_seconds, sources, late),
         spans=row_spans,
         window_seconds=window_seconds,
-        event_rows=event_rows(events, _origins(fresh, per_message)) if keep_events else [],
+        event_rows=rows,
+        event_runs=runs,
         dead=dead,
         progress={tp: PartitionProgress(spans[tp][1] + 1, new_max[i]) for i, tp in enumerate(tps)},
         columns=cols,
@@ -250,6 +253,16 @@ def _retention_letters(fresh: MessageBatch, per_message: np.ndarray, old: np.nda
         letters.extend(SourcedDeadLetter(d, fresh.topic, int(fresh.partitions[i]), int(fresh.offsets[i]))
                        for d in outside)
     return per_message - np.bincount(owner[old], minlength=len(fresh)), letters
+
+
+def _event_rows(events: list, origins: list[EventSource], timestamps: np.ndarray) -> tuple[list[list], list[EventRun]]:
+    """The rows of request_events, and the runs of them each INSERT takes.
+    ``timestamps`` are the events' (both what retention kept, in order); rows
+    are reordered by day only when the batch spans more days than one INSERT
+    may, with C-level ``map``."""
+    rows = event_rows(events, origins)
+    order, runs = day_runs(timestamps)
+    return (rows if order is None else list(map(rows.__getitem__, order.tolist()))), runs
 
 
 def _origins(fresh: MessageBatch, per_message: np.ndarray) -> list[EventSource]:

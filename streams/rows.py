@@ -24,6 +24,16 @@ EVENT_COLUMNS = (
 )
 
 
+#: Day partitions one INSERT into request_events may touch. The table is
+#: PARTITION BY toYYYYMMDD(timestamp), and ClickHouse refuses a block over
+#: max_partitions_per_insert_block (100 by default; no retry helps), while one
+#: valid envelope may hold events of any number of days: a batch over this is
+#: written in pieces. Half the default leaves room for a server set lower, and
+#: for a timestamp half a microsecond before midnight, which its row rounds
+#: into the next day.
+DAYS_PER_INSERT = 50
+
+
 class SourceSpan(NamedTuple):
     """The offsets of one partition in a batch, and its event-time high-water mark after it."""
 
@@ -39,6 +49,37 @@ class EventSource(NamedTuple):
     partition: int
     offset: int
     index: int  # position of the event inside its message
+
+
+class EventRun(NamedTuple):
+    """Event rows [lo, hi) of a batch, written by one INSERT. ``days`` names the
+    UTC days they span (``20250101-20250219``), "" when the batch needs one INSERT."""
+
+    lo: int
+    hi: int
+    days: str
+
+
+def day_runs(timestamps: np.ndarray, limit: int = DAYS_PER_INSERT) -> tuple[np.ndarray | None, list[EventRun]]:
+    """The order to write events in, and runs of it that each span at most
+    ``limit`` UTC days. A batch of fewer days (the usual one) keeps its order
+    (None) in one run; otherwise events are ordered by day (stable) and cut
+    every ``limit`` distinct days. Whole arrays: Python runs per run."""
+    days = (timestamps // 86400).astype(np.int64)
+    distinct = np.unique(days)
+    if len(distinct) <= limit:
+        return None, [EventRun(0, len(days), "")]
+    order = np.argsort(days, kind="stable")
+    by_day = days[order]
+    firsts = distinct[::limit]
+    starts = np.searchsorted(by_day, firsts)
+    ends = np.append(starts[1:], len(by_day))
+    return order, [EventRun(lo, hi, f"{_yyyymmdd(first)}-{_yyyymmdd(last)}") for lo, hi, first, last
+                   in zip(starts.tolist(), ends.tolist(), firsts.tolist(), by_day[ends - 1].tolist())]
+
+
+def _yyyymmdd(day: int) -> str:
+    return datetime.fromtimestamp(day * 86400, tz=timezone.utc).strftime("%Y%m%d")
 
 
 def window_rows(block: WindowBlock, window_seconds: int, spans: list[SourceSpan]) -> list[list]:

@@ -7,7 +7,9 @@ worker is given a partition it reads back how far that partition is written
 (``read_progress``) and skips what is already there. The insert also carries
 the batch's offsets as ``insert_deduplication_token``, so a retry after an
 ambiguous failure (the insert landed, the answer was lost) is dropped by
-ClickHouse instead of counted twice.
+ClickHouse instead of counted twice. Raw events (request_events, partitioned
+by day) go first, in one INSERT per run of days (rows.DAYS_PER_INSERT), each
+with its own token: one INSERT over too many partitions is refused for good.
 
 ``write`` raises ClickHouseUnavailable when ClickHouse cannot take the batch;
 the caller keeps it un-acked and retries, which pauses consumption.
@@ -57,11 +59,21 @@ class ClickHouseSink:
         # replayed and request_events (ReplacingMergeTree on source offsets)
         # collapses the repeat; the other order would lose those events.
         if batch.event_rows:
-            self._ch.insert("request_events", batch.event_rows, EVENT_COLUMNS, dedup_token=f"{batch.source}/events")
-            self._metrics.rows_written.labels("request_events").inc(len(batch.event_rows))
+            self._write_events(batch)
         if len(batch.windows):
             self._ch.insert_native("request_windows", WINDOW_COLUMNS, batch.window_block(), dedup_token=batch.source)
             self._metrics.rows_written.labels("request_windows").inc(len(batch.windows))
+
+    def _write_events(self, batch: BatchResult) -> None:
+        """One INSERT per run of at most rows.DAYS_PER_INSERT day partitions.
+        A run's token names its days: a replay that cuts the batch the same
+        way is dropped run by run, and one cut otherwise (retention dropped
+        its oldest events meanwhile) is inserted under new tokens and
+        collapses with the first writing in the ReplacingMergeTree."""
+        for run in batch.event_runs:
+            token = f"{batch.source}/events/{run.days}" if run.days else f"{batch.source}/events"
+            self._ch.insert("request_events", batch.event_rows[run.lo:run.hi], EVENT_COLUMNS, dedup_token=token)
+        self._metrics.rows_written.labels("request_events").inc(len(batch.event_rows))
 
     def read_progress(self, topic: str) -> dict[int, PartitionProgress]:
         """Per partition of ``topic``: the next offset to write and the event-time high-water mark."""

@@ -202,6 +202,28 @@ def test_rollup_catch_up_fills_in_exactly_what_the_views_missed(ch):
     assert sink.read_progress("catchup")[4].next_offset == 12
 
 
+def test_raw_events_of_150_days_are_written_once_however_often_the_batch_is(ch):
+    """One valid envelope can hold events of more days than ClickHouse's
+    max_partitions_per_insert_block (100): the sink writes it in runs of days,
+    each with its own deduplication token, so a replay adds nothing."""
+    import orjson
+
+    from fleetpulse.schemas import encode_batch
+    from fleetpulse.streams.batch import RawMessage, process_batch
+    from tests.unit.test_schemas import good_request
+
+    migrate(ch, log=lambda _: None)
+    days = [good_request(**{"request.id": f"d{d}", "timestamp": RECENT_HOUR + d * 86400}) for d in range(150)]
+    msgs = [RawMessage("days", 0, 0, orjson.dumps(good_request(timestamp=RECENT_HOUR))),
+            RawMessage("days", 0, 1, encode_batch(days))]
+    sink = ClickHouseSink(ch, PipelineMetrics())
+    for _ in range(2):  # written, then replayed (a crash before the ack)
+        sink.write(process_batch(msgs, {}, window_seconds=10, lateness=30, max_bytes=1 << 20, keep_events=True))
+    count = "SELECT count(), uniqExact(toYYYYMMDD(timestamp)) FROM request_events {final} WHERE source_topic = 'days'"
+    assert ch.query(count.format(final="")).result_rows == [(151, 150)]  # the replay's runs were dropped whole
+    assert ch.query(count.format(final="FINAL")).result_rows == [(151, 150)]
+
+
 def test_a_native_block_stores_exactly_what_row_inserts_store(ch):
     """The worker writes window rows as Native blocks built from arrays; the
     same rows inserted through clickhouse-connect's row path read back equal,

@@ -218,3 +218,35 @@ def test_a_gpu_sample_from_the_future_is_dead_lettered_too():
     assert len(rows) == 1 and rows[0][0].timestamp() == T0 + 30
     assert [(d.offset, d.letter.reason.split(" by more than ")[1]) for d in dead] == [
         (1, "FLEETPULSE_MAX_CLOCK_SKEW_SECONDS=60 allows; not stored (fix the sender's clock, or raise the setting)")]
+
+
+def test_raw_events_of_many_days_are_cut_into_runs_of_at_most_fifty_days():
+    """request_events is partitioned by day and ClickHouse refuses an INSERT over
+    100 partitions: one envelope of 150 days becomes three INSERTs, the same on a replay."""
+    from datetime import datetime, timezone
+
+    from fleetpulse.streams.rows import EVENT_COLUMNS, EventRun
+
+    def day(ts):
+        return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y%m%d")
+
+    days = [good_request(**{"request.id": f"d{d}", "timestamp": T0 - d * 86400}) for d in range(150)]
+    msgs = [RawMessage("t", 0, 0, orjson.dumps(good_request(timestamp=T0 + 1))),
+            RawMessage("t", 0, 1, encode_batch(days))]
+    result = run(msgs)
+    runs, rows = result.event_runs, result.event_rows
+    assert [(r.lo, r.hi) for r in runs] == [(0, 50), (50, 100), (100, 151)]  # oldest first; T0's day has two
+    assert [r.days for r in runs] == [f"{day(T0 - 149 * 86400)}-{day(T0 - 100 * 86400)}",
+                                      f"{day(T0 - 99 * 86400)}-{day(T0 - 50 * 86400)}",
+                                      f"{day(T0 - 49 * 86400)}-{day(T0)}"]
+    for r in runs:
+        assert len({row[0].date() for row in rows[r.lo:r.hi]}) <= 50
+    where = [EVENT_COLUMNS.index(c) for c in ("source_offset", "event_index")]
+    assert sorted(tuple(row[i] for i in where) for row in rows) == [(0, 0)] + [(1, i) for i in range(150)]
+    assert [tuple(row[i] for i in where) for row in rows[-2:]] == [(0, 0), (1, 0)]  # within a day: as consumed
+    again = run(msgs)
+    assert again.event_runs == runs and again.event_rows == rows
+
+    few_days = run([RawMessage("t", 0, 0, encode_batch(days[:3]))])
+    assert few_days.event_runs == [EventRun(0, 3, "")]
+    assert [r[EVENT_COLUMNS.index("event_index")] for r in few_days.event_rows] == [0, 1, 2]  # order kept
