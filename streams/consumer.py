@@ -130,6 +130,7 @@ class RequestFeed(Service):
 
     async def on_stop(self) -> None:
         self._stopping.set()
+        self.handler.stop()  # first: the consumer thread's revocation waits for the batch in flight
         if self._thread is not None:
             await asyncio.get_running_loop().run_in_executor(None, self._thread.join, 60)
 
@@ -300,6 +301,8 @@ class RequestFeed(Service):
             future.result(timeout=60 if self._stopping.is_set() else None)
         except concurrent.futures.TimeoutError:  # stopping, and the batch in flight is stuck: ClickHouse
             log.warning("stopping without waiting for the batch in flight; its messages will be read again")
+        except concurrent.futures.CancelledError:  # stopping: the handler gave up waiting for ClickHouse
+            log.info("stopping during a rebalance; the partitions' next owner resumes them")
 
     def _offsets(self, batch: MessageBatch) -> list[TopicPartition]:
         """The next offset of each owned partition of a durable batch."""

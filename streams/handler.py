@@ -13,6 +13,7 @@ tells duplicates apart).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import time
@@ -61,6 +62,7 @@ class RequestBatchHandler:
         # Held from taking a batch until its messages are acked, and by a
         # revocation: no batch of a partition can be written after we gave it up.
         self.lock = asyncio.Lock()
+        self._stopping = asyncio.Event()  # set by stop(): no more retries, no more batches
 
     async def on_assigned(self, assigned: Iterable[TopicPartition]) -> None:
         """Restore how far each newly assigned partition is already written.
@@ -77,7 +79,8 @@ class RequestBatchHandler:
             by_topic.setdefault(topic, []).append(partition)
         loop = asyncio.get_running_loop()
         for topic, partitions in by_topic.items():
-            stored = await self.until_done(loop, self._restore, "clickhouse", topic, sorted(partitions))
+            with self.stalls.working("partition assignment", "for what ClickHouse holds"):
+                stored = await self.until_done(loop, self._restore, "clickhouse", topic, sorted(partitions))
             for partition in partitions:
                 self.progress[(topic, partition)] = stored.get(partition, PartitionProgress())
             log.info("assigned %s partitions %s; resuming after %s", topic, sorted(partitions),
@@ -107,6 +110,8 @@ class RequestBatchHandler:
         chunks = owned.split(self._settings.batch_max_bytes) if len(owned) else []
         loop = asyncio.get_running_loop()
         for k, chunk in enumerate(chunks):
+            if self._stopping.is_set():
+                return  # un-acked: read again after the restart
             started = time.perf_counter()
             with self.stalls.working("request batch"):
                 batch = await loop.run_in_executor(self._math, self._process, chunk)
@@ -171,7 +176,7 @@ class RequestBatchHandler:
         try:
             while True:
                 try:
-                    return await loop.run_in_executor(self.executor, call, *args)
+                    result = await loop.run_in_executor(self.executor, call, *args)
                 except (ClickHouseUnavailable, KafkaUnavailable) as exc:
                     self.stalls.failed(f"{sink}: {exc}")
                     if not paused:
@@ -179,12 +184,31 @@ class RequestBatchHandler:
                         self._metrics.paused.set(1)
                     self._metrics.sink_retries.labels(sink).inc()
                     log.warning("%s unavailable, consumption paused, retrying in %.1fs: %s", sink, delay, exc)
-                    await asyncio.sleep(delay)
+                    await self._back_off(delay)
                     delay = min(delay * 2, MAX_BACKOFF_S)
+                    continue
+                if paused:  # not when the wait ends otherwise (stopping, an error no retry fixes)
+                    log.info("%s is back; consumption resumed", sink)
+                return result
         finally:
             if paused:
                 self._metrics.paused.set(0)
-                log.info("%s is back; consumption resumed", sink)
+
+    async def _back_off(self, delay: float) -> None:
+        """Wait ``delay`` seconds before the next try; when the worker stops
+        meanwhile, give the batch up as cancelled (not failed: that would be
+        fatal), un-acked, so the next worker writes it."""
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), delay)
+        if self._stopping.is_set():
+            log.warning("stopping while a batch waits to be written; its messages will be read again")
+            raise asyncio.CancelledError("the worker is stopping")
+
+    def stop(self) -> None:
+        """SIGTERM: a batch being retried is given up at once (a supervisor
+        restarts the worker) instead of holding the shutdown until ClickHouse
+        is back; nothing more is taken. Called from the event loop."""
+        self._stopping.set()
 
     def _record(self, batch: BatchResult, messages: MessageBatch, elapsed: float) -> None:
         m = self._metrics

@@ -22,10 +22,11 @@ class StallWatch:
         self._last_error = ""
 
     @contextmanager
-    def working(self, what: str) -> Iterator[None]:
-        """Around the making-durable of one batch (or chunk of one)."""
+    def working(self, what: str, waiting_for: str = "to be written") -> Iterator[None]:
+        """Around the making-durable of one batch (or chunk of one), or other
+        work that retries until ClickHouse or Kafka answers."""
         token = next(self._ids)
-        self._working[token] = (self._clock(), what)
+        self._working[token] = (self._clock(), f"{what} has been waiting {waiting_for}")
         try:
             yield
         finally:
@@ -41,9 +42,9 @@ class StallWatch:
         """Why ingestion is stalled, or None when every batch in progress is younger than ``threshold_s``."""
         if not self._working:
             return None
-        started, what = min(self._working.values())
+        started, waiting = min(self._working.values())
         age = self._clock() - started
         if age <= threshold_s:
             return None
         why = f"; last error: {self._last_error}" if self._last_error else ""
-        return f"a {what} has been waiting to be written for {age:.0f}s (limit {threshold_s:g}s){why}"
+        return f"a {waiting} for {age:.0f}s (limit {threshold_s:g}s){why}"

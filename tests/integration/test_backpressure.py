@@ -85,3 +85,32 @@ def test_an_error_no_retry_can_fix_stops_the_worker_and_loses_nothing(kafka_sett
     fixed = start_worker(settings)
     assert fixed.wait_for("SELECT sum(requests) FROM request_stats", 5_000, timeout=120) == 5_000
     assert sum(t["requests"] for t in truth.values()) == 5_000
+
+
+def test_sigterm_stops_a_worker_that_is_retrying_and_loses_nothing(kafka_settings, tmp_path_factory, start_worker):
+    """A worker waiting for ClickHouse is retrying one batch, un-acked: SIGTERM
+    stops it promptly, and the next worker reads that batch again."""
+    tmp = tmp_path_factory.mktemp("sigterm")
+    settings = isolated_settings(kafka_settings, tmp, health_stall_seconds=2)
+    flag = tmp / "clickhouse-down"
+    flag.touch()
+    stuck = start_worker(settings, command=["-m", "tests.integration.outage_worker"], env={"OUTAGE_FLAG": str(flag)})
+    simulate(settings, tmp, 2_000, seed=4, start=RECENT_HOUR)
+    stuck.wait_for_metrics(lambda text: metric_value(text, "fleetpulse_sink_retries_total", sink="clickhouse") >= 2)
+    deadline = time.monotonic() + 30
+    while stuck.health()[0] != 503 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    status, health = stuck.health()
+    assert status == 503 and "not reachable" in health["reason"], health
+    started = time.monotonic()
+    code = stuck.stop(timeout=60)
+    took = time.monotonic() - started
+    print(f"SIGTERM to exit while retrying: {took:.1f}s, exit code {code}")
+    assert took < 15, f"the worker took {took:.0f}s to stop:\n{stuck.log_tail()}"
+    assert code == 0, stuck.log_tail()
+    log = stuck.log_tail(100)
+    assert "stopping while a batch waits to be written" in log and "consumption resumed" not in log, log
+
+    flag.unlink()
+    fixed = start_worker(settings)
+    assert fixed.wait_for("SELECT sum(requests) FROM request_stats", 2_000, timeout=120) == 2_000, fixed.log_tail()
