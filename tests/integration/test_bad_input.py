@@ -96,3 +96,35 @@ def test_bad_input_is_dead_lettered_and_good_input_counted(kafka_settings, tmp_p
     producer.flush(10)
     assert worker.wait_for("SELECT sum(requests) FROM request_stats", 301, timeout=60) == 301
     assert worker.stop() == 0
+
+
+def test_an_envelope_of_150_days_is_stored_whole_with_raw_events_on(kafka_settings, tmp_path_factory, start_worker):
+    """Valid, but over ClickHouse's 100 partitions per INSERT for request_events
+    (one per day): once it was retried for ever as 'unavailable' while /health
+    said ok. Now every event counts, in the windows and in request_events."""
+    tmp = tmp_path_factory.mktemp("days")
+    settings = isolated_settings(kafka_settings, tmp, store_raw_events=True, health_stall_seconds=10,
+                                 windows_ttl_days=200, raw_events_ttl_days=200)  # all 150 days are kept
+    worker = start_worker(settings)
+    producer = Producer({"bootstrap.servers": settings.bootstrap})
+    topic = settings.topic("requests")
+    before = [event(i) for i in range(100)]
+    days = [event(1000 + d, timestamp=RECENT_HOUR + 5 - d * 86400) for d in range(150)]  # mostly late: they count
+    after = [event(2000 + i, timestamp=RECENT_HOUR + 10 + i * 0.01) for i in range(100)]
+    for e in before:
+        producer.produce(topic, orjson.dumps(e))
+    producer.produce(topic, orjson.dumps({"type": "batch", "version": 1, "events": days}))
+    for e in after:
+        producer.produce(topic, orjson.dumps(e))
+    assert producer.flush(30) == 0
+
+    sent = len(before) + len(days) + len(after)
+    assert worker.wait_for("SELECT sum(requests) FROM request_stats", sent, timeout=120) == sent, worker.log_tail()
+    assert worker.scalar("SELECT sum(requests) FROM request_windows") == sent
+    assert worker.wait_for("SELECT count() FROM request_events FINAL", sent, timeout=30) == sent
+    assert worker.scalar("SELECT uniqExact(toYYYYMMDD(timestamp)) FROM request_events") == 150
+    text = worker.wait_for_metric("fleetpulse_rows_written_total", sent, table="request_events")
+    assert metric_value(text, "fleetpulse_sink_retries_total") == 0, worker.log_tail()
+    assert metric_value(text, "fleetpulse_events_invalid_total") == 0
+    assert worker.health() == (200, {"status": "ok"})
+    assert worker.stop() == 0
