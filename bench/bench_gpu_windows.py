@@ -23,8 +23,8 @@ import orjson
 from fleetpulse.clickhouse import ClickHouse
 from fleetpulse.migrate import migrate
 from fleetpulse.settings import load_settings
-from fleetpulse.streams.gpu import COLUMNS
-from fleetpulse.streams.gpu_windows import GpuWindowWriter, window_sql
+from fleetpulse.streams.gpu.samples import COLUMNS
+from fleetpulse.streams.gpu.windows import GpuWindowWriter, window_sql
 
 HOUR = 3600
 

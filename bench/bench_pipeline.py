@@ -239,7 +239,7 @@ def profile_batch(events: int = 100_000) -> str:
     import io
     import pstats
 
-    from fleetpulse.streams.batch import MessageBatch, RawMessage, process_batch
+    from fleetpulse.streams.windows.batch import MessageBatch, RawMessage, process_batch
 
     data = _events(events, seed=5)
     messages = MessageBatch.of([RawMessage("t", i % 6, i, encode_batch(data[j:j + 500]))

@@ -137,7 +137,7 @@ def _gpu_sampler(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _worker(settings: Settings, args: argparse.Namespace) -> int:
-    from fleetpulse.streams.runner import run_worker
+    from fleetpulse.streams.worker.main import run_worker
 
     return run_worker(settings)
 

@@ -39,7 +39,7 @@ class ClickHouse:
     ``session`` holds settings fixed for the session's lifetime, in order. With
     ``readonly`` among them the session is read-only for good: ClickHouse then
     refuses writes, table functions and any later change of a setting, so a
-    statement sent through it cannot undo its limits (see streams/query.py).
+    statement sent through it cannot undo its limits (see streams/worker/query.py).
     ``read_only`` marks a session for user SQL: it creates nothing, and on a
     server it logs in as FLEETPULSE_CLICKHOUSE_QUERY_USER when one is set.
     Each session is its own chDB connection handle (or HTTP client), so one

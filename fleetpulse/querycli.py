@@ -17,7 +17,7 @@ from typing import Iterable
 from fleetpulse.clickhouse import ClickHouse
 from fleetpulse.errors import QueryError
 from fleetpulse.settings import Settings, is_wildcard
-from fleetpulse.streams.query import open_reader, run_query
+from fleetpulse.streams.worker.query import open_reader, run_query
 
 
 def query_json_lines(settings: Settings, sql: str) -> bytes:
@@ -33,15 +33,15 @@ def query_json_lines(settings: Settings, sql: str) -> bytes:
 
 
 def silence_anywhere(settings: Settings, request: dict) -> dict:
-    """A silence request (see streams/silences.py)."""
-    from fleetpulse.streams.silences import handle
+    """A silence request (see streams/alerting/silences.py)."""
+    from fleetpulse.streams.alerting.silences import handle
 
     return _worker_or_direct(settings, "/silences", request, lambda ch, reader: handle(ch, request))
 
 
 def build_baseline_anywhere(settings: Settings, model: str, start: float, end: float,
                             features: list[str] | None) -> dict:
-    from fleetpulse.streams.drift import handle_baseline
+    from fleetpulse.streams.drift.evaluator import handle_baseline
 
     body = {"model": model, "from": start, "to": end, "features": features}
     return _worker_or_direct(settings, "/drift/baseline", body,

@@ -66,7 +66,7 @@ class Settings:
     metric_labels: str = "model,node"
     metric_label_cap: int = 250
     histogram_buckets: str = "0.00390625,0.0078125,0.015625,0.03125,0.0625,0.125,0.25,0.5,1,2,4,8,16,32,64"
-    alert_rules: str = ""  # a YAML file; empty: the shipped defaults (streams/default_rules.yml)
+    alert_rules: str = ""  # a YAML file; empty: the shipped defaults (streams/alerting/default_rules.yml)
     alertmanager_url: str = ""
     drift_features: str = "input_tokens,output_tokens,latency,ttft,tpot,queue_time,operation,finish_reason,error_type,output_outcome"
     drift_reference: str = "previous"  # previous | yesterday | baseline, or per model: "previous,MODEL=baseline"

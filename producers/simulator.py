@@ -27,7 +27,7 @@ from fleetpulse.producers.gpu.simulated import SimulatedGpus
 from fleetpulse.producers.recorder import Recorder
 from fleetpulse.schemas import VERSION
 from fleetpulse.settings import Settings
-from fleetpulse.streams.aggregate import window_starts
+from fleetpulse.streams.windows.aggregate import window_starts
 
 
 @dataclasses.dataclass(frozen=True)

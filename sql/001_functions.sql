@@ -1,4 +1,4 @@
--- Quantiles from log-bucket sketches, in SQL (twin of streams/sketch.py).
+-- Quantiles from log-bucket sketches, in SQL (twin of streams/windows/sketch.py).
 -- A bucket map is Map(Int16, UInt64): key ceil(log2(x) * 32), value the count.
 -- fleetpulse_bucket_value(i): the value bucket i reads back as (relative error <= 1.08%).
 CREATE OR REPLACE FUNCTION fleetpulse_bucket_value AS (i) ->

@@ -2,7 +2,7 @@
 -- on every insert into request_windows. Each keeps the source partition and the
 -- highest offset it has seen, so a worker that takes over a partition can check
 -- that a rollup has every batch the base table has, and fill in what a crash
--- between the two writes left out (streams/sink.py, catch_up_rollups).
+-- between the two writes left out (streams/windows/sink.py, catch_up_rollups).
 -- TTLs from FLEETPULSE_ROLLUP_1M_TTL_DAYS / FLEETPULSE_ROLLUP_1H_TTL_DAYS.
 CREATE TABLE IF NOT EXISTS request_windows_1m
 (

@@ -1,4 +1,4 @@
--- Drift detection (streams/drift.py). Feature histograms ride in the window rows,
+-- Drift detection (streams/drift/evaluator.py). Feature histograms ride in the window rows,
 -- so they are written in the same atomic insert (exactly once, like the counts):
 -- numeric features as log-bucket maps, categorical ones as value -> count.
 ALTER TABLE request_windows

@@ -1,4 +1,4 @@
--- Alert events, as sent to the alerts topic (streams/alert_runner.py).
+-- Alert events, as sent to the alerts topic (streams/alerting/evaluator.py).
 CREATE TABLE IF NOT EXISTS alerts
 (
     timestamp    DateTime64(3, 'UTC'),

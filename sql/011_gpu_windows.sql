@@ -1,7 +1,7 @@
 -- GPU windows as written tables: the base window (FLEETPULSE_WINDOW_SECONDS),
 -- 1 minute and 1 hour, each row per (window, node, GPU, window size). The worker
 -- computes a window from gpu_samples FINAL once it has closed, and again when a
--- late sample lands in it (streams/gpu_windows.py); a recomputation replaces the
+-- late sample lands in it (streams/gpu/windows.py); a recomputation replaces the
 -- row it supersedes (ReplacingMergeTree on computed_at), so every level is exact
 -- after crashes, replays and late data. window_seconds is in the key, as it is a
 -- column of request_windows: after a change of FLEETPULSE_WINDOW_SECONDS a window

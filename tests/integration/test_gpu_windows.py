@@ -15,10 +15,10 @@ import pytest
 from fleetpulse.clickhouse import ClickHouse
 from fleetpulse.migrate import migrate
 from fleetpulse.settings import load_settings
-from fleetpulse.streams.gpu import COLUMNS
-from fleetpulse.streams.alert_runner import AlertRunner
-from fleetpulse.streams import gpu_windows
-from fleetpulse.streams.gpu_windows import COUNTER_LOOKBACK_S, GpuWindowWriter
+from fleetpulse.streams.gpu.samples import COLUMNS
+from fleetpulse.streams.alerting.evaluator import AlertRunner
+from fleetpulse.streams.gpu import windows as gpu_windows
+from fleetpulse.streams.gpu.windows import COUNTER_LOOKBACK_S, GpuWindowWriter
 from tests.clock import RECENT_HOUR
 
 pytestmark = pytest.mark.integration

@@ -22,7 +22,7 @@ import orjson
 import pytest
 
 from fleetpulse.settings import Secret
-from fleetpulse.streams.webserver import MAX_CONNECTIONS
+from fleetpulse.streams.worker.webserver import MAX_CONNECTIONS
 from tests.integration.test_cli import assert_one_line_error, closed_port, run_cli
 from tests.integration.workers import WorkerProcess, isolated_settings, metric_value, run_simulator
 

@@ -16,7 +16,7 @@ from confluent_kafka import Consumer, TopicPartition
 
 from fleetpulse.producers.simulator import SimulationConfig, run_simulation
 from fleetpulse.schemas import decode_message
-from fleetpulse.streams.sketch import exact_quantile
+from fleetpulse.streams.windows.sketch import exact_quantile
 from tests.clock import RECENT_HOUR
 from tests.integration.workers import isolated_settings, metric_value
 

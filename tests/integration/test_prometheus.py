@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from fleetpulse.producers.simulator import SimulationConfig, run_simulation
-from fleetpulse.streams.export import le_indices
+from fleetpulse.streams.prometheus.requests import le_indices
 from tests.integration.promstack import Prometheus
 from tests.integration.workers import isolated_settings
 

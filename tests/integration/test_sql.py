@@ -11,11 +11,11 @@ import pytest
 from fleetpulse.clickhouse import ClickHouse
 from fleetpulse.migrate import load_migrations, migrate
 from fleetpulse.settings import load_settings
-from fleetpulse.streams.aggregate import aggregate
-from fleetpulse.streams.rows import WINDOW_COLUMNS, SourceSpan, window_block, window_rows
-from fleetpulse.streams.sink import ClickHouseSink
-from fleetpulse.streams.metrics import PipelineMetrics
-from fleetpulse.streams.sketch import bucket_indices, exact_quantile, quantile
+from fleetpulse.streams.windows.aggregate import aggregate
+from fleetpulse.streams.windows.rows import WINDOW_COLUMNS, SourceSpan, window_block, window_rows
+from fleetpulse.streams.windows.sink import ClickHouseSink
+from fleetpulse.streams.prometheus.pipeline import PipelineMetrics
+from fleetpulse.streams.windows.sketch import bucket_indices, exact_quantile, quantile
 from tests.unit.test_schemas import request_columns
 from tests.clock import RECENT_HOUR
 
@@ -209,7 +209,7 @@ def test_raw_events_of_150_days_are_written_once_however_often_the_batch_is(ch):
     import orjson
 
     from fleetpulse.schemas import encode_batch
-    from fleetpulse.streams.batch import RawMessage, process_batch
+    from fleetpulse.streams.windows.batch import RawMessage, process_batch
     from tests.unit.test_schemas import good_request
 
     migrate(ch, log=lambda _: None)
@@ -272,8 +272,8 @@ def test_drift_against_a_frozen_baseline_and_yesterday(drift_ch):
     from stored windows (versioned), and the same span 24 hours earlier."""
     import dataclasses
 
-    from fleetpulse.streams.drift import DriftEvaluator, build_baseline
-    from fleetpulse.streams.query import open_reader
+    from fleetpulse.streams.drift.evaluator import DriftEvaluator, build_baseline
+    from fleetpulse.streams.worker.query import open_reader
 
     ch = drift_ch
     rng = np.random.default_rng(21)
@@ -324,7 +324,7 @@ def test_drift_against_a_frozen_baseline_and_yesterday(drift_ch):
 
 def test_silences_add_list_expire(ch):
     from fleetpulse.errors import ConfigError
-    from fleetpulse.streams.silences import add_silence, expire_silence, handle, list_silences
+    from fleetpulse.streams.alerting.silences import add_silence, expire_silence, handle, list_silences
 
     migrate(ch, log=lambda _: None)
     sid = add_silence(ch, {"alertname": "HighErrorRate", "model": "m"}, 3600, "deploy")

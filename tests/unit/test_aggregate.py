@@ -5,9 +5,9 @@ from collections import Counter, defaultdict
 import numpy as np
 import pytest
 
-from fleetpulse.streams.aggregate import aggregate, to_columns, window_starts
+from fleetpulse.streams.windows.aggregate import aggregate, to_columns, window_starts
 from tests.unit.test_schemas import request_columns
-from fleetpulse.streams.sketch import bucket_indices
+from fleetpulse.streams.windows.sketch import bucket_indices
 
 
 def _events(n, seed=7, nodes=4):
@@ -69,7 +69,7 @@ def test_empty_batch_has_no_partials():
 
 
 def test_group_codes_never_overflow_on_hostile_key_ranges():
-    from fleetpulse.streams.aggregate import group_codes
+    from fleetpulse.streams.windows.aggregate import group_codes
 
     rng = np.random.default_rng(3)
     n = 5000
@@ -88,7 +88,7 @@ def test_group_codes_never_overflow_on_hostile_key_ranges():
 
 
 def test_coded_columns_relabel_and_merge():
-    from fleetpulse.streams.aggregate import Coded
+    from fleetpulse.streams.windows.aggregate import Coded
 
     column = Coded.of(["a", None, "b", "a", None])
     assert [column.values[c] for c in column.codes] == ["a", None, "b", "a", None]

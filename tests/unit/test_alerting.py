@@ -5,8 +5,8 @@ import pytest
 
 from fleetpulse.errors import ConfigError
 from fleetpulse.schemas import validate_event
-from fleetpulse.streams.alerting import AlertEngine, Silence
-from fleetpulse.streams.rules import load_rules, parse_rules
+from fleetpulse.streams.alerting.engine import AlertEngine, Silence
+from fleetpulse.streams.alerting.rules import load_rules, parse_rules
 
 RULES = """
 rules:

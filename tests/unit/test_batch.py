@@ -3,10 +3,10 @@
 import orjson
 
 from fleetpulse.schemas import encode_batch
-from fleetpulse.streams.batch import RawMessage, process_batch, source_of
-from fleetpulse.streams.handler import invalid_field
-from fleetpulse.streams.rows import WINDOW_COLUMNS
-from fleetpulse.streams.watermark import PartitionProgress
+from fleetpulse.streams.windows.batch import RawMessage, process_batch, source_of
+from fleetpulse.streams.worker.handler import invalid_field
+from fleetpulse.streams.windows.rows import WINDOW_COLUMNS
+from fleetpulse.streams.windows.watermark import PartitionProgress
 from tests.unit.test_schemas import good_request
 
 T0 = 1764000000.0
@@ -91,7 +91,7 @@ def test_invalid_field_label_drops_the_event_index():
 
 
 def test_events_older_than_the_windows_ttl_become_dead_letters():
-    from fleetpulse.streams.batch import Retention
+    from fleetpulse.streams.windows.batch import Retention
 
     msgs = [RawMessage("t", 0, 0, encode_batch([good_request(timestamp=T0 + 5), good_request(timestamp=T0 - 5)]))]
     result = process_batch(msgs, {}, window_seconds=10, lateness=30, max_bytes=1 << 20, keep_events=False,
@@ -105,7 +105,7 @@ def test_events_older_than_the_windows_ttl_become_dead_letters():
 def test_an_old_event_no_encoder_can_write_back_keeps_the_message_bytes():
     """The fuzz run's crash loop: an old event with an unknown field nested 300 deep
     (orjson reads 1024 levels, writes 254). Its letter keeps the original bytes."""
-    from fleetpulse.streams.batch import Retention
+    from fleetpulse.streams.windows.batch import Retention
 
     text = orjson.dumps(good_request(timestamp=T0 - 5)).decode()[:-1] + ', "x": ' + "[" * 300 + "]" * 300 + "}"
     alone = RawMessage("t", 0, 0, text.encode())
@@ -127,7 +127,7 @@ def json_reencoded(text: str) -> bytes:
 
 
 def test_batches_split_into_contiguous_runs_by_bytes():
-    from fleetpulse.streams.handler import split_by_bytes
+    from fleetpulse.streams.worker.handler import split_by_bytes
 
     msgs = [RawMessage("t", i % 2, i, b"x" * size) for i, size in enumerate([40, 40, 40, 100, 10])]
     chunks = split_by_bytes(msgs, 90)
@@ -136,8 +136,8 @@ def test_batches_split_into_contiguous_runs_by_bytes():
 
 
 def test_message_batch_splits_by_bytes_like_the_list_form():
-    from fleetpulse.streams.batch import MessageBatch
-    from fleetpulse.streams.handler import split_by_bytes
+    from fleetpulse.streams.windows.batch import MessageBatch
+    from fleetpulse.streams.worker.handler import split_by_bytes
 
     sizes = [40, 40, 40, 100, 10, 0, 90, 1]
     msgs = [RawMessage("t", i % 2, i, b"x" * size) for i, size in enumerate(sizes)]
@@ -149,7 +149,7 @@ def test_message_batch_splits_by_bytes_like_the_list_form():
 
 
 def test_a_batch_of_columns_skips_and_counts_like_a_list_of_messages():
-    from fleetpulse.streams.batch import MessageBatch
+    from fleetpulse.streams.windows.batch import MessageBatch
 
     msgs = [RawMessage("t", o % 3, o, orjson.dumps(good_request(**{"request.id": f"r{o}"}))) for o in range(12)]
     progress = {("t", 1): PartitionProgress(5, T0)}
@@ -160,7 +160,7 @@ def test_a_batch_of_columns_skips_and_counts_like_a_list_of_messages():
 
 
 def test_retention_letters_name_their_event_and_leave_the_rest_counted():
-    from fleetpulse.streams.batch import Retention
+    from fleetpulse.streams.windows.batch import Retention
 
     old, new = good_request(timestamp=T0 - 40 * 86400), good_request(timestamp=T0)
     msgs = [RawMessage("t", 0, 0, encode_batch([new, old, {"type": "request"}, new])),
@@ -175,7 +175,7 @@ def test_retention_letters_name_their_event_and_leave_the_rest_counted():
 
 def test_an_event_dated_2099_is_dead_lettered_and_moves_no_watermark():
     from fleetpulse.settings import load_settings
-    from fleetpulse.streams.batch import Retention
+    from fleetpulse.streams.windows.batch import Retention
 
     bounds = Retention.now(load_settings(environ={}), clock=T0)  # the default: 300 s of skew
     year_2099 = 4_070_908_800.0
@@ -205,8 +205,8 @@ def test_an_event_dated_2099_is_dead_lettered_and_moves_no_watermark():
 
 def test_a_gpu_sample_from_the_future_is_dead_lettered_too():
     from fleetpulse.settings import load_settings
-    from fleetpulse.streams.batch import Retention
-    from fleetpulse.streams.gpu import gpu_rows
+    from fleetpulse.streams.windows.batch import Retention
+    from fleetpulse.streams.gpu.samples import gpu_rows
 
     def sample(ts):
         return orjson.dumps({"type": "gpu", "version": 1, "timestamp": ts, "host.name": "h", "gpu.uuid": "GPU-1",
@@ -225,7 +225,7 @@ def test_raw_events_of_many_days_are_cut_into_runs_of_at_most_fifty_days():
     100 partitions: one envelope of 150 days becomes three INSERTs, the same on a replay."""
     from datetime import datetime, timezone
 
-    from fleetpulse.streams.rows import EVENT_COLUMNS, EventRun
+    from fleetpulse.streams.windows.rows import EVENT_COLUMNS, EventRun
 
     def day(ts):
         return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y%m%d")

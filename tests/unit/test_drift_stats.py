@@ -9,10 +9,10 @@ import pytest
 from scipy.spatial.distance import jensenshannon
 from scipy.stats import chi2, ks_2samp
 
-from fleetpulse.streams.drift_stats import (
+from fleetpulse.streams.drift.stats import (
     OTHER, Rule, bin_categorical, bin_numeric, categories, chi2_quantile, evaluate, js, ks, numeric_edges, psi,
 )
-from fleetpulse.streams.sketch import bucket_indices
+from fleetpulse.streams.windows.sketch import bucket_indices
 
 
 def oracle_psi(ref_counts, cur_counts):

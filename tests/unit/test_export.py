@@ -4,8 +4,8 @@ import numpy as np
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.openmetrics.exposition import generate_latest as openmetrics_latest
 
-from fleetpulse.streams.export import RequestExporter, le_indices, le_text
-from fleetpulse.streams.sketch import bucket_indices
+from fleetpulse.streams.prometheus.requests import RequestExporter, le_indices, le_text
+from fleetpulse.streams.windows.sketch import bucket_indices
 from tests.unit.test_schemas import good_request, request_columns
 
 

@@ -1,4 +1,4 @@
-"""The retry loop (streams/handler.py) while ClickHouse is away: /health's stall
+"""The retry loop (streams/worker/handler.py) while ClickHouse is away: /health's stall
 watch names the wait once it passes the threshold, and stop() (SIGTERM) ends
 it at once, the batch given up un-acked rather than failed (that would be fatal)."""
 
@@ -9,10 +9,10 @@ import orjson
 
 from fleetpulse.errors import ClickHouseUnavailable
 from fleetpulse.settings import load_settings
-from fleetpulse.streams.batch import MessageBatch
-from fleetpulse.streams.handler import RequestBatchHandler
-from fleetpulse.streams.metrics import PipelineMetrics
-from fleetpulse.streams.stall import StallWatch
+from fleetpulse.streams.windows.batch import MessageBatch
+from fleetpulse.streams.worker.handler import RequestBatchHandler
+from fleetpulse.streams.prometheus.pipeline import PipelineMetrics
+from fleetpulse.streams.worker.stall import StallWatch
 from tests.unit.test_schemas import good_request
 from tests.unit.test_stall_and_requests import Clock
 

@@ -3,7 +3,7 @@ tests/integration/test_sql.py::test_a_native_block_stores_exactly_what_row_inser
 
 import numpy as np
 
-from fleetpulse.streams.native import block, leb128, strings
+from fleetpulse.streams.windows.native import block, leb128, strings
 
 
 def test_leb128_matches_the_varint_encoding():

@@ -7,7 +7,7 @@ import logging
 import threading
 
 from fleetpulse.localkafka import free_port
-from fleetpulse.streams.notify import post_json
+from fleetpulse.streams.alerting.notify import post_json
 
 
 class _Capture(http.server.BaseHTTPRequestHandler):

@@ -3,7 +3,7 @@
 import pytest
 
 from fleetpulse.errors import ClickHouseUnavailable
-from fleetpulse.streams.outbox import Outbox
+from fleetpulse.streams.alerting.outbox import Outbox
 
 
 def test_a_failed_step_stays_pending_and_done_steps_are_not_redone():

@@ -8,7 +8,7 @@ import re
 import pytest
 
 from fleetpulse.errors import QueryError
-from fleetpulse.streams.query import check_tree
+from fleetpulse.streams.worker.query import check_tree
 
 SELECT = ["SelectWithUnionQuery (children 2)", " ExpressionList (children 1)", "  SelectQuery (children 1)",
           "   ExpressionList (children 1)", "    Literal UInt64_1", " Identifier Native"]
@@ -57,7 +57,7 @@ def test_everything_else_is_refused(statement, tree, why):
 
 def test_the_read_only_session_sets_its_limits_before_readonly():
     from fleetpulse.settings import load_settings
-    from fleetpulse.streams.query import session_settings
+    from fleetpulse.streams.worker.query import session_settings
 
     embedded = session_settings(load_settings(environ={}, query_timeout_seconds=7))
     assert list(embedded)[-1] == "readonly" and embedded["readonly"] == 1, "readonly last: it freezes the rest"

@@ -6,7 +6,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from fleetpulse.streams.sketch import (
+from fleetpulse.streams.windows.sketch import (
     GAMMA, RELATIVE_ERROR, ZERO_BUCKET, bucket_indices, bucket_value, exact_quantile, quantile, rank,
 )
 

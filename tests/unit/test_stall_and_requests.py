@@ -5,8 +5,8 @@ import math
 import pytest
 
 from fleetpulse.errors import RequestError
-from fleetpulse.streams import requests as check
-from fleetpulse.streams.stall import StallWatch
+from fleetpulse.streams.worker import params as check
+from fleetpulse.streams.worker.stall import StallWatch
 
 
 class Clock:

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from fleetpulse.streams.watermark import NO_EVENT_TIME, late_flags
+from fleetpulse.streams.windows.watermark import NO_EVENT_TIME, late_flags
 
 
 def test_each_partition_has_its_own_watermark():
@@ -27,7 +27,7 @@ def test_zero_lateness_closes_a_window_as_soon_as_time_passes_its_end():
 
 
 def test_the_fleet_waits_for_the_partition_behind_until_it_goes_idle():
-    from fleetpulse.streams.watermark import IdleTracker, closed_until, fleet_high_water
+    from fleetpulse.streams.windows.watermark import IdleTracker, closed_until, fleet_high_water
 
     a, b, host = ("requests", "t:0"), ("requests", "t:1"), ("gpu", "node-a")
     tracker = IdleTracker(idle_seconds=60)
@@ -50,7 +50,7 @@ def test_the_fleet_waits_for_the_partition_behind_until_it_goes_idle():
 
 
 def test_when_every_source_is_idle_the_newest_stands_and_none_before_data():
-    from fleetpulse.streams.watermark import IdleTracker, fleet_high_water
+    from fleetpulse.streams.windows.watermark import IdleTracker, fleet_high_water
 
     a, b = ("requests", "t:0"), ("requests", "t:1")
     tracker = IdleTracker(idle_seconds=5)
@@ -63,7 +63,7 @@ def test_when_every_source_is_idle_the_newest_stands_and_none_before_data():
 
 
 def test_a_busy_partition_with_nothing_written_holds_the_fleet_for_the_idle_time_only():
-    from fleetpulse.streams.watermark import IdleTracker, fleet_high_water
+    from fleetpulse.streams.windows.watermark import IdleTracker, fleet_high_water
 
     a, b = ("requests", "t:0"), ("requests", "t:1")
     tracker = IdleTracker(idle_seconds=30)

@@ -1,9 +1,9 @@
-"""Which requests the worker's guard lets through (streams/web.py: refusal)."""
+"""Which requests the worker's guard lets through (streams/worker/web.py: refusal)."""
 
 import pytest
 
 from fleetpulse.settings import Secret, load_settings
-from fleetpulse.streams.web import Policy, refusal
+from fleetpulse.streams.worker.web import Policy, refusal
 
 LOCAL = Policy.from_settings(load_settings(environ={}))
 TOKEN = Policy.from_settings(load_settings(environ={}, http_token=Secret("s3cret")))

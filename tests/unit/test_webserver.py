@@ -1,7 +1,7 @@
-"""The web server's connection cap (streams/webserver.py), with a stand-in for
+"""The web server's connection cap (streams/worker/webserver.py), with a stand-in for
 aiohttp's Server that keeps the same two things: the factory and the live list."""
 
-from fleetpulse.streams.webserver import ConnectionCap, _Refused
+from fleetpulse.streams.worker.webserver import ConnectionCap, _Refused
 
 
 class Handler:

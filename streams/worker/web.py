@@ -35,11 +35,11 @@ from prometheus_client.openmetrics import exposition as openmetrics
 from fleetpulse.clickhouse import ClickHouse
 from fleetpulse.errors import ClickHouseUnavailable, FleetpulseError, RequestError
 from fleetpulse.settings import Settings, is_wildcard
-from fleetpulse.streams import silences
-from fleetpulse.streams.drift import handle_baseline
-from fleetpulse.streams.metrics import PipelineMetrics
-from fleetpulse.streams.query import open_reader, run_query
-from fleetpulse.streams.stall import StallWatch
+from fleetpulse.streams.alerting import silences
+from fleetpulse.streams.drift.evaluator import handle_baseline
+from fleetpulse.streams.prometheus.pipeline import PipelineMetrics
+from fleetpulse.streams.worker.query import open_reader, run_query
+from fleetpulse.streams.worker.stall import StallWatch
 
 log = logging.getLogger("fleetpulse.worker")
 
@@ -135,7 +135,7 @@ def guard_middleware(policy: Policy) -> Callable:
 
 
 def web_options(settings: Settings) -> dict:
-    """faust settings for its web server: bounded connections (streams/webserver.py),
+    """faust settings for its web server: bounded connections (streams/worker/webserver.py),
     our guard, bodies up to 1 MiB, none of faust's own pages."""
     return {
         "web": "fleetpulse://",

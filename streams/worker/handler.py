@@ -2,7 +2,7 @@
 
 Order matters for the guarantees: dead letters first, then ClickHouse, and
 only then does the caller ack the messages (stores their offsets: the requests
-consumer, streams/consumer.py; acks them: the GPU agent). A crash anywhere
+consumer, streams/worker/consumer.py; acks them: the GPU agent). A crash anywhere
 before that means the messages are consumed again; the ones ClickHouse already has are
 skipped by their offsets (``progress``, restored from ClickHouse whenever a
 partition is assigned). Dead letters are at-least-once: a batch consumed again
@@ -24,14 +24,14 @@ import numpy as np
 
 from fleetpulse.errors import ClickHouseUnavailable, KafkaUnavailable
 from fleetpulse.settings import Settings
-from fleetpulse.streams.batch import (BatchResult, MessageBatch, RawMessage, Retention, TopicPartition, byte_runs,
+from fleetpulse.streams.windows.batch import (BatchResult, MessageBatch, RawMessage, Retention, TopicPartition, byte_runs,
                                      process_batch)
-from fleetpulse.streams.deadletter import DeadLetterSink, SourcedDeadLetter
-from fleetpulse.streams.export import RequestExporter
-from fleetpulse.streams.metrics import PipelineMetrics
-from fleetpulse.streams.sink import ClickHouseSink
-from fleetpulse.streams.stall import StallWatch
-from fleetpulse.streams.watermark import PartitionProgress
+from fleetpulse.streams.worker.deadletter import DeadLetterSink, SourcedDeadLetter
+from fleetpulse.streams.prometheus.requests import RequestExporter
+from fleetpulse.streams.prometheus.pipeline import PipelineMetrics
+from fleetpulse.streams.windows.sink import ClickHouseSink
+from fleetpulse.streams.worker.stall import StallWatch
+from fleetpulse.streams.windows.watermark import PartitionProgress
 
 log = logging.getLogger("fleetpulse.worker")
 
@@ -167,7 +167,7 @@ class RequestBatchHandler:
     async def until_done(self, loop, call, sink: str, *args):
         """Retry with capped exponential backoff. While we wait, nothing is acked
         and no more batches are taken: the requests consumer pauses its
-        partitions once its two slots are full (streams/consumer.py), the GPU
+        partitions once its two slots are full (streams/worker/consumer.py), the GPU
         agent's bounded faust buffers fill, so memory stays bounded and the
         backlog waits in Kafka. (faust's own pause is not used for the GPU
         topic: it drops what it had fetched and, on resume, does not read it

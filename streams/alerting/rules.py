@@ -31,7 +31,7 @@ from fleetpulse.errors import ConfigError
 #: metric -> (source, column). ``request``: per (window, model) from request_stats_model;
 #: ``silence``: requests per window of models seen before (a silent model reads 0);
 #: ``drift``: the worst PSI decision of a model's features (0 stable .. 3 critical);
-#: ``gpu``: per (window, node, gpu) from the gpu_windows table (streams/gpu_windows.py).
+#: ``gpu``: per (window, node, gpu) from the gpu_windows table (streams/gpu/windows.py).
 METRICS = {
     "error_rate": ("request", "error_rate"),
     "latency_p99": ("request", "latency_p99"),
@@ -76,8 +76,8 @@ def load_rules(path: str = "") -> list[Rule]:
         except OSError as exc:
             raise ConfigError(f"{path}: cannot read alert rules ({exc.strerror})") from exc
     else:
-        where = Path("streams/default_rules.yml")
-        text = importlib.resources.files("fleetpulse.streams").joinpath("default_rules.yml").read_text()
+        where = Path("streams/alerting/default_rules.yml")
+        text = importlib.resources.files("fleetpulse.streams.alerting").joinpath("default_rules.yml").read_text()
     return parse_rules(text, str(where))
 
 

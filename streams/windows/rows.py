@@ -7,8 +7,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from fleetpulse.streams import native
-from fleetpulse.streams.aggregate import CATEGORIES, HISTOGRAMS, WindowBlock
+from fleetpulse.streams.windows import native
+from fleetpulse.streams.windows.aggregate import CATEGORIES, HISTOGRAMS, WindowBlock
 
 WINDOW_COLUMNS = (
     "window_start", "window_seconds", "model", "node", "gpu", "late", "requests", "errors", "errors_by_type",

@@ -20,10 +20,10 @@ from __future__ import annotations
 import logging
 
 from fleetpulse.clickhouse import ClickHouse
-from fleetpulse.streams.batch import BatchResult
-from fleetpulse.streams.metrics import PipelineMetrics
-from fleetpulse.streams.rows import EVENT_COLUMNS, WINDOW_COLUMNS
-from fleetpulse.streams.watermark import PartitionProgress
+from fleetpulse.streams.windows.batch import BatchResult
+from fleetpulse.streams.prometheus.pipeline import PipelineMetrics
+from fleetpulse.streams.windows.rows import EVENT_COLUMNS, WINDOW_COLUMNS
+from fleetpulse.streams.windows.watermark import PartitionProgress
 
 log = logging.getLogger("fleetpulse.worker")
 

@@ -7,7 +7,7 @@ entry per distinct value); window assignment, grouping, counts, sums and
 sketches are numpy over the whole batch. Python runs per group and per
 distinct value only. Grouping by source partition keeps every row attributable
 to one offset range, which is what makes the writes exactly-once (see
-streams/sink.py).
+streams/windows/sink.py).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Sequence
 
 import numpy as np
 
-from fleetpulse.streams.sketch import bucket_indices
+from fleetpulse.streams.windows.sketch import bucket_indices
 
 
 @dataclasses.dataclass(frozen=True)
@@ -180,7 +180,7 @@ class SparseMaps:
         return [dict(zip(names[lo:hi], counts[lo:hi])) for lo, hi in zip([0, *ends], ends)]
 
 
-#: The bucket maps of a window row, in WINDOW_COLUMNS order (streams/rows.py).
+#: The bucket maps of a window row, in WINDOW_COLUMNS order (streams/windows/rows.py).
 HISTOGRAMS = ("latency_buckets", "ttft_buckets", "tpot_buckets", "input_tokens_buckets", "output_tokens_buckets",
               "queue_buckets")
 CATEGORIES = ("errors_by_type", "operations", "finish_reasons", "outcomes")

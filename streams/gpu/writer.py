@@ -7,11 +7,11 @@ import asyncio
 
 from fleetpulse.clickhouse import ClickHouse
 from fleetpulse.settings import Settings
-from fleetpulse.streams.batch import MessageBatch, RawMessage, Retention, source_of
-from fleetpulse.streams.gpu import COLUMNS, gpu_rows
-from fleetpulse.streams.gpu_windows import GpuWindowWriter
-from fleetpulse.streams.handler import RequestBatchHandler, invalid_field, split_by_bytes
-from fleetpulse.streams.metrics import PipelineMetrics
+from fleetpulse.streams.windows.batch import MessageBatch, RawMessage, Retention, source_of
+from fleetpulse.streams.gpu.samples import COLUMNS, gpu_rows
+from fleetpulse.streams.gpu.windows import GpuWindowWriter
+from fleetpulse.streams.worker.handler import RequestBatchHandler, invalid_field, split_by_bytes
+from fleetpulse.streams.prometheus.pipeline import PipelineMetrics
 
 
 class GpuWriter:

@@ -2,8 +2,8 @@
 
 Nothing here computes anything; decoding, windows, sketches and rows live in
 pure modules, I/O in sinks. The requests topic is consumed in whole batches by
-a service of the faust app (streams/consumer.py); the GPU topic by a faust
-agent, with manual acks; the app's web server serves the pages of streams/web.py.
+a service of the faust app (streams/worker/consumer.py); the GPU topic by a faust
+agent, with manual acks; the app's web server serves the pages of streams/worker/web.py.
 """
 
 from __future__ import annotations
@@ -17,20 +17,20 @@ import faust
 from fleetpulse.clickhouse import ClickHouse
 from fleetpulse.errors import ClickHouseUnavailable, KafkaUnavailable
 from fleetpulse.settings import Settings, histogram_edges
-from fleetpulse.streams.alert_runner import AlertRunner
-from fleetpulse.streams.alerts import AlertSink
-from fleetpulse.streams.batch import MessageBatch, RawMessage
-from fleetpulse.streams.consumer import RequestFeed
-from fleetpulse.streams.deadletter import DeadLetterSink
-from fleetpulse.streams.drift import DriftEvaluator
-from fleetpulse.streams.export import RequestExporter, le_indices
-from fleetpulse.streams.fleet_watermark import FleetWatermark
-from fleetpulse.streams.gpu_windows import GpuWindowWriter
-from fleetpulse.streams.gpu_writer import GpuWriter
-from fleetpulse.streams.handler import RequestBatchHandler
-from fleetpulse.streams.metrics import PipelineMetrics
-from fleetpulse.streams.sink import ClickHouseSink
-from fleetpulse.streams.web import add_pages, web_options
+from fleetpulse.streams.alerting.evaluator import AlertRunner
+from fleetpulse.streams.alerting.publish import AlertSink
+from fleetpulse.streams.windows.batch import MessageBatch, RawMessage
+from fleetpulse.streams.worker.consumer import RequestFeed
+from fleetpulse.streams.worker.deadletter import DeadLetterSink
+from fleetpulse.streams.drift.evaluator import DriftEvaluator
+from fleetpulse.streams.prometheus.requests import RequestExporter, le_indices
+from fleetpulse.streams.windows.fleet_watermark import FleetWatermark
+from fleetpulse.streams.gpu.windows import GpuWindowWriter
+from fleetpulse.streams.gpu.writer import GpuWriter
+from fleetpulse.streams.worker.handler import RequestBatchHandler
+from fleetpulse.streams.prometheus.pipeline import PipelineMetrics
+from fleetpulse.streams.windows.sink import ClickHouseSink
+from fleetpulse.streams.worker.web import add_pages, web_options
 
 log = logging.getLogger("fleetpulse.worker")
 

@@ -26,11 +26,11 @@ import orjson
 
 from fleetpulse.clickhouse import ClickHouse
 from fleetpulse.settings import Settings
-from fleetpulse.streams.alerting import AlertEngine, Silence
-from fleetpulse.streams.notify import post_json
-from fleetpulse.streams.outbox import Outbox
-from fleetpulse.streams.fleet_watermark import REQUESTS_AND_GPU, FleetWatermark
-from fleetpulse.streams.rules import load_rules
+from fleetpulse.streams.alerting.engine import AlertEngine, Silence
+from fleetpulse.streams.alerting.notify import post_json
+from fleetpulse.streams.alerting.outbox import Outbox
+from fleetpulse.streams.windows.fleet_watermark import REQUESTS_AND_GPU, FleetWatermark
+from fleetpulse.streams.alerting.rules import load_rules
 
 log = logging.getLogger("fleetpulse.alerts")
 

@@ -26,7 +26,7 @@ from prometheus_client.registry import Collector
 
 from fleetpulse.clickhouse import ClickHouse
 from fleetpulse.settings import Settings
-from fleetpulse.streams.watermark import (IdleTracker, Source, SourceMark, closed_until, fleet_high_water)
+from fleetpulse.streams.windows.watermark import (IdleTracker, Source, SourceMark, closed_until, fleet_high_water)
 
 #: The streams whose sources close windows: drift reads requests only; alert
 #: rules and GPU windows (joined with request tokens) follow both, so that GPU

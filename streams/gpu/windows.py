@@ -23,8 +23,8 @@ from typing import Callable
 
 from fleetpulse.clickhouse import ClickHouse
 from fleetpulse.settings import Settings
-from fleetpulse.streams.batch import Retention
-from fleetpulse.streams.fleet_watermark import REQUESTS_AND_GPU, FleetWatermark
+from fleetpulse.streams.windows.batch import Retention
+from fleetpulse.streams.windows.fleet_watermark import REQUESTS_AND_GPU, FleetWatermark
 
 log = logging.getLogger("fleetpulse.gpu")
 

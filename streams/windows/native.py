@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from fleetpulse.streams.aggregate import SparseMaps
+from fleetpulse.streams.windows.aggregate import SparseMaps
 
 
 def leb128(n: int) -> bytes:

@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 
 from fleetpulse.clickhouse import ClickHouse
 from fleetpulse.errors import ConfigError, RequestError
-from fleetpulse.streams import requests as check
+from fleetpulse.streams.worker import params as check
 
 _COLUMNS = ("id", "matchers", "starts_at", "ends_at", "comment")
 #: A silence that outlives a month is a rule that should be changed instead.

@@ -17,7 +17,7 @@ import hashlib
 import re
 from typing import Iterable
 
-from fleetpulse.streams.rules import Rule
+from fleetpulse.streams.alerting.rules import Rule
 
 Labels = tuple[tuple[str, str], ...]  # sorted (name, value) pairs
 

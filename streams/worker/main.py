@@ -15,8 +15,8 @@ from fleetpulse.clickhouse import ClickHouse
 from fleetpulse.errors import ConfigError
 from fleetpulse.migrate import migrate
 from fleetpulse.settings import Settings, is_loopback
-from fleetpulse.streams.app import build_app
-from fleetpulse.streams.query import open_reader
+from fleetpulse.streams.worker.app import build_app
+from fleetpulse.streams.worker.query import open_reader
 from fleetpulse.topics import check_kafka, ensure_topics
 
 log = logging.getLogger("fleetpulse.worker")

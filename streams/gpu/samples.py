@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from fleetpulse.streams.batch import RawMessage, Retention, safe_decode
-from fleetpulse.streams.deadletter import SourcedDeadLetter
+from fleetpulse.streams.windows.batch import RawMessage, Retention, safe_decode
+from fleetpulse.streams.worker.deadletter import SourcedDeadLetter
 
 COLUMNS = (
     "timestamp", "node", "gpu_uuid", "gpu_index", "gpu_name", "utilization", "memory_utilization", "memory_used",

@@ -10,7 +10,7 @@ import orjson
 from confluent_kafka import Producer
 
 from fleetpulse.errors import KafkaUnavailable
-from fleetpulse.streams.notify import post_json
+from fleetpulse.streams.alerting.notify import post_json
 
 log = logging.getLogger("fleetpulse.alerts")
 

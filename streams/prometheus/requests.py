@@ -28,8 +28,8 @@ from prometheus_client.registry import Collector
 from prometheus_client.samples import Exemplar
 
 from fleetpulse.errors import ConfigError
-from fleetpulse.streams.aggregate import Coded, RequestColumns, group_codes
-from fleetpulse.streams.sketch import BUCKETS_PER_OCTAVE, bucket_indices
+from fleetpulse.streams.windows.aggregate import Coded, RequestColumns, group_codes
+from fleetpulse.streams.windows.sketch import BUCKETS_PER_OCTAVE, bucket_indices
 
 OTHER = "__other__"
 ALLOWED_LABELS = ("model", "node")

@@ -6,7 +6,7 @@ producers pay per event. Here a confluent-kafka consumer on a thread of its
 own reads up to FLEETPULSE_BATCH_MAX_MESSAGES messages per call and turns them
 into columns with C-level ``map`` (no Python per message). Each batch crosses
 to the event loop through one slot, where a service of the faust app writes it
-(streams/handler.py): faust's cost is paid per batch. faust still runs the
+(streams/worker/handler.py): faust's cost is paid per batch. faust still runs the
 app: this service, the GPU agent, the timers, the web server.
 
 Exactly once, as before: ClickHouse holds how far each partition is written.
@@ -40,8 +40,8 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Topic
 from mode import Service
 
 from fleetpulse.settings import Settings
-from fleetpulse.streams.batch import MessageBatch
-from fleetpulse.streams.handler import RequestBatchHandler
+from fleetpulse.streams.windows.batch import MessageBatch
+from fleetpulse.streams.worker.handler import RequestBatchHandler
 
 log = logging.getLogger("fleetpulse.worker")
 

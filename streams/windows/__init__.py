@@ -1,0 +1,10 @@
+"""Request messages to window rows, and the sink that makes them durable.
+
+- ``batch``: one batch of messages to rows, dead letters and progress (pure).
+- ``aggregate``: events as columns, grouped per window, model and node (pure, numpy).
+- ``sketch``: the mergeable log-bucket histograms (pure).
+- ``rows`` and ``native``: window rows, and their Native-format block (pure).
+- ``watermark``: per-partition lateness and the fleet watermark's logic (pure).
+- ``fleet_watermark``: the fleet watermark read from ClickHouse, on /metrics.
+- ``sink``: the ClickHouse sink; one atomic INSERT per batch, progress read back.
+"""
