@@ -27,7 +27,7 @@ from fleetpulse.producers.gpu.simulated import SimulatedGpus
 from fleetpulse.producers.recorder import Recorder
 from fleetpulse.schemas import VERSION
 from fleetpulse.settings import Settings
-from fleetpulse.streams.windows.aggregate import window_starts
+from fleetpulse.streams.windows.grid import window_starts
 
 
 @dataclasses.dataclass(frozen=True)
@@ -253,7 +253,7 @@ def _events(ts, node, model, inputs, outputs, duration, ttft, tpot, queue, error
 
 class Truth:
     """Exact per-(window_start, model, node) totals of the events added, windowed
-    exactly like the stream workers (``streams.aggregate.window_starts``)."""
+    exactly like the stream workers (``streams.windows.grid.window_starts``)."""
 
     def __init__(self, window_seconds: int):
         self.window_seconds = window_seconds

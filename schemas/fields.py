@@ -19,6 +19,9 @@ from fleetpulse.errors import ValidationError
 #: (1.7e12) and zero/garbage, while allowing any plausible real clock.
 MIN_TIMESTAMP = 946684800.0  # 2000-01-01T00:00:00Z
 MAX_TIMESTAMP = 4102444800.0  # 2100-01-01T00:00:00Z
+#: The value that stands for every value past a cap: label values past
+#: FLEETPULSE_METRIC_LABEL_CAP on /metrics, categories past the drift bins'.
+OTHER = "__other__"
 
 
 @dataclasses.dataclass(frozen=True)

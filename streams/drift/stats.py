@@ -28,7 +28,8 @@ from statistics import NormalDist
 
 import numpy as np
 
-OTHER = "__other__"
+from fleetpulse.schemas.fields import OTHER
+
 SMOOTHING = 0.5
 
 

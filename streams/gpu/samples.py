@@ -9,17 +9,16 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
+from fleetpulse.schemas import GPU
 from fleetpulse.streams.windows.batch import RawMessage, Retention, safe_decode
 from fleetpulse.streams.worker.deadletter import SourcedDeadLetter
 
-COLUMNS = (
-    "timestamp", "node", "gpu_uuid", "gpu_index", "gpu_name", "utilization", "memory_utilization", "memory_used",
-    "memory_total", "temperature", "power_usage", "power_limit", "energy", "clock_sm", "clock_memory",
-    "throttle_reasons", "ecc_volatile", "pcie_tx", "pcie_rx", "xid",
-)
-_FIELDS = ("gpu.utilization", "gpu.memory.utilization", "gpu.memory.used", "gpu.memory.total", "gpu.temperature",
-           "gpu.power.usage", "gpu.power.limit", "gpu.energy", "gpu.clock.sm", "gpu.clock.memory",
-           "gpu.throttle_reasons", "gpu.ecc.volatile", "gpu.pcie.tx", "gpu.pcie.rx", "gpu.xid")
+#: The readings: every field of the GPU schema after the ones that say which GPU,
+#: in schema order. Each is the gpu_samples column named like the field without
+#: "gpu.", dots as underscores (gpu.memory.used -> memory_used).
+_IDENTITY = ("gpu.uuid", "gpu.index", "gpu.name")
+_FIELDS = tuple(f.name for f in GPU if f.name.startswith("gpu.") and f.name not in _IDENTITY)
+COLUMNS = ("timestamp", "node", "gpu_uuid", "gpu_index", "gpu_name", *(f[4:].replace(".", "_") for f in _FIELDS))
 
 
 def gpu_rows(messages: list[RawMessage], max_bytes: int, retention: Retention,

@@ -25,6 +25,7 @@ from fleetpulse.clickhouse import ClickHouse
 from fleetpulse.settings import Settings
 from fleetpulse.streams.windows.batch import Retention
 from fleetpulse.streams.windows.fleet_watermark import REQUESTS_AND_GPU, FleetWatermark
+from fleetpulse.streams.windows.grid import window_start
 
 log = logging.getLogger("fleetpulse.gpu")
 
@@ -149,7 +150,7 @@ class GpuWindowWriter:
             start = self._next_start(level)
             if start is None:
                 continue
-            end = closed_end // level.seconds * level.seconds
+            end = window_start(closed_end, level.seconds)
             while start < end and time.monotonic() < deadline:
                 stop = min(end, start + level.span)
                 self._ch.command(window_sql(level.table, level.seconds), parameters={"lo": start, "hi": stop})
@@ -185,13 +186,13 @@ class GpuWindowWriter:
             starts, gpus = set(), set()
             for i, row in enumerate(rows):
                 t = int(row[0].timestamp())
-                window = t // level.seconds * level.seconds
+                window = window_start(t, level.seconds)
                 if window < start:
                     late_rows.add(i)
                     gpus.add((row[1], row[2]))
                     # The sample also splits the counter increase credited to the
                     # sample after it, which can be in a later window.
-                    last = min(t + COUNTER_LOOKBACK_S, start - 1) // level.seconds * level.seconds
+                    last = window_start(min(t + COUNTER_LOOKBACK_S, start - 1), level.seconds)
                     starts.update(w for w in range(window, last + 1, level.seconds) if w >= oldest)
             if starts:
                 self._ch.command(window_sql(level.table, level.seconds, only_some=True), parameters={
@@ -216,11 +217,11 @@ class GpuWindowWriter:
             end, n = self._ch.query(f"SELECT max(toUInt32(window_start) + window_seconds), count() "
                                     f"FROM {level.table}").result_rows[0]
             if n:
-                level.next_start = (end - level.span) // level.seconds * level.seconds
+                level.next_start = window_start(end - level.span, level.seconds)
             else:
                 oldest = self._ch.query("SELECT toUInt32(min(timestamp)), count() FROM gpu_samples").result_rows[0]
                 if oldest[1]:
-                    start = oldest[0] // level.seconds * level.seconds
+                    start = window_start(oldest[0], level.seconds)
                     kept = Retention.now(self._s).oldest_window_start
                     if start < kept:  # the TTL may have deleted its first samples: begin at a whole window
                         start = -(-int(kept) // level.seconds) * level.seconds

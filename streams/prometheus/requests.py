@@ -28,10 +28,10 @@ from prometheus_client.registry import Collector
 from prometheus_client.samples import Exemplar
 
 from fleetpulse.errors import ConfigError
+from fleetpulse.schemas.fields import OTHER
 from fleetpulse.streams.windows.aggregate import Coded, RequestColumns, group_codes
 from fleetpulse.streams.windows.sketch import BUCKETS_PER_OCTAVE, bucket_indices
 
-OTHER = "__other__"
 ALLOWED_LABELS = ("model", "node")
 HISTOGRAMS = (
     ("gen_ai_server_request_duration_seconds", "duration", "Server-side request duration."),

@@ -19,6 +19,8 @@ from typing import Sequence
 
 import numpy as np
 
+from fleetpulse.streams.windows.grid import window_starts
+
 from fleetpulse.streams.windows.sketch import bucket_indices
 
 
@@ -219,11 +221,6 @@ class WindowBlock:
                         *(maps[name][g] for name in HISTOGRAMS), *(maps[name][g] for name in CATEGORIES[1:]))
                 for g, (source, start, model, node, gpu, late, requests, errors, in_tok, out_tok, lat_sum)
                 in enumerate(columns)]
-
-
-def window_starts(timestamps: np.ndarray, window_seconds: int) -> np.ndarray:
-    """Event-time tumbling windows: the epoch second each event's window starts at."""
-    return (np.floor(timestamps / window_seconds) * window_seconds).astype(np.int64)
 
 
 def group_codes(*keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -26,6 +26,8 @@ from typing import Collection, Mapping
 
 import numpy as np
 
+from fleetpulse.streams.windows.grid import window_start, window_starts
+
 NO_EVENT_TIME = float("-inf")
 
 
@@ -98,7 +100,7 @@ def closed_until(high_water: float | None, step: int, lateness: float) -> int | 
     has closed (its end is at or before the watermark), or None before any data."""
     if high_water is None or not math.isfinite(high_water) or high_water <= 0:
         return None
-    return int(((high_water - lateness) // step) * step) - step
+    return window_start(high_water - lateness, step) - step
 
 
 def late_flags(timestamps: np.ndarray, sources: np.ndarray, prior_max: list[float],
@@ -111,7 +113,7 @@ def late_flags(timestamps: np.ndarray, sources: np.ndarray, prior_max: list[floa
     """
     late = np.zeros(len(timestamps), dtype=bool)
     new_max = list(prior_max)
-    window_end = (np.floor(timestamps / window_seconds) + 1) * window_seconds
+    window_end = window_starts(timestamps, window_seconds) + window_seconds
     for source, start_max in enumerate(prior_max):
         idx = np.flatnonzero(sources == source)
         if idx.size == 0:
