@@ -29,8 +29,8 @@ from fleetpulse.settings import Settings
 from fleetpulse.streams.alerting.engine import AlertEngine, Silence
 from fleetpulse.streams.alerting.notify import post_json
 from fleetpulse.streams.alerting.outbox import Outbox
-from fleetpulse.streams.windows.fleet_watermark import REQUESTS_AND_GPU, FleetWatermark
 from fleetpulse.streams.alerting.rules import load_rules
+from fleetpulse.streams.windows.fleet_watermark import REQUESTS_AND_GPU, FleetWatermark
 
 log = logging.getLogger("fleetpulse.alerts")
 

@@ -30,10 +30,10 @@ import numpy as np
 from fleetpulse.clickhouse import ClickHouse
 from fleetpulse.errors import ConfigError, RequestError
 from fleetpulse.settings import Settings
-from fleetpulse.streams.drift import stats as ds
-from fleetpulse.streams.worker import params as check
 from fleetpulse.streams.alerting.outbox import Outbox
+from fleetpulse.streams.drift import stats as ds
 from fleetpulse.streams.windows.fleet_watermark import REQUESTS, FleetWatermark
+from fleetpulse.streams.worker import params as check
 
 log = logging.getLogger("fleetpulse.drift")
 

@@ -20,8 +20,8 @@ from __future__ import annotations
 import logging
 
 from fleetpulse.clickhouse import ClickHouse
-from fleetpulse.streams.windows.batch import BatchResult
 from fleetpulse.streams.prometheus.pipeline import PipelineMetrics
+from fleetpulse.streams.windows.batch import BatchResult
 from fleetpulse.streams.windows.rows import EVENT_COLUMNS, WINDOW_COLUMNS
 from fleetpulse.streams.windows.watermark import PartitionProgress
 

@@ -19,17 +19,18 @@ from fleetpulse.errors import ClickHouseUnavailable, KafkaUnavailable
 from fleetpulse.settings import Settings, histogram_edges
 from fleetpulse.streams.alerting.evaluator import AlertRunner
 from fleetpulse.streams.alerting.publish import AlertSink
+from fleetpulse.streams.drift.evaluator import DriftEvaluator
+from fleetpulse.streams.gpu.windows import GpuWindowWriter
+from fleetpulse.streams.prometheus.pipeline import PipelineMetrics
+from fleetpulse.streams.prometheus.requests import RequestExporter, le_indices
 from fleetpulse.streams.windows.batch import MessageBatch, RawMessage
+from fleetpulse.streams.windows.fleet_watermark import FleetWatermark
+from fleetpulse.streams.windows.sink import ClickHouseSink
 from fleetpulse.streams.worker.consumer import RequestFeed
 from fleetpulse.streams.worker.deadletter import DeadLetterSink
-from fleetpulse.streams.drift.evaluator import DriftEvaluator
-from fleetpulse.streams.prometheus.requests import RequestExporter, le_indices
-from fleetpulse.streams.windows.fleet_watermark import FleetWatermark
-from fleetpulse.streams.gpu.windows import GpuWindowWriter
-from fleetpulse.streams.gpu.writer import GpuWriter
+from fleetpulse.streams.worker.durable import Durable
+from fleetpulse.streams.worker.gpu_batches import GpuBatchWriter
 from fleetpulse.streams.worker.handler import RequestBatchHandler
-from fleetpulse.streams.prometheus.pipeline import PipelineMetrics
-from fleetpulse.streams.windows.sink import ClickHouseSink
 from fleetpulse.streams.worker.web import add_pages, web_options
 
 log = logging.getLogger("fleetpulse.worker")
@@ -48,10 +49,9 @@ def build_app(settings: Settings, ch: ClickHouse, reader: ClickHouse) -> tuple[f
                                settings.metric_label_cap,
                                le_indices(histogram_edges(settings.histogram_buckets)))
     metrics.registry.register(exporter)
-    handler = RequestBatchHandler(
-        settings, ClickHouseSink(ch, metrics),
-        DeadLetterSink(settings.bootstrap, settings.topic("deadletter")), metrics, exporter,
-    )
+    # One retry loop, one chDB thread, one /health watch for both agents' writes.
+    durable = Durable(DeadLetterSink(settings.bootstrap, settings.topic("deadletter")), metrics)
+    handler = RequestBatchHandler(settings, durable, ClickHouseSink(ch, metrics), metrics, exporter)
     app = faust.App(
         settings.consumer_group,
         broker=f"kafka://{settings.bootstrap}",
@@ -87,7 +87,7 @@ def build_app(settings: Settings, ch: ClickHouse, reader: ClickHouse) -> tuple[f
     metrics.registry.register(watermark.collector())
     gpu_topic = app.topic(settings.topic("gpu"), value_serializer="raw", key_serializer="raw")
     gpu_windows = GpuWindowWriter(settings, ch, metrics.record_gpu_window, watermark)
-    gpu_writer = GpuWriter(settings, ch, handler, metrics, gpu_windows)
+    gpu_writer = GpuBatchWriter(settings, ch, durable, metrics, gpu_windows)
 
     @app.agent(gpu_topic, name="gpu-samples")
     async def gpu_samples(stream: faust.StreamT) -> None:
@@ -109,14 +109,14 @@ def build_app(settings: Settings, ch: ClickHouse, reader: ClickHouse) -> tuple[f
         # GPU windows first: the alert rules read the ones that just closed.
         for name, tick in (("GPU windows", gpu_windows.tick), ("drift", drift.tick), ("alert rules", rules.tick)):
             try:
-                await asyncio.get_running_loop().run_in_executor(handler.executor, tick)
+                await asyncio.get_running_loop().run_in_executor(durable.executor, tick)
             except (ClickHouseUnavailable, KafkaUnavailable) as exc:
                 log.warning("%s evaluation postponed: %s", name, exc)
             except Exception:  # noqa: BLE001 -- an evaluation bug must not stop ingestion
                 log.exception("%s evaluation failed; ingestion goes on", name)
 
     metrics.watch_lag(lambda: _lag(feed))
-    add_pages(app, ch, reader, metrics, handler.stalls, settings)
+    add_pages(app, ch, reader, metrics, durable.stalls, settings)
     return app, handler
 
 

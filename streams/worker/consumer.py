@@ -130,7 +130,7 @@ class RequestFeed(Service):
 
     async def on_stop(self) -> None:
         self._stopping.set()
-        self.handler.stop()  # first: the consumer thread's revocation waits for the batch in flight
+        self.handler.durable.stop()  # first: the consumer thread's revocation waits for the batch in flight
         if self._thread is not None:
             await asyncio.get_running_loop().run_in_executor(None, self._thread.join, 60)
 

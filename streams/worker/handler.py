@@ -1,19 +1,13 @@
-"""Make one batch of request messages durable, retrying until it is.
+"""Make one batch of request messages durable (streams/worker/durable.py has
+the order and the retry loop), and keep how far each partition is written.
 
-Order matters for the guarantees: dead letters first, then ClickHouse, and
-only then does the caller ack the messages (stores their offsets: the requests
-consumer, streams/worker/consumer.py; acks them: the GPU agent). A crash anywhere
-before that means the messages are consumed again; the ones ClickHouse already has are
-skipped by their offsets (``progress``, restored from ClickHouse whenever a
-partition is assigned). Dead letters are at-least-once: a batch consumed again
-after a crash sends its dead letters again (the ``fleetpulse.source`` header
-tells duplicates apart).
+The ones ClickHouse already has are skipped by their offsets (``progress``,
+restored from ClickHouse whenever a partition is assigned).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import re
 import time
@@ -22,47 +16,38 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from fleetpulse.errors import ClickHouseUnavailable, KafkaUnavailable
 from fleetpulse.settings import Settings
-from fleetpulse.streams.windows.batch import (BatchResult, MessageBatch, RawMessage, Retention, TopicPartition, byte_runs,
-                                     process_batch)
-from fleetpulse.streams.worker.deadletter import DeadLetterSink, SourcedDeadLetter
-from fleetpulse.streams.prometheus.requests import RequestExporter
 from fleetpulse.streams.prometheus.pipeline import PipelineMetrics
+from fleetpulse.streams.prometheus.requests import RequestExporter
+from fleetpulse.streams.windows.batch import (BatchResult, MessageBatch, RawMessage, Retention, TopicPartition, byte_runs,
+                                              process_batch)
 from fleetpulse.streams.windows.sink import ClickHouseSink
-from fleetpulse.streams.worker.stall import StallWatch
 from fleetpulse.streams.windows.watermark import PartitionProgress
+from fleetpulse.streams.worker.durable import Durable
 
 log = logging.getLogger("fleetpulse.worker")
 
-MAX_BACKOFF_S = 30.0
-
 
 class RequestBatchHandler:
-    def __init__(self, settings: Settings, sink: ClickHouseSink, dead_letters: DeadLetterSink,
-                 metrics: PipelineMetrics, exporter: RequestExporter):
+    def __init__(self, settings: Settings, durable: Durable, sink: ClickHouseSink, metrics: PipelineMetrics,
+                 exporter: RequestExporter):
         self._exporter = exporter
         self._settings = settings
+        self.durable = durable
         self._sink = sink
-        self.dead_letters = dead_letters
         self._metrics = metrics
-        # One thread for everything that touches chDB (writes, the timers'
-        # evaluations): strictly ordered, and the event loop stays free for
-        # Kafka heartbeats and the web server. Batch math runs on a second
-        # thread, so a batch is decoded and aggregated while the one before is
-        # written (chDB releases the GIL while it inserts).
-        self.executor = ThreadPoolExecutor(1, thread_name_prefix="fleetpulse-sink")
+        # Batch math runs on a thread of its own, so a batch is decoded and
+        # aggregated while the one before is written (chDB releases the GIL
+        # while it inserts) on the durable's thread.
         self._math = ThreadPoolExecutor(1, thread_name_prefix="fleetpulse-math")
         self.progress: dict[TopicPartition, PartitionProgress] = {}  # durable
         self._ahead: dict[TopicPartition, PartitionProgress] = {}  # processed, being written
         self._writing: asyncio.Future | None = None
         self._assigned: set[TopicPartition] = set()
         self._summary = _Summary()
-        self.stalls = StallWatch()  # read by /health
         # Held from taking a batch until its messages are acked, and by a
         # revocation: no batch of a partition can be written after we gave it up.
         self.lock = asyncio.Lock()
-        self._stopping = asyncio.Event()  # set by stop(): no more retries, no more batches
 
     async def on_assigned(self, assigned: Iterable[TopicPartition]) -> None:
         """Restore how far each newly assigned partition is already written.
@@ -77,10 +62,9 @@ class RequestBatchHandler:
         by_topic: dict[str, list[int]] = {}
         for topic, partition in new:
             by_topic.setdefault(topic, []).append(partition)
-        loop = asyncio.get_running_loop()
         for topic, partitions in by_topic.items():
-            with self.stalls.working("partition assignment", "for what ClickHouse holds"):
-                stored = await self.until_done(loop, self._restore, "clickhouse", topic, sorted(partitions))
+            with self.durable.stalls.working("partition assignment", "for what ClickHouse holds"):
+                stored = await self.durable.until_done("clickhouse", self._restore, topic, sorted(partitions))
             for partition in partitions:
                 self.progress[(topic, partition)] = stored.get(partition, PartitionProgress())
             log.info("assigned %s partitions %s; resuming after %s", topic, sorted(partitions),
@@ -110,10 +94,10 @@ class RequestBatchHandler:
         chunks = owned.split(self._settings.batch_max_bytes) if len(owned) else []
         loop = asyncio.get_running_loop()
         for k, chunk in enumerate(chunks):
-            if self._stopping.is_set():
+            if self.durable.stopping:
                 return  # un-acked: read again after the restart
             started = time.perf_counter()
-            with self.stalls.working("request batch"):
+            with self.durable.stalls.working("request batch"):
                 batch = await loop.run_in_executor(self._math, self._process, chunk)
             self._ahead.update(batch.progress)
             await self.flush()
@@ -135,10 +119,9 @@ class RequestBatchHandler:
 
     async def _write(self, batch: BatchResult, messages: MessageBatch, started: float,
                      on_durable: Callable[[], None] | None) -> None:
-        loop = asyncio.get_running_loop()
-        with self.stalls.working("request batch"):
-            await self.until_done(loop, self.write_dead_letters, "deadletter", batch.dead)
-            await self.until_done(loop, self._sink.write, "clickhouse", batch)
+        with self.durable.stalls.working("request batch"):
+            await self.durable.write_dead_letters(batch.dead)
+            await self.durable.until_done("clickhouse", self._sink.write, batch)
         self.progress.update(batch.progress)
         for tp, done in batch.progress.items():
             if self._ahead.get(tp) == done:
@@ -153,62 +136,6 @@ class RequestBatchHandler:
         return process_batch(messages, {**self.progress, **self._ahead}, window_seconds=s.window_seconds,
                              lateness=s.allowed_lateness_seconds, max_bytes=s.max_message_bytes,
                              keep_events=s.store_raw_events, retention=Retention.now(s))
-
-    def write_dead_letters(self, letters: list[SourcedDeadLetter]) -> None:
-        """Durably, or logged and counted where the broker refuses one for good."""
-        if not letters:
-            return
-        refused = self.dead_letters.write(letters)
-        for item in refused:
-            log.error("dead-letter topic refused %s:%d:%d (%s); skipped",
-                      item.topic, item.partition, item.offset, item.letter.reason)
-            self._metrics.events_dropped.labels(item.topic).inc()
-
-    async def until_done(self, loop, call, sink: str, *args):
-        """Retry with capped exponential backoff. While we wait, nothing is acked
-        and no more batches are taken: the requests consumer pauses its
-        partitions once its two slots are full (streams/worker/consumer.py), the GPU
-        agent's bounded faust buffers fill, so memory stays bounded and the
-        backlog waits in Kafka. (faust's own pause is not used for the GPU
-        topic: it drops what it had fetched and, on resume, does not read it
-        again, which would lose those messages.)"""
-        delay, paused = 0.5, False
-        try:
-            while True:
-                try:
-                    result = await loop.run_in_executor(self.executor, call, *args)
-                except (ClickHouseUnavailable, KafkaUnavailable) as exc:
-                    self.stalls.failed(f"{sink}: {exc}")
-                    if not paused:
-                        paused = True
-                        self._metrics.paused.set(1)
-                    self._metrics.sink_retries.labels(sink).inc()
-                    log.warning("%s unavailable, consumption paused, retrying in %.1fs: %s", sink, delay, exc)
-                    await self._back_off(delay)
-                    delay = min(delay * 2, MAX_BACKOFF_S)
-                    continue
-                if paused:  # not when the wait ends otherwise (stopping, an error no retry fixes)
-                    log.info("%s is back; consumption resumed", sink)
-                return result
-        finally:
-            if paused:
-                self._metrics.paused.set(0)
-
-    async def _back_off(self, delay: float) -> None:
-        """Wait ``delay`` seconds before the next try; when the worker stops
-        meanwhile, give the batch up as cancelled (not failed: that would be
-        fatal), un-acked, so the next worker writes it."""
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(self._stopping.wait(), delay)
-        if self._stopping.is_set():
-            log.warning("stopping while a batch waits to be written; its messages will be read again")
-            raise asyncio.CancelledError("the worker is stopping")
-
-    def stop(self) -> None:
-        """SIGTERM: a batch being retried is given up at once (a supervisor
-        restarts the worker) instead of holding the shutdown until ClickHouse
-        is back; nothing more is taken. Called from the event loop."""
-        self._stopping.set()
 
     def _record(self, batch: BatchResult, messages: MessageBatch, elapsed: float) -> None:
         m = self._metrics
@@ -228,8 +155,7 @@ class RequestBatchHandler:
 
     def close(self) -> None:
         self._math.shutdown(wait=True)
-        self.executor.shutdown(wait=True)
-        self.dead_letters.close()
+        self.durable.close()
 
 
 def _fatal_if_failed(task: asyncio.Future, messages: MessageBatch, on_fatal: Callable[[MessageBatch], None]) -> None:

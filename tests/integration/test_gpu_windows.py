@@ -15,9 +15,9 @@ import pytest
 from fleetpulse.clickhouse import ClickHouse
 from fleetpulse.migrate import migrate
 from fleetpulse.settings import load_settings
-from fleetpulse.streams.gpu.samples import COLUMNS
 from fleetpulse.streams.alerting.evaluator import AlertRunner
 from fleetpulse.streams.gpu import windows as gpu_windows
+from fleetpulse.streams.gpu.samples import COLUMNS
 from fleetpulse.streams.gpu.windows import COUNTER_LOOKBACK_S, GpuWindowWriter
 from tests.clock import RECENT_HOUR
 

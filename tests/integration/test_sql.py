@@ -11,10 +11,10 @@ import pytest
 from fleetpulse.clickhouse import ClickHouse
 from fleetpulse.migrate import load_migrations, migrate
 from fleetpulse.settings import load_settings
+from fleetpulse.streams.prometheus.pipeline import PipelineMetrics
 from fleetpulse.streams.windows.aggregate import aggregate
 from fleetpulse.streams.windows.rows import WINDOW_COLUMNS, SourceSpan, window_block, window_rows
 from fleetpulse.streams.windows.sink import ClickHouseSink
-from fleetpulse.streams.prometheus.pipeline import PipelineMetrics
 from fleetpulse.streams.windows.sketch import bucket_indices, exact_quantile, quantile
 from tests.unit.test_schemas import request_columns
 from tests.clock import RECENT_HOUR

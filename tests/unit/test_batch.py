@@ -4,9 +4,9 @@ import orjson
 
 from fleetpulse.schemas import encode_batch
 from fleetpulse.streams.windows.batch import RawMessage, process_batch, source_of
-from fleetpulse.streams.worker.handler import invalid_field
 from fleetpulse.streams.windows.rows import WINDOW_COLUMNS
 from fleetpulse.streams.windows.watermark import PartitionProgress
+from fleetpulse.streams.worker.handler import invalid_field
 from tests.unit.test_schemas import good_request
 
 T0 = 1764000000.0

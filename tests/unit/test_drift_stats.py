@@ -10,8 +10,8 @@ from scipy.spatial.distance import jensenshannon
 from scipy.stats import chi2, ks_2samp
 
 from fleetpulse.streams.drift.stats import (
-    OTHER, Rule, bin_categorical, bin_numeric, categories, chi2_quantile, evaluate, js, ks, numeric_edges, psi,
-)
+                                            OTHER, Rule, bin_categorical, bin_numeric, categories, chi2_quantile, evaluate, js, ks, numeric_edges, psi,
+                                            )
 from fleetpulse.streams.windows.sketch import bucket_indices
 
 

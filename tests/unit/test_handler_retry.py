@@ -1,4 +1,4 @@
-"""The retry loop (streams/worker/handler.py) while ClickHouse is away: /health's stall
+"""The retry loop (streams/worker/durable.py) while ClickHouse is away: /health's stall
 watch names the wait once it passes the threshold, and stop() (SIGTERM) ends
 it at once, the batch given up un-acked rather than failed (that would be fatal)."""
 
@@ -9,9 +9,10 @@ import orjson
 
 from fleetpulse.errors import ClickHouseUnavailable
 from fleetpulse.settings import load_settings
-from fleetpulse.streams.windows.batch import MessageBatch
-from fleetpulse.streams.worker.handler import RequestBatchHandler
 from fleetpulse.streams.prometheus.pipeline import PipelineMetrics
+from fleetpulse.streams.windows.batch import MessageBatch
+from fleetpulse.streams.worker.durable import Durable
+from fleetpulse.streams.worker.handler import RequestBatchHandler
 from fleetpulse.streams.worker.stall import StallWatch
 from tests.unit.test_schemas import good_request
 from tests.unit.test_stall_and_requests import Clock
@@ -41,10 +42,10 @@ class Sink:
 
 
 def handler_for(sink: Sink, clock: Clock) -> RequestBatchHandler:
-    handler = RequestBatchHandler(load_settings(environ={}), sink, dead_letters=None, metrics=PipelineMetrics(),
-                                  exporter=None)
-    handler.stalls = StallWatch(clock)
-    return handler
+    metrics = PipelineMetrics()
+    durable = Durable(dead_letters=None, metrics=metrics)
+    durable.stalls = StallWatch(clock)
+    return RequestBatchHandler(load_settings(environ={}), durable, sink, metrics=metrics, exporter=None)
 
 
 async def third_try(sink: Sink) -> None:
@@ -59,14 +60,14 @@ def test_waiting_for_clickhouse_on_assignment_is_a_stall_and_stop_ends_it():
         handler = handler_for(sink, clock)
         assigning = asyncio.ensure_future(handler.on_assigned([("t", 0)]))
         await third_try(sink)
-        assert handler.stalls.stalled(60) is None
+        assert handler.durable.stalls.stalled(60) is None
         clock.now += 61
-        assert handler.stalls.stalled(60) == ("a partition assignment has been waiting for what ClickHouse holds "
+        assert handler.durable.stalls.stalled(60) == ("a partition assignment has been waiting for what ClickHouse holds "
                                               f"for 61s (limit 60s); last error: clickhouse: {AWAY}")
-        handler.stop()
+        handler.durable.stop()
         await asyncio.wait([assigning], timeout=0.5)
         assert assigning.cancelled() and handler.progress == {}
-        assert handler.stalls.stalled(60) is None
+        assert handler.durable.stalls.stalled(60) is None
 
     asyncio.run(scenario())
 
@@ -82,12 +83,12 @@ def test_stop_gives_up_a_batch_being_retried_unacked_and_takes_no_more():
         await handler.handle(batch, lambda: durable.append(1), fatal.append)
         await third_try(sink)
         clock.now += 61
-        assert "a request batch has been waiting to be written for 61s" in handler.stalls.stalled(60)
-        handler.stop()
+        assert "a request batch has been waiting to be written for 61s" in handler.durable.stalls.stalled(60)
+        handler.durable.stop()
         await asyncio.wait_for(handler.flush(), 0.5)
         await handler.handle(batch, lambda: durable.append(2), fatal.append)
         await asyncio.sleep(0.1)
         assert durable == [] and fatal == [] and sink.calls == 3
-        assert handler.stalls.stalled(60) is None
+        assert handler.durable.stalls.stalled(60) is None
 
     asyncio.run(scenario())

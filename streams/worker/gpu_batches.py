@@ -1,45 +1,43 @@
-"""Write GPU sample batches: dead letters first, then the rows, then the windows
-they arrived late for; only then does the caller ack."""
+"""Make one batch of GPU samples durable: dead letters first, then the rows,
+then the windows they arrived late for; only then does the GPU agent ack.
+The same retry loop and thread as the request batches (streams/worker/durable.py)."""
 
 from __future__ import annotations
 
-import asyncio
-
 from fleetpulse.clickhouse import ClickHouse
 from fleetpulse.settings import Settings
-from fleetpulse.streams.windows.batch import MessageBatch, RawMessage, Retention, source_of
 from fleetpulse.streams.gpu.samples import COLUMNS, gpu_rows
 from fleetpulse.streams.gpu.windows import GpuWindowWriter
-from fleetpulse.streams.worker.handler import RequestBatchHandler, invalid_field, split_by_bytes
 from fleetpulse.streams.prometheus.pipeline import PipelineMetrics
+from fleetpulse.streams.windows.batch import MessageBatch, RawMessage, Retention, source_of
+from fleetpulse.streams.worker.durable import Durable
+from fleetpulse.streams.worker.handler import invalid_field, split_by_bytes
 
 
-class GpuWriter:
-    def __init__(self, settings: Settings, ch: ClickHouse, handler: RequestBatchHandler, metrics: PipelineMetrics,
+class GpuBatchWriter:
+    def __init__(self, settings: Settings, ch: ClickHouse, durable: Durable, metrics: PipelineMetrics,
                  windows: GpuWindowWriter):
         self._s = settings
         self._ch = ch
-        self._handler = handler  # shares its thread, its retry loop and its dead-letter sink
+        self._durable = durable
         self._metrics = metrics
         self._windows = windows
 
     async def write(self, messages: list[RawMessage]) -> None:
         for chunk in split_by_bytes(messages, self._s.batch_max_bytes):
-            with self._handler.stalls.working("GPU batch"):
+            with self._durable.stalls.working("GPU batch"):
                 await self._write_chunk(chunk)
 
     async def _write_chunk(self, messages: list[RawMessage]) -> None:
         s = self._s
         topic = messages[0].topic
         rows, letters = gpu_rows(messages, s.max_message_bytes, Retention.now(s), s.window_seconds)
-        loop = asyncio.get_running_loop()
-        if letters:
-            await self._handler.until_done(loop, self._handler.write_dead_letters, "deadletter", letters)
+        await self._durable.write_dead_letters(letters)
         late = 0
         if rows:
-            await self._handler.until_done(loop, self._ch.insert, "clickhouse", "gpu_samples", rows, COLUMNS,
+            await self._durable.until_done("clickhouse", self._ch.insert, "gpu_samples", rows, COLUMNS,
                                            source_of(MessageBatch.of(messages).spans()))
-            late = await self._handler.until_done(loop, self._windows.rewrite_late, "clickhouse", rows)
+            late = await self._durable.until_done("clickhouse", self._windows.rewrite_late, rows)
         m = self._metrics
         m.messages_in.labels(topic).inc(len(messages))
         m.events_in.labels(topic).inc(len(rows))
