@@ -29,7 +29,8 @@ from prometheus_client.samples import Exemplar
 
 from fleetpulse.errors import ConfigError
 from fleetpulse.schemas.fields import OTHER
-from fleetpulse.streams.windows.aggregate import Coded, RequestColumns, group_codes
+from fleetpulse.streams.windows.aggregate import group_codes
+from fleetpulse.streams.windows.columns import Coded, RequestColumns
 from fleetpulse.streams.windows.sketch import BUCKETS_PER_OCTAVE, bucket_indices
 
 ALLOWED_LABELS = ("model", "node")

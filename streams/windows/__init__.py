@@ -1,7 +1,9 @@
 """Request messages to window rows, and the sink that makes them durable.
 
 - ``batch``: one batch of messages to rows, dead letters and progress (pure).
-- ``aggregate``: events as columns, grouped per window, model and node (pure, numpy).
+- ``columns``: decoded events as columns, strings as integer codes (pure).
+- ``grid``: where windows of any size start (pure).
+- ``aggregate``: the columns grouped per window, model and node (pure, numpy).
 - ``sketch``: the mergeable log-bucket histograms (pure).
 - ``rows`` and ``native``: window rows, and their Native-format block (pure).
 - ``watermark``: per-partition lateness and the fleet watermark's logic (pure).

@@ -24,7 +24,8 @@ from fleetpulse.schemas import Decoded
 from fleetpulse.schemas.fast import decode_requests
 from fleetpulse.schemas.validate import safe_decode
 from fleetpulse.settings import Settings
-from fleetpulse.streams.windows.aggregate import RequestColumns, WindowBlock, aggregate, to_columns
+from fleetpulse.streams.windows.aggregate import WindowBlock, aggregate
+from fleetpulse.streams.windows.columns import RequestColumns, to_columns
 from fleetpulse.streams.windows.grid import window_starts
 from fleetpulse.streams.windows.rows import EventRun, EventSource, SourceSpan, day_runs, event_rows, window_block, window_rows
 from fleetpulse.streams.windows.watermark import PartitionProgress, late_flags

@@ -41,6 +41,7 @@ from mode import Service
 
 from fleetpulse.settings import Settings
 from fleetpulse.streams.windows.batch import MessageBatch
+from fleetpulse.streams.worker.librdkafka import consumer_config, to_batch
 from fleetpulse.streams.worker.handler import RequestBatchHandler
 
 log = logging.getLogger("fleetpulse.worker")
@@ -52,40 +53,6 @@ SLOTS = 2
 #: Waiting this long for a slot (ClickHouse is slow or away) pauses the partitions.
 #: Not at once: a resume drops librdkafka's prefetch, and a busy worker waits briefly all the time.
 PAUSE_AFTER_S = 5.0
-
-
-def consumer_config(settings: Settings) -> dict:
-    """librdkafka settings of the requests consumer."""
-    config = {
-        "bootstrap.servers": settings.bootstrap,
-        # Its own group: faust's consumer (GPU topic) speaks faust's assignor
-        # protocol, and Kafka refuses two protocols in one group.
-        "group.id": f"{settings.consumer_group}.requests",
-        "auto.offset.reset": "earliest",
-        "enable.auto.commit": True,  # commits what store_offsets marked: only durable batches
-        "enable.auto.offset.store": False,
-        "auto.commit.interval.ms": 1000,
-        "session.timeout.ms": settings.session_timeout_seconds * 1000,
-        "heartbeat.interval.ms": max(1000, settings.session_timeout_seconds * 250),
-        "partition.assignment.strategy": "range",
-        # Prefetch is memory: bounded, and at least two of the largest messages.
-        "queued.max.messages.kbytes": max(8192, 2 * settings.max_message_bytes // 1024),
-        "fetch.max.bytes": max(8 << 20, 2 * settings.max_message_bytes),
-        "log_level": 4,  # warnings and worse
-    }
-    if settings.worker_id:
-        config["group.instance.id"] = settings.worker_id  # a restart rejoins without a rebalance
-    return config
-
-
-def to_batch(topic: str, messages: list[Message]) -> MessageBatch:
-    """Columns of consumed messages, with C-level map: no Python per message."""
-    n = len(messages)
-    values = list(map(Message.value, messages))
-    if None in values:  # a tombstone: an empty message, which decoding dead-letters
-        values = [v or b"" for v in values]
-    return MessageBatch(topic, np.fromiter(map(Message.partition, messages), np.int64, n),
-                        np.fromiter(map(Message.offset, messages), np.int64, n), values)
 
 
 class RequestFeed(Service):

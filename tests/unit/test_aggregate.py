@@ -5,7 +5,9 @@ from collections import Counter, defaultdict
 import numpy as np
 import pytest
 
-from fleetpulse.streams.windows.aggregate import aggregate, to_columns, window_starts
+from fleetpulse.streams.windows.aggregate import aggregate
+from fleetpulse.streams.windows.columns import to_columns
+from fleetpulse.streams.windows.grid import window_starts
 from tests.unit.test_schemas import request_columns
 from fleetpulse.streams.windows.sketch import bucket_indices
 
@@ -88,7 +90,7 @@ def test_group_codes_never_overflow_on_hostile_key_ranges():
 
 
 def test_coded_columns_relabel_and_merge():
-    from fleetpulse.streams.windows.aggregate import Coded
+    from fleetpulse.streams.windows.columns import Coded
 
     column = Coded.of(["a", None, "b", "a", None])
     assert [column.values[c] for c in column.codes] == ["a", None, "b", "a", None]

@@ -29,7 +29,7 @@ def request_columns(events: list[dict]):
     """Columns of events given as (partial) dicts, filled in from good_request and
     decoded the way the worker decodes them (schemas.fast): every one must be valid."""
     from fleetpulse.schemas.fast import decode_requests
-    from fleetpulse.streams.windows.aggregate import to_columns
+    from fleetpulse.streams.windows.columns import to_columns
 
     decoded = decode_requests([orjson.dumps(good_request(**e)) for e in events], 1 << 20)
     assert not decoded.dead, decoded.dead[:3]
