@@ -108,9 +108,28 @@ class Settings:
             env[f"FLEETPULSE_{field.name.upper()}"] = str(value)
         return env
 
+    @property
+    def metric_label_names(self) -> list[str]:
+        """FLEETPULSE_METRIC_LABELS as a list (checked by load_settings)."""
+        return split_list(self.metric_labels)
+
+    @property
+    def histogram_edge_seconds(self) -> list[float]:
+        """FLEETPULSE_HISTOGRAM_BUCKETS as seconds (checked by load_settings)."""
+        return histogram_edges(self.histogram_buckets)
+
     def topic(self, name: str) -> str:
         """Full topic name: ``requests`` -> ``fleetpulse.requests``."""
         return f"{self.topic_prefix}{name}"
+
+
+#: The request labels /metrics may carry: each a bounded set (models, nodes).
+METRIC_LABELS = ("model", "node")
+
+
+def split_list(text: str) -> list[str]:
+    """A comma-separated setting as its items, blanks dropped."""
+    return [item.strip() for item in text.split(",") if item.strip()]
 
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -203,6 +222,10 @@ def _check(s: Settings) -> None:
         if url and not (url.startswith(("http://", "https://")) and _has_host_and_port(url)):
             raise ConfigError(f"FLEETPULSE_{name.upper()}={safe_url(url)!r}: expected http(s)://HOST[:PORT]/PATH")
     histogram_edges(s.histogram_buckets)
+    unknown = [label for label in s.metric_label_names if label not in METRIC_LABELS]
+    if unknown:
+        raise ConfigError(f"FLEETPULSE_METRIC_LABELS={s.metric_labels!r}: {unknown} not allowed; choose from "
+                          f"{', '.join(METRIC_LABELS)}")
     if s.home.exists() and not s.home.is_dir():
         raise ConfigError(f"FLEETPULSE_HOME={str(s.home)!r} is a file, not a directory")
 

@@ -29,11 +29,11 @@ from prometheus_client.samples import Exemplar
 
 from fleetpulse.errors import ConfigError
 from fleetpulse.schemas.fields import OTHER
+from fleetpulse.settings import METRIC_LABELS
 from fleetpulse.streams.windows.aggregate import group_codes
 from fleetpulse.streams.windows.columns import Coded, RequestColumns
 from fleetpulse.streams.windows.sketch import BUCKETS_PER_OCTAVE, bucket_indices
 
-ALLOWED_LABELS = ("model", "node")
 HISTOGRAMS = (
     ("gen_ai_server_request_duration_seconds", "duration", "Server-side request duration."),
     ("gen_ai_server_time_to_first_token_seconds", "ttft", "Time to first output token."),
@@ -97,9 +97,9 @@ class _Histogram:
 
 class RequestExporter(Collector):
     def __init__(self, labels: list[str], cap: int, le: list[int]):
-        unknown = [label for label in labels if label not in ALLOWED_LABELS]
-        if unknown:
-            raise ConfigError(f"FLEETPULSE_METRIC_LABELS: {unknown} not allowed; choose from {ALLOWED_LABELS}")
+        unknown = [label for label in labels if label not in METRIC_LABELS]
+        if unknown:  # load_settings refuses these already: a programming error here
+            raise ValueError(f"metric labels {unknown} not in {METRIC_LABELS}")
         self._labels = labels
         self._cap = LabelCap(cap)
         self._le = np.asarray(le, dtype=np.int64)

@@ -16,7 +16,7 @@ import faust
 
 from fleetpulse.clickhouse import ClickHouse
 from fleetpulse.errors import ClickHouseUnavailable, KafkaUnavailable
-from fleetpulse.settings import Settings, histogram_edges
+from fleetpulse.settings import Settings
 from fleetpulse.streams.alerting.evaluator import AlertRunner
 from fleetpulse.streams.alerting.publish import AlertSink
 from fleetpulse.streams.drift.evaluator import DriftEvaluator
@@ -45,9 +45,8 @@ def build_app(settings: Settings, ch: ClickHouse, reader: ClickHouse) -> tuple[f
     metrics = PipelineMetrics()
     alerts = AlertSink(settings.bootstrap, settings.topic("alerts"), settings.drift_webhook_url,
                        on_webhook_failure=metrics.webhook_failures.inc)
-    exporter = RequestExporter([label.strip() for label in settings.metric_labels.split(",") if label.strip()],
-                               settings.metric_label_cap,
-                               le_indices(histogram_edges(settings.histogram_buckets)))
+    exporter = RequestExporter(settings.metric_label_names, settings.metric_label_cap,
+                               le_indices(settings.histogram_edge_seconds))
     metrics.registry.register(exporter)
     # One retry loop, one chDB thread, one /health watch for both agents' writes.
     durable = Durable(DeadLetterSink(settings.bootstrap, settings.topic("deadletter")), metrics)

@@ -41,8 +41,8 @@ from mode import Service
 
 from fleetpulse.settings import Settings
 from fleetpulse.streams.windows.batch import MessageBatch
-from fleetpulse.streams.worker.librdkafka import consumer_config, to_batch
 from fleetpulse.streams.worker.handler import RequestBatchHandler
+from fleetpulse.streams.worker.librdkafka import consumer_config, to_batch
 
 log = logging.getLogger("fleetpulse.worker")
 

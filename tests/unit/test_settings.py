@@ -108,3 +108,9 @@ def test_urls_in_logs_show_scheme_and_host_only(url, shown):
 ])
 def test_loopback_hosts(host, loopback):
     assert is_loopback(host) is loopback
+
+
+def test_list_settings_are_checked_at_load_with_the_setting_named():
+    assert load_settings(environ={"FLEETPULSE_METRIC_LABELS": " node , ,model"}).metric_label_names == ["node", "model"]
+    with pytest.raises(ConfigError, match=r"FLEETPULSE_METRIC_LABELS='model,user_id': \['user_id'\] not allowed"):
+        load_settings(environ={"FLEETPULSE_METRIC_LABELS": "model,user_id"})
