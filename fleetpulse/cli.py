@@ -59,6 +59,13 @@ def _migrate(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _schema(settings: Settings, args: argparse.Namespace) -> int:
+    from fleetpulse.schema import generate
+
+    sys.stdout.write(generate())
+    return 0
+
+
 def _query(settings: Settings, args: argparse.Namespace) -> int:
     from fleetpulse.querycli import format_table, query_json_lines
 
@@ -271,6 +278,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("migrate", help="apply the ClickHouse DDL in sql/ (idempotent, versioned)")
     p.set_defaults(run=_migrate)
+
+    p = sub.add_parser("schema", help="print the schema a fresh migrate leaves (what sql/schema.sql holds)",
+                       description="Migrate a throwaway chDB with default settings and print SHOW CREATE of "
+                                   "every function, table and view in it, normalized so every machine prints "
+                                   "the same text. Regenerate the checked-in copy with "
+                                   "`fleetpulse schema > sql/schema.sql`.")
+    p.set_defaults(run=_schema)
 
     p = sub.add_parser("query", help="run read-only SQL (through the worker when it holds chDB)",
                        description="Run one read-only SQL statement. With chDB, goes through the running "

@@ -1,9 +1,12 @@
 """Apply sql/ to ClickHouse idempotently, recording versions in a migrations table.
 
 Files are ``NNN_name.sql``; each runs once, in order, and its version is
-recorded in ``fleetpulse_migrations``. Statements are written to be safe to
-repeat (IF NOT EXISTS / OR REPLACE), so a crash between a statement and the
-record only means the file runs again. Settings-driven parts (TTLs) are applied
+recorded in ``fleetpulse_migrations``. Only the version decides whether a file
+has run (the name is recorded for people), so a file may be renamed, and even
+cut down, as long as every database, old or new, still ends in the same state:
+sql/schema.sql (``fleetpulse schema``) is that state. Statements are written to
+be safe to repeat (IF NOT EXISTS / OR REPLACE), so a crash between a statement
+and the record only means the file runs again. Settings-driven parts (TTLs) are applied
 on every run, so changing a FLEETPULSE_*_TTL_DAYS setting takes effect at the
 next migrate.
 """
@@ -71,18 +74,22 @@ def migrate(ch: ClickHouse, log=print) -> list[Migration]:
     return applied
 
 
+#: Each table whose TTL comes from a setting: the time it counts from, and the setting.
+TTL_SETTINGS = {
+    "request_events": ("toDateTime(timestamp)", "raw_events_ttl_days"),
+    "request_windows": ("window_start", "windows_ttl_days"),
+    "request_windows_1m": ("window_start", "rollup_1m_ttl_days"),
+    "request_windows_1h": ("window_start", "rollup_1h_ttl_days"),
+    "gpu_samples": ("toDateTime(timestamp)", "windows_ttl_days"),
+    "gpu_windows": ("window_start", "windows_ttl_days"),
+    "gpu_windows_1m": ("window_start", "rollup_1m_ttl_days"),
+    "gpu_windows_1h": ("window_start", "rollup_1h_ttl_days"),
+}
+
+
 def _apply_ttls(ch: ClickHouse) -> None:
-    s = ch.settings
-    ttls = {
-        "request_events": f"toDateTime(timestamp) + INTERVAL {s.raw_events_ttl_days} DAY",
-        "request_windows": f"window_start + INTERVAL {s.windows_ttl_days} DAY",
-        "request_windows_1m": f"window_start + INTERVAL {s.rollup_1m_ttl_days} DAY",
-        "request_windows_1h": f"window_start + INTERVAL {s.rollup_1h_ttl_days} DAY",
-        "gpu_samples": f"toDateTime(timestamp) + INTERVAL {s.windows_ttl_days} DAY",
-        "gpu_windows": f"window_start + INTERVAL {s.windows_ttl_days} DAY",
-        "gpu_windows_1m": f"window_start + INTERVAL {s.rollup_1m_ttl_days} DAY",
-        "gpu_windows_1h": f"window_start + INTERVAL {s.rollup_1h_ttl_days} DAY",
-    }
-    for table, ttl in ttls.items():
+    for table, (start, setting) in TTL_SETTINGS.items():
+        days = getattr(ch.settings, setting)
         # Only new parts and merges apply it; no rewrite of the table on every start.
-        ch.command(f"ALTER TABLE {table} MODIFY TTL {ttl}", settings={"materialize_ttl_after_modify": 0})
+        ch.command(f"ALTER TABLE {table} MODIFY TTL {start} + INTERVAL {days} DAY",
+                   settings={"materialize_ttl_after_modify": 0})

@@ -1,0 +1,791 @@
+-- GENERATED FILE: DO NOT EDIT. Regenerate with `fleetpulse schema > sql/schema.sql`.
+--
+-- The schema that `fleetpulse migrate` leaves in a new database: SHOW CREATE of
+-- every object, functions first, then tables, materialized views and views, each
+-- by name. To change the schema, add a migration in sql/ and regenerate this
+-- file. TTLs that come from settings name the setting (in days) instead of a
+-- number; SQL functions are global on a server, and ClickHouse writes a view
+-- with the body of each function it calls in place of the call.
+
+-- Functions
+
+CREATE FUNCTION fleetpulse_bucket_quantile AS (buckets, q) -> if(empty(buckets), nan, fleetpulse_bucket_value(arraySort(mapKeys(buckets))[arrayFirstIndex(c -> (c >= greatest(1, ceil(round(q * arraySum(mapValues(buckets)), 6)))), arrayCumSum(arraySort((v, k) -> k, mapValues(buckets), mapKeys(buckets))))]));
+
+CREATE FUNCTION fleetpulse_bucket_value AS i -> if(i = -32768, 0., (2 * pow(2, i / 32)) / (1 + pow(2, 1 / 32)));
+
+
+
+-- Tables
+
+CREATE TABLE alerts
+(
+    `timestamp` DateTime64(3, 'UTC'),
+    `alert_name` LowCardinality(String),
+    `status` LowCardinality(String),
+    `severity` LowCardinality(String),
+    `fingerprint` String,
+    `labels` Map(String, String),
+    `annotations` Map(String, String),
+    `starts_at` DateTime64(3, 'UTC'),
+    `ends_at` Nullable(DateTime64(3, 'UTC')),
+    `value` Float64
+)
+ENGINE = MergeTree
+ORDER BY (alert_name, fingerprint, timestamp)
+TTL toDateTime(timestamp) + toIntervalDay(365)
+SETTINGS index_granularity = 8192;
+
+CREATE TABLE drift_baselines
+(
+    `model` LowCardinality(String),
+    `feature` LowCardinality(String),
+    `version` UInt32,
+    `range_from` DateTime('UTC'),
+    `range_to` DateTime('UTC'),
+    `edges` Array(Int16),
+    `categories` Array(String),
+    `counts` Array(UInt64),
+    `created_at` DateTime('UTC') DEFAULT now()
+)
+ENGINE = ReplacingMergeTree
+ORDER BY (model, feature, version)
+SETTINGS index_granularity = 8192;
+
+CREATE TABLE drift_windows
+(
+    `window_start` DateTime('UTC'),
+    `model` LowCardinality(String),
+    `feature` LowCardinality(String),
+    `reference` LowCardinality(String),
+    `psi` Float64,
+    `ks` Float64,
+    `js` Float64,
+    `n_ref` UInt64,
+    `n_cur` UInt64,
+    `threshold` Float64,
+    `decision` LowCardinality(String),
+    `evaluated_at` DateTime64(3, 'UTC') DEFAULT now64(3)
+)
+ENGINE = ReplacingMergeTree(evaluated_at)
+ORDER BY (model, feature, window_start)
+TTL window_start + toIntervalDay(180)
+SETTINGS index_granularity = 8192;
+
+CREATE TABLE fleetpulse_migrations
+(
+    `version` UInt32,
+    `name` String,
+    `applied_at` DateTime('UTC') DEFAULT now()
+)
+ENGINE = MergeTree
+ORDER BY version
+SETTINGS index_granularity = 8192;
+
+CREATE TABLE gpu_samples
+(
+    `timestamp` DateTime64(3, 'UTC'),
+    `node` LowCardinality(String),
+    `gpu_uuid` LowCardinality(String),
+    `gpu_index` UInt16,
+    `gpu_name` LowCardinality(String),
+    `utilization` Nullable(Float32),
+    `memory_utilization` Nullable(Float32),
+    `memory_used` Nullable(UInt64),
+    `memory_total` Nullable(UInt64),
+    `temperature` Nullable(Float32),
+    `power_usage` Nullable(Float32),
+    `power_limit` Nullable(Float32),
+    `energy` Nullable(Float64),
+    `clock_sm` Nullable(Float32),
+    `clock_memory` Nullable(Float32),
+    `throttle_reasons` Nullable(UInt64),
+    `ecc_volatile` Nullable(UInt64),
+    `pcie_tx` Nullable(Float64),
+    `pcie_rx` Nullable(Float64),
+    `xid` Nullable(UInt32)
+)
+ENGINE = ReplacingMergeTree
+PARTITION BY toYYYYMMDD(timestamp)
+ORDER BY (node, gpu_uuid, timestamp)
+TTL toDateTime(timestamp) + toIntervalDay(FLEETPULSE_WINDOWS_TTL_DAYS)
+SETTINGS index_granularity = 8192;
+
+CREATE TABLE gpu_windows
+(
+    `window_start` DateTime('UTC'),
+    `window_seconds` UInt32,
+    `node` LowCardinality(String),
+    `gpu_uuid` LowCardinality(String),
+    `gpu_index` UInt16,
+    `gpu_name` LowCardinality(String),
+    `samples` UInt32,
+    `utilization_min` Nullable(Float32),
+    `utilization_avg` Nullable(Float64),
+    `utilization_max` Nullable(Float32),
+    `utilization_last` Nullable(Float32),
+    `memory_utilization_avg` Nullable(Float64),
+    `memory_used_max` Nullable(UInt64),
+    `memory_used_last` Nullable(UInt64),
+    `memory_total` Nullable(UInt64),
+    `memory_used_ratio` Nullable(Float64),
+    `temperature_min` Nullable(Float32),
+    `temperature_avg` Nullable(Float64),
+    `temperature_max` Nullable(Float32),
+    `temperature_last` Nullable(Float32),
+    `power_min` Nullable(Float32),
+    `power_avg` Nullable(Float64),
+    `power_max` Nullable(Float32),
+    `power_last` Nullable(Float32),
+    `power_limit` Nullable(Float32),
+    `clock_sm_min` Nullable(Float32),
+    `clock_sm_avg` Nullable(Float64),
+    `clock_memory_avg` Nullable(Float64),
+    `throttle_reasons_any` UInt64,
+    `energy_joules` Nullable(Float64),
+    `ecc_volatile_increase` Nullable(Float64),
+    `pcie_tx_avg` Nullable(Float64),
+    `pcie_rx_avg` Nullable(Float64),
+    `xid_last` Nullable(UInt32),
+    `computed_at` DateTime64(6, 'UTC')
+)
+ENGINE = ReplacingMergeTree(computed_at)
+ORDER BY (window_start, node, gpu_uuid, window_seconds)
+TTL window_start + toIntervalDay(FLEETPULSE_WINDOWS_TTL_DAYS)
+SETTINGS index_granularity = 8192;
+
+CREATE TABLE gpu_windows_1h
+(
+    `window_start` DateTime('UTC'),
+    `window_seconds` UInt32,
+    `node` LowCardinality(String),
+    `gpu_uuid` LowCardinality(String),
+    `gpu_index` UInt16,
+    `gpu_name` LowCardinality(String),
+    `samples` UInt32,
+    `utilization_min` Nullable(Float32),
+    `utilization_avg` Nullable(Float64),
+    `utilization_max` Nullable(Float32),
+    `utilization_last` Nullable(Float32),
+    `memory_utilization_avg` Nullable(Float64),
+    `memory_used_max` Nullable(UInt64),
+    `memory_used_last` Nullable(UInt64),
+    `memory_total` Nullable(UInt64),
+    `memory_used_ratio` Nullable(Float64),
+    `temperature_min` Nullable(Float32),
+    `temperature_avg` Nullable(Float64),
+    `temperature_max` Nullable(Float32),
+    `temperature_last` Nullable(Float32),
+    `power_min` Nullable(Float32),
+    `power_avg` Nullable(Float64),
+    `power_max` Nullable(Float32),
+    `power_last` Nullable(Float32),
+    `power_limit` Nullable(Float32),
+    `clock_sm_min` Nullable(Float32),
+    `clock_sm_avg` Nullable(Float64),
+    `clock_memory_avg` Nullable(Float64),
+    `throttle_reasons_any` UInt64,
+    `energy_joules` Nullable(Float64),
+    `ecc_volatile_increase` Nullable(Float64),
+    `pcie_tx_avg` Nullable(Float64),
+    `pcie_rx_avg` Nullable(Float64),
+    `xid_last` Nullable(UInt32),
+    `computed_at` DateTime64(6, 'UTC')
+)
+ENGINE = ReplacingMergeTree(computed_at)
+ORDER BY (window_start, node, gpu_uuid, window_seconds)
+TTL window_start + toIntervalDay(FLEETPULSE_ROLLUP_1H_TTL_DAYS)
+SETTINGS index_granularity = 8192;
+
+CREATE TABLE gpu_windows_1m
+(
+    `window_start` DateTime('UTC'),
+    `window_seconds` UInt32,
+    `node` LowCardinality(String),
+    `gpu_uuid` LowCardinality(String),
+    `gpu_index` UInt16,
+    `gpu_name` LowCardinality(String),
+    `samples` UInt32,
+    `utilization_min` Nullable(Float32),
+    `utilization_avg` Nullable(Float64),
+    `utilization_max` Nullable(Float32),
+    `utilization_last` Nullable(Float32),
+    `memory_utilization_avg` Nullable(Float64),
+    `memory_used_max` Nullable(UInt64),
+    `memory_used_last` Nullable(UInt64),
+    `memory_total` Nullable(UInt64),
+    `memory_used_ratio` Nullable(Float64),
+    `temperature_min` Nullable(Float32),
+    `temperature_avg` Nullable(Float64),
+    `temperature_max` Nullable(Float32),
+    `temperature_last` Nullable(Float32),
+    `power_min` Nullable(Float32),
+    `power_avg` Nullable(Float64),
+    `power_max` Nullable(Float32),
+    `power_last` Nullable(Float32),
+    `power_limit` Nullable(Float32),
+    `clock_sm_min` Nullable(Float32),
+    `clock_sm_avg` Nullable(Float64),
+    `clock_memory_avg` Nullable(Float64),
+    `throttle_reasons_any` UInt64,
+    `energy_joules` Nullable(Float64),
+    `ecc_volatile_increase` Nullable(Float64),
+    `pcie_tx_avg` Nullable(Float64),
+    `pcie_rx_avg` Nullable(Float64),
+    `xid_last` Nullable(UInt32),
+    `computed_at` DateTime64(6, 'UTC')
+)
+ENGINE = ReplacingMergeTree(computed_at)
+ORDER BY (window_start, node, gpu_uuid, window_seconds)
+TTL window_start + toIntervalDay(FLEETPULSE_ROLLUP_1M_TTL_DAYS)
+SETTINGS index_granularity = 8192;
+
+CREATE TABLE request_events
+(
+    `timestamp` DateTime64(6, 'UTC'),
+    `request_id` String,
+    `trace_id` String,
+    `model` LowCardinality(String),
+    `node` LowCardinality(String),
+    `gpu` LowCardinality(String),
+    `operation` LowCardinality(String),
+    `duration` Float64,
+    `ttft` Nullable(Float64),
+    `tpot` Nullable(Float64),
+    `queue_time` Nullable(Float64),
+    `input_tokens` UInt32,
+    `output_tokens` UInt32,
+    `finish_reasons` Array(LowCardinality(String)),
+    `error_type` LowCardinality(String),
+    `source_topic` LowCardinality(String),
+    `source_partition` UInt32,
+    `source_offset` UInt64,
+    `event_index` UInt32
+)
+ENGINE = ReplacingMergeTree
+PARTITION BY toYYYYMMDD(timestamp)
+ORDER BY (source_topic, source_partition, source_offset, event_index)
+TTL toDateTime(timestamp) + toIntervalDay(FLEETPULSE_RAW_EVENTS_TTL_DAYS)
+SETTINGS non_replicated_deduplication_window = 10000, index_granularity = 8192;
+
+CREATE TABLE request_windows
+(
+    `window_start` DateTime('UTC'),
+    `window_seconds` UInt32,
+    `model` LowCardinality(String),
+    `node` LowCardinality(String),
+    `late` UInt8,
+    `requests` UInt64,
+    `errors` UInt64,
+    `errors_by_type` Map(String, UInt64),
+    `input_tokens` UInt64,
+    `output_tokens` UInt64,
+    `latency_sum` Float64,
+    `latency_buckets` Map(Int16, UInt64),
+    `ttft_buckets` Map(Int16, UInt64),
+    `tpot_buckets` Map(Int16, UInt64),
+    `source_topic` LowCardinality(String),
+    `source_partition` UInt32,
+    `offset_first` UInt64,
+    `offset_last` UInt64,
+    `max_event_time` Float64,
+    `inserted_at` DateTime64(3, 'UTC') DEFAULT now64(3),
+    `input_tokens_buckets` Map(Int16, UInt64),
+    `output_tokens_buckets` Map(Int16, UInt64),
+    `queue_buckets` Map(Int16, UInt64),
+    `operations` Map(String, UInt64),
+    `finish_reasons` Map(String, UInt64),
+    `outcomes` Map(String, UInt64),
+    `gpu` LowCardinality(String)
+)
+ENGINE = MergeTree
+ORDER BY (window_start, model, node)
+TTL window_start + toIntervalDay(FLEETPULSE_WINDOWS_TTL_DAYS)
+SETTINGS non_replicated_deduplication_window = 10000, index_granularity = 8192;
+
+CREATE TABLE request_windows_1h
+(
+    `window_start` DateTime('UTC'),
+    `model` LowCardinality(String),
+    `node` LowCardinality(String),
+    `source_topic` LowCardinality(String),
+    `source_partition` UInt32,
+    `requests` SimpleAggregateFunction(sum, UInt64),
+    `errors` SimpleAggregateFunction(sum, UInt64),
+    `late_requests` SimpleAggregateFunction(sum, UInt64),
+    `errors_by_type` SimpleAggregateFunction(sumMap, Map(String, UInt64)),
+    `input_tokens` SimpleAggregateFunction(sum, UInt64),
+    `output_tokens` SimpleAggregateFunction(sum, UInt64),
+    `latency_sum` SimpleAggregateFunction(sum, Float64),
+    `latency_buckets` SimpleAggregateFunction(sumMap, Map(Int16, UInt64)),
+    `ttft_buckets` SimpleAggregateFunction(sumMap, Map(Int16, UInt64)),
+    `tpot_buckets` SimpleAggregateFunction(sumMap, Map(Int16, UInt64)),
+    `offset_last` SimpleAggregateFunction(max, UInt64)
+)
+ENGINE = AggregatingMergeTree
+ORDER BY (window_start, model, node, source_topic, source_partition)
+TTL window_start + toIntervalDay(FLEETPULSE_ROLLUP_1H_TTL_DAYS)
+SETTINGS index_granularity = 8192;
+
+CREATE TABLE request_windows_1m
+(
+    `window_start` DateTime('UTC'),
+    `model` LowCardinality(String),
+    `node` LowCardinality(String),
+    `source_topic` LowCardinality(String),
+    `source_partition` UInt32,
+    `requests` SimpleAggregateFunction(sum, UInt64),
+    `errors` SimpleAggregateFunction(sum, UInt64),
+    `late_requests` SimpleAggregateFunction(sum, UInt64),
+    `errors_by_type` SimpleAggregateFunction(sumMap, Map(String, UInt64)),
+    `input_tokens` SimpleAggregateFunction(sum, UInt64),
+    `output_tokens` SimpleAggregateFunction(sum, UInt64),
+    `latency_sum` SimpleAggregateFunction(sum, Float64),
+    `latency_buckets` SimpleAggregateFunction(sumMap, Map(Int16, UInt64)),
+    `ttft_buckets` SimpleAggregateFunction(sumMap, Map(Int16, UInt64)),
+    `tpot_buckets` SimpleAggregateFunction(sumMap, Map(Int16, UInt64)),
+    `offset_last` SimpleAggregateFunction(max, UInt64)
+)
+ENGINE = AggregatingMergeTree
+ORDER BY (window_start, model, node, source_topic, source_partition)
+TTL window_start + toIntervalDay(FLEETPULSE_ROLLUP_1M_TTL_DAYS)
+SETTINGS index_granularity = 8192;
+
+CREATE TABLE silences
+(
+    `id` String,
+    `matchers` Map(String, String),
+    `starts_at` DateTime64(3, 'UTC'),
+    `ends_at` DateTime64(3, 'UTC'),
+    `comment` String,
+    `updated_at` DateTime64(3, 'UTC') DEFAULT now64(3)
+)
+ENGINE = ReplacingMergeTree(updated_at)
+ORDER BY id
+SETTINGS index_granularity = 8192;
+
+
+
+-- Materialized views
+
+CREATE MATERIALIZED VIEW request_windows_1h_mv TO request_windows_1h
+(
+    `window_start` DateTime('UTC'),
+    `model` LowCardinality(String),
+    `node` LowCardinality(String),
+    `source_topic` LowCardinality(String),
+    `source_partition` UInt32,
+    `requests` UInt64,
+    `errors` UInt64,
+    `late_requests` UInt64,
+    `errors_by_type` Map(String, UInt64),
+    `input_tokens` UInt64,
+    `output_tokens` UInt64,
+    `latency_sum` Float64,
+    `latency_buckets` Map(Int16, UInt64),
+    `ttft_buckets` Map(Int16, UInt64),
+    `tpot_buckets` Map(Int16, UInt64),
+    `offset_last` UInt64
+)
+AS SELECT
+    toStartOfHour(window_start) AS window_start,
+    model,
+    node,
+    source_topic,
+    source_partition,
+    sum(requests) AS requests,
+    sum(errors) AS errors,
+    sumIf(request_windows.requests, late = 1) AS late_requests,
+    sumMap(errors_by_type) AS errors_by_type,
+    sum(input_tokens) AS input_tokens,
+    sum(output_tokens) AS output_tokens,
+    sum(latency_sum) AS latency_sum,
+    sumMap(latency_buckets) AS latency_buckets,
+    sumMap(ttft_buckets) AS ttft_buckets,
+    sumMap(tpot_buckets) AS tpot_buckets,
+    max(offset_last) AS offset_last
+FROM request_windows
+GROUP BY
+    window_start,
+    model,
+    node,
+    source_topic,
+    source_partition;
+
+CREATE MATERIALIZED VIEW request_windows_1m_mv TO request_windows_1m
+(
+    `window_start` DateTime('UTC'),
+    `model` LowCardinality(String),
+    `node` LowCardinality(String),
+    `source_topic` LowCardinality(String),
+    `source_partition` UInt32,
+    `requests` UInt64,
+    `errors` UInt64,
+    `late_requests` UInt64,
+    `errors_by_type` Map(String, UInt64),
+    `input_tokens` UInt64,
+    `output_tokens` UInt64,
+    `latency_sum` Float64,
+    `latency_buckets` Map(Int16, UInt64),
+    `ttft_buckets` Map(Int16, UInt64),
+    `tpot_buckets` Map(Int16, UInt64),
+    `offset_last` UInt64
+)
+AS SELECT
+    toStartOfMinute(window_start) AS window_start,
+    model,
+    node,
+    source_topic,
+    source_partition,
+    sum(requests) AS requests,
+    sum(errors) AS errors,
+    sumIf(request_windows.requests, late = 1) AS late_requests,
+    sumMap(errors_by_type) AS errors_by_type,
+    sum(input_tokens) AS input_tokens,
+    sum(output_tokens) AS output_tokens,
+    sum(latency_sum) AS latency_sum,
+    sumMap(latency_buckets) AS latency_buckets,
+    sumMap(ttft_buckets) AS ttft_buckets,
+    sumMap(tpot_buckets) AS tpot_buckets,
+    max(offset_last) AS offset_last
+FROM request_windows
+GROUP BY
+    window_start,
+    model,
+    node,
+    source_topic,
+    source_partition;
+
+
+
+-- Views
+
+CREATE VIEW drift_stats
+(
+    `window` DateTime('UTC'),
+    `model` LowCardinality(String),
+    `feature` LowCardinality(String),
+    `psi` Float64,
+    `ks` Float64,
+    `js` Float64,
+    `n_ref` UInt64,
+    `n_cur` UInt64,
+    `decision` LowCardinality(String),
+    `threshold` Float64,
+    `reference` LowCardinality(String)
+)
+AS SELECT
+    window_start AS window,
+    model,
+    feature,
+    psi,
+    ks,
+    js,
+    n_ref,
+    n_cur,
+    decision,
+    threshold,
+    reference
+FROM drift_windows
+FINAL;
+
+CREATE VIEW gpu_efficiency
+(
+    `window_start` DateTime('UTC'),
+    `node` LowCardinality(String),
+    `gpu` LowCardinality(String),
+    `gpu_uuid` LowCardinality(String),
+    `requests` UInt64,
+    `output_tokens` UInt64,
+    `mean_latency` Float64,
+    `utilization_avg` Nullable(Float64),
+    `power_avg` Nullable(Float64),
+    `energy_joules` Nullable(Float64),
+    `tokens_per_gpu_second` Float64,
+    `requests_per_kwh` Nullable(Float64)
+)
+AS SELECT
+    r.window_start AS window_start,
+    r.node AS node,
+    r.gpu AS gpu,
+    g.gpu_uuid AS gpu_uuid,
+    r.requests AS requests,
+    r.output_tokens AS output_tokens,
+    r.mean_latency AS mean_latency,
+    g.utilization_avg AS utilization_avg,
+    g.power_avg AS power_avg,
+    g.energy_joules AS energy_joules,
+    r.output_tokens / r.window_seconds AS tokens_per_gpu_second,
+    if(g.energy_joules > 0, r.requests / (g.energy_joules / 3600000), NULL) AS requests_per_kwh
+FROM
+(
+    SELECT
+        window_start,
+        window_seconds,
+        node,
+        gpu,
+        sum(request_windows.requests) AS requests,
+        sum(request_windows.output_tokens) AS output_tokens,
+        sum(latency_sum) / sum(request_windows.requests) AS mean_latency
+    FROM request_windows
+    WHERE gpu != ''
+    GROUP BY
+        window_start,
+        window_seconds,
+        node,
+        gpu
+) AS r
+INNER JOIN
+(
+    SELECT
+        window_start,
+        window_seconds,
+        node,
+        toString(gpu_index) AS gpu_index,
+        gpu_uuid,
+        utilization_avg,
+        power_avg,
+        energy_joules
+    FROM gpu_windows
+    FINAL
+) AS g ON ((r.window_start = g.window_start) AND (r.window_seconds = g.window_seconds) AND (r.node = g.node) AND (r.gpu = g.gpu_index)) OR ((r.window_start = g.window_start) AND (r.window_seconds = g.window_seconds) AND (r.node = g.node) AND (r.gpu = g.gpu_uuid));
+
+CREATE VIEW request_quantile
+AS SELECT
+    window_start,
+    model,
+    node,
+    if(empty(sumMap(latency_buckets)), nan, if((arraySort(mapKeys(sumMap(latency_buckets)))[arrayFirstIndex(c -> (c >= greatest(1, ceil(round({q:Float64} * arraySum(mapValues(sumMap(latency_buckets))), 6)))), arrayCumSum(arraySort((v, k) -> k, mapValues(sumMap(latency_buckets)), mapKeys(sumMap(latency_buckets)))))]) = -32768, 0., (2 * pow(2, (arraySort(mapKeys(sumMap(latency_buckets)))[arrayFirstIndex(c -> (c >= greatest(1, ceil(round({q:Float64} * arraySum(mapValues(sumMap(latency_buckets))), 6)))), arrayCumSum(arraySort((v, k) -> k, mapValues(sumMap(latency_buckets)), mapKeys(sumMap(latency_buckets)))))]) / 32)) / (1 + pow(2, 1 / 32)))) AS latency,
+    if(empty(sumMap(ttft_buckets)), nan, if((arraySort(mapKeys(sumMap(ttft_buckets)))[arrayFirstIndex(c -> (c >= greatest(1, ceil(round({q:Float64} * arraySum(mapValues(sumMap(ttft_buckets))), 6)))), arrayCumSum(arraySort((v, k) -> k, mapValues(sumMap(ttft_buckets)), mapKeys(sumMap(ttft_buckets)))))]) = -32768, 0., (2 * pow(2, (arraySort(mapKeys(sumMap(ttft_buckets)))[arrayFirstIndex(c -> (c >= greatest(1, ceil(round({q:Float64} * arraySum(mapValues(sumMap(ttft_buckets))), 6)))), arrayCumSum(arraySort((v, k) -> k, mapValues(sumMap(ttft_buckets)), mapKeys(sumMap(ttft_buckets)))))]) / 32)) / (1 + pow(2, 1 / 32)))) AS ttft,
+    if(empty(sumMap(tpot_buckets)), nan, if((arraySort(mapKeys(sumMap(tpot_buckets)))[arrayFirstIndex(c -> (c >= greatest(1, ceil(round({q:Float64} * arraySum(mapValues(sumMap(tpot_buckets))), 6)))), arrayCumSum(arraySort((v, k) -> k, mapValues(sumMap(tpot_buckets)), mapKeys(sumMap(tpot_buckets)))))]) = -32768, 0., (2 * pow(2, (arraySort(mapKeys(sumMap(tpot_buckets)))[arrayFirstIndex(c -> (c >= greatest(1, ceil(round({q:Float64} * arraySum(mapValues(sumMap(tpot_buckets))), 6)))), arrayCumSum(arraySort((v, k) -> k, mapValues(sumMap(tpot_buckets)), mapKeys(sumMap(tpot_buckets)))))]) / 32)) / (1 + pow(2, 1 / 32)))) AS tpot
+FROM request_windows
+GROUP BY
+    window_start,
+    model,
+    node;
+
+CREATE VIEW request_stats
+(
+    `window_start` DateTime('UTC'),
+    `window_seconds` UInt32,
+    `model` LowCardinality(String),
+    `node` LowCardinality(String),
+    `requests` UInt64,
+    `errors` UInt64,
+    `error_rate` Float64,
+    `late_requests` UInt64,
+    `input_tokens` UInt64,
+    `output_tokens` UInt64,
+    `requests_per_s` Float64,
+    `tokens_per_s` Float64,
+    `input_tokens_per_s` Float64,
+    `latency_map` Map(Int16, UInt64),
+    `ttft_map` Map(Int16, UInt64),
+    `tpot_map` Map(Int16, UInt64),
+    `latency_p50` Float64,
+    `latency_p90` Float64,
+    `latency_p95` Float64,
+    `latency_p99` Float64,
+    `latency_p999` Float64,
+    `ttft_p50` Float64,
+    `ttft_p90` Float64,
+    `ttft_p95` Float64,
+    `ttft_p99` Float64,
+    `ttft_p999` Float64,
+    `tpot_p50` Float64,
+    `tpot_p90` Float64,
+    `tpot_p95` Float64,
+    `tpot_p99` Float64,
+    `tpot_p999` Float64
+)
+AS SELECT *
+FROM request_stats_of(level = 'node');
+
+CREATE VIEW request_stats_model
+(
+    `window_start` DateTime('UTC'),
+    `window_seconds` UInt32,
+    `model` LowCardinality(String),
+    `requests` UInt64,
+    `errors` UInt64,
+    `error_rate` Float64,
+    `late_requests` UInt64,
+    `input_tokens` UInt64,
+    `output_tokens` UInt64,
+    `requests_per_s` Float64,
+    `tokens_per_s` Float64,
+    `input_tokens_per_s` Float64,
+    `latency_map` Map(Int16, UInt64),
+    `ttft_map` Map(Int16, UInt64),
+    `tpot_map` Map(Int16, UInt64),
+    `latency_p50` Float64,
+    `latency_p90` Float64,
+    `latency_p95` Float64,
+    `latency_p99` Float64,
+    `latency_p999` Float64,
+    `ttft_p50` Float64,
+    `ttft_p90` Float64,
+    `ttft_p95` Float64,
+    `ttft_p99` Float64,
+    `ttft_p999` Float64,
+    `tpot_p50` Float64,
+    `tpot_p90` Float64,
+    `tpot_p95` Float64,
+    `tpot_p99` Float64,
+    `tpot_p999` Float64
+)
+AS SELECT * EXCEPT node
+FROM request_stats_of(level = 'model');
+
+CREATE VIEW request_stats_of
+AS SELECT
+    window_start,
+    window_seconds,
+    model,
+    node,
+    sum(requests) AS requests,
+    sum(errors) AS errors,
+    errors / requests AS error_rate,
+    sum(late_requests) AS late_requests,
+    sum(input_tokens) AS input_tokens,
+    sum(output_tokens) AS output_tokens,
+    requests / window_seconds AS requests_per_s,
+    output_tokens / window_seconds AS tokens_per_s,
+    input_tokens / window_seconds AS input_tokens_per_s,
+    sumMap(latency_buckets) AS latency_map,
+    sumMap(ttft_buckets) AS ttft_map,
+    sumMap(tpot_buckets) AS tpot_map,
+    if(empty(latency_map), nan, if((arraySort(mapKeys(latency_map))[arrayFirstIndex(c -> (c >= greatest(1, ceil(round(0.5 * arraySum(mapValues(latency_map)), 6)))), arrayCumSum(arraySort((v, k) -> k, mapValues(latency_map), mapKeys(latency_map))))]) = -32768, 0., (2 * pow(2, (arraySort(mapKeys(latency_map))[arrayFirstIndex(c -> (c >= greatest(1, ceil(round(0.5 * arraySum(mapValues(latency_map)), 6)))), arrayCumSum(arraySort((v, k) -> k, mapValues(latency_map), mapKeys(latency_map))))]) / 32)) / (1 + pow(2, 1 / 32)))) AS latency_p50,
+    if(empty(latency_map), nan, if((arraySort(mapKeys(latency_map))[arrayFirstIndex(c -> (c >= greatest(1, ceil(round(0.9 * arraySum(mapValues(latency_map)), 6)))), arrayCumSum(arraySort((v, k) -> k, mapValues(latency_map), mapKeys(latency_map))))]) = -32768, 0., (2 * pow(2, (arraySort(mapKeys(latency_map))[arrayFirstIndex(c -> (c >= greatest(1, ceil(round(0.9 * arraySum(mapValues(latency_map)), 6)))), arrayCumSum(arraySort((v, k) -> k, mapValues(latency_map), mapKeys(latency_map))))]) / 32)) / (1 + pow(2, 1 / 32)))) AS latency_p90,
+    if(empty(latency_map), nan, if((arraySort(mapKeys(latency_map))[arrayFirstIndex(c -> (c >= greatest(1, ceil(round(0.95 * arraySum(mapValues(latency_map)), 6)))), arrayCumSum(arraySort((v, k) -> k, mapValues(latency_map), mapKeys(latency_map))))]) = -32768, 0., (2 * pow(2, (arraySort(mapKeys(latency_map))[arrayFirstIndex(c -> (c >= greatest(1, ceil(round(0.95 * arraySum(mapValues(latency_map)), 6)))), arrayCumSum(arraySort((v, k) -> k, mapValues(latency_map), mapKeys(latency_map))))]) / 32)) / (1 + pow(2, 1 / 32)))) AS latency_p95,
+    if(empty(latency_map), nan, if((arraySort(mapKeys(latency_map))[arrayFirstIndex(c -> (c >= greatest(1, ceil(round(0.99 * arraySum(mapValues(latency_map)), 6)))), arrayCumSum(arraySort((v, k) -> k, mapValues(latency_map), mapKeys(latency_map))))]) = -32768, 0., (2 * pow(2, (arraySort(mapKeys(latency_map))[arrayFirstIndex(c -> (c >= greatest(1, ceil(round(0.99 * arraySum(mapValues(latency_map)), 6)))), arrayCumSum(arraySort((v, k) -> k, mapValues(latency_map), mapKeys(latency_map))))]) / 32)) / (1 + pow(2, 1 / 32)))) AS latency_p99,
+    if(empty(latency_map), nan, if((arraySort(mapKeys(latency_map))[arrayFirstIndex(c -> (c >= greatest(1, ceil(round(0.999 * arraySum(mapValues(latency_map)), 6)))), arrayCumSum(arraySort((v, k) -> k, mapValues(latency_map), mapKeys(latency_map))))]) = -32768, 0., (2 * pow(2, (arraySort(mapKeys(latency_map))[arrayFirstIndex(c -> (c >= greatest(1, ceil(round(0.999 * arraySum(mapValues(latency_map)), 6)))), arrayCumSum(arraySort((v, k) -> k, mapValues(latency_map), mapKeys(latency_map))))]) / 32)) / (1 + pow(2, 1 / 32)))) AS latency_p999,
+    if(empty(ttft_map), nan, if((arraySort(mapKeys(ttft_map))[arrayFirstIndex(c -> (c >= greatest(1, ceil(round(0.5 * arraySum(mapValues(ttft_map)), 6)))), arrayCumSum(arraySort((v, k) -> k, mapValues(ttft_map), mapKeys(ttft_map))))]) = -32768, 0., (2 * pow(2, (arraySort(mapKeys(ttft_map))[arrayFirstIndex(c -> (c >= greatest(1, ceil(round(0.5 * arraySum(mapValues(ttft_map)), 6)))), arrayCumSum(arraySort((v, k) -> k, mapValues(ttft_map), mapKeys(ttft_map))))]) / 32)) / (1 + pow(2, 1 / 32)))) AS ttft_p50,
+    if(empty(ttft_map), nan, if((arraySort(mapKeys(ttft_map))[arrayFirstIndex(c -> (c >= greatest(1, ceil(round(0.9 * arraySum(mapValues(ttft_map)), 6)))), arrayCumSum(arraySort((v, k) -> k, mapValues(ttft_map), mapKeys(ttft_map))))]) = -32768, 0., (2 * pow(2, (arraySort(mapKeys(ttft_map))[arrayFirstIndex(c -> (c >= greatest(1, ceil(round(0.9 * arraySum(mapValues(ttft_map)), 6)))), arrayCumSum(arraySort((v, k) -> k, mapValues(ttft_map), mapKeys(ttft_map))))]) / 32)) / (1 + pow(2, 1 / 32)))) AS ttft_p90,
+    if(empty(ttft_map), nan, if((arraySort(mapKeys(ttft_map))[arrayFirstIndex(c -> (c >= greatest(1, ceil(round(0.95 * arraySum(mapValues(ttft_map)), 6)))), arrayCumSum(arraySort((v, k) -> k, mapValues(ttft_map), mapKeys(ttft_map))))]) = -32768, 0., (2 * pow(2, (arraySort(mapKeys(ttft_map))[arrayFirstIndex(c -> (c >= greatest(1, ceil(round(0.95 * arraySum(mapValues(ttft_map)), 6)))), arrayCumSum(arraySort((v, k) -> k, mapValues(ttft_map), mapKeys(ttft_map))))]) / 32)) / (1 + pow(2, 1 / 32)))) AS ttft_p95,
+    if(empty(ttft_map), nan, if((arraySort(mapKeys(ttft_map))[arrayFirstIndex(c -> (c >= greatest(1, ceil(round(0.99 * arraySum(mapValues(ttft_map)), 6)))), arrayCumSum(arraySort((v, k) -> k, mapValues(ttft_map), mapKeys(ttft_map))))]) = -32768, 0., (2 * pow(2, (arraySort(mapKeys(ttft_map))[arrayFirstIndex(c -> (c >= greatest(1, ceil(round(0.99 * arraySum(mapValues(ttft_map)), 6)))), arrayCumSum(arraySort((v, k) -> k, mapValues(ttft_map), mapKeys(ttft_map))))]) / 32)) / (1 + pow(2, 1 / 32)))) AS ttft_p99,
+    if(empty(ttft_map), nan, if((arraySort(mapKeys(ttft_map))[arrayFirstIndex(c -> (c >= greatest(1, ceil(round(0.999 * arraySum(mapValues(ttft_map)), 6)))), arrayCumSum(arraySort((v, k) -> k, mapValues(ttft_map), mapKeys(ttft_map))))]) = -32768, 0., (2 * pow(2, (arraySort(mapKeys(ttft_map))[arrayFirstIndex(c -> (c >= greatest(1, ceil(round(0.999 * arraySum(mapValues(ttft_map)), 6)))), arrayCumSum(arraySort((v, k) -> k, mapValues(ttft_map), mapKeys(ttft_map))))]) / 32)) / (1 + pow(2, 1 / 32)))) AS ttft_p999,
+    if(empty(tpot_map), nan, if((arraySort(mapKeys(tpot_map))[arrayFirstIndex(c -> (c >= greatest(1, ceil(round(0.5 * arraySum(mapValues(tpot_map)), 6)))), arrayCumSum(arraySort((v, k) -> k, mapValues(tpot_map), mapKeys(tpot_map))))]) = -32768, 0., (2 * pow(2, (arraySort(mapKeys(tpot_map))[arrayFirstIndex(c -> (c >= greatest(1, ceil(round(0.5 * arraySum(mapValues(tpot_map)), 6)))), arrayCumSum(arraySort((v, k) -> k, mapValues(tpot_map), mapKeys(tpot_map))))]) / 32)) / (1 + pow(2, 1 / 32)))) AS tpot_p50,
+    if(empty(tpot_map), nan, if((arraySort(mapKeys(tpot_map))[arrayFirstIndex(c -> (c >= greatest(1, ceil(round(0.9 * arraySum(mapValues(tpot_map)), 6)))), arrayCumSum(arraySort((v, k) -> k, mapValues(tpot_map), mapKeys(tpot_map))))]) = -32768, 0., (2 * pow(2, (arraySort(mapKeys(tpot_map))[arrayFirstIndex(c -> (c >= greatest(1, ceil(round(0.9 * arraySum(mapValues(tpot_map)), 6)))), arrayCumSum(arraySort((v, k) -> k, mapValues(tpot_map), mapKeys(tpot_map))))]) / 32)) / (1 + pow(2, 1 / 32)))) AS tpot_p90,
+    if(empty(tpot_map), nan, if((arraySort(mapKeys(tpot_map))[arrayFirstIndex(c -> (c >= greatest(1, ceil(round(0.95 * arraySum(mapValues(tpot_map)), 6)))), arrayCumSum(arraySort((v, k) -> k, mapValues(tpot_map), mapKeys(tpot_map))))]) = -32768, 0., (2 * pow(2, (arraySort(mapKeys(tpot_map))[arrayFirstIndex(c -> (c >= greatest(1, ceil(round(0.95 * arraySum(mapValues(tpot_map)), 6)))), arrayCumSum(arraySort((v, k) -> k, mapValues(tpot_map), mapKeys(tpot_map))))]) / 32)) / (1 + pow(2, 1 / 32)))) AS tpot_p95,
+    if(empty(tpot_map), nan, if((arraySort(mapKeys(tpot_map))[arrayFirstIndex(c -> (c >= greatest(1, ceil(round(0.99 * arraySum(mapValues(tpot_map)), 6)))), arrayCumSum(arraySort((v, k) -> k, mapValues(tpot_map), mapKeys(tpot_map))))]) = -32768, 0., (2 * pow(2, (arraySort(mapKeys(tpot_map))[arrayFirstIndex(c -> (c >= greatest(1, ceil(round(0.99 * arraySum(mapValues(tpot_map)), 6)))), arrayCumSum(arraySort((v, k) -> k, mapValues(tpot_map), mapKeys(tpot_map))))]) / 32)) / (1 + pow(2, 1 / 32)))) AS tpot_p99,
+    if(empty(tpot_map), nan, if((arraySort(mapKeys(tpot_map))[arrayFirstIndex(c -> (c >= greatest(1, ceil(round(0.999 * arraySum(mapValues(tpot_map)), 6)))), arrayCumSum(arraySort((v, k) -> k, mapValues(tpot_map), mapKeys(tpot_map))))]) = -32768, 0., (2 * pow(2, (arraySort(mapKeys(tpot_map))[arrayFirstIndex(c -> (c >= greatest(1, ceil(round(0.999 * arraySum(mapValues(tpot_map)), 6)))), arrayCumSum(arraySort((v, k) -> k, mapValues(tpot_map), mapKeys(tpot_map))))]) / 32)) / (1 + pow(2, 1 / 32)))) AS tpot_p999
+FROM
+(
+    SELECT
+        window_start,
+        window_seconds,
+        model,
+        node,
+        requests,
+        errors,
+        if(late = 1, requests, 0) AS late_requests,
+        input_tokens,
+        output_tokens,
+        latency_buckets,
+        ttft_buckets,
+        tpot_buckets
+    FROM request_windows
+    WHERE {level:String} = 'node'
+    UNION ALL
+    SELECT
+        window_start,
+        window_seconds,
+        model,
+        toLowCardinality('') AS node,
+        requests,
+        errors,
+        if(late = 1, requests, 0) AS late_requests,
+        input_tokens,
+        output_tokens,
+        latency_buckets,
+        ttft_buckets,
+        tpot_buckets
+    FROM request_windows
+    WHERE {level:String} = 'model'
+    UNION ALL
+    SELECT
+        window_start,
+        toUInt32(60) AS window_seconds,
+        model,
+        node,
+        requests,
+        errors,
+        late_requests,
+        input_tokens,
+        output_tokens,
+        latency_buckets,
+        ttft_buckets,
+        tpot_buckets
+    FROM request_windows_1m
+    WHERE {level:String} = '1m'
+    UNION ALL
+    SELECT
+        window_start,
+        toUInt32(3600) AS window_seconds,
+        model,
+        node,
+        requests,
+        errors,
+        late_requests,
+        input_tokens,
+        output_tokens,
+        latency_buckets,
+        ttft_buckets,
+        tpot_buckets
+    FROM request_windows_1h
+    WHERE {level:String} = '1h'
+)
+GROUP BY
+    window_start,
+    window_seconds,
+    model,
+    node;
+
+CREATE VIEW request_stats_rollup
+(
+    `grain` String,
+    `window_start` DateTime('UTC'),
+    `window_seconds` UInt16,
+    `model` LowCardinality(String),
+    `node` LowCardinality(String),
+    `requests` UInt64,
+    `errors` UInt64,
+    `error_rate` Float64,
+    `late_requests` UInt64,
+    `input_tokens` UInt64,
+    `output_tokens` UInt64,
+    `requests_per_s` Float64,
+    `tokens_per_s` Float64,
+    `input_tokens_per_s` Float64,
+    `latency_map` Map(Int16, UInt64),
+    `ttft_map` Map(Int16, UInt64),
+    `tpot_map` Map(Int16, UInt64),
+    `latency_p50` Float64,
+    `latency_p90` Float64,
+    `latency_p95` Float64,
+    `latency_p99` Float64,
+    `latency_p999` Float64,
+    `ttft_p50` Float64,
+    `ttft_p90` Float64,
+    `ttft_p95` Float64,
+    `ttft_p99` Float64,
+    `ttft_p999` Float64,
+    `tpot_p50` Float64,
+    `tpot_p90` Float64,
+    `tpot_p95` Float64,
+    `tpot_p99` Float64,
+    `tpot_p999` Float64
+)
+AS SELECT * REPLACE (toUInt16(window_seconds) AS window_seconds)
+FROM
+(
+    SELECT
+        '1m' AS grain,
+        *
+    FROM request_stats_of(level = '1m')
+    UNION ALL
+    SELECT
+        '1h' AS grain,
+        *
+    FROM request_stats_of(level = '1h')
+);
