@@ -3,6 +3,7 @@ the Python sketch and stay within 1.1% of exact quantiles."""
 
 from __future__ import annotations
 
+import importlib.resources
 from collections import Counter
 
 import numpy as np
@@ -10,6 +11,7 @@ import pytest
 
 from fleetpulse.clickhouse import ClickHouse
 from fleetpulse.migrate import load_migrations, migrate
+from fleetpulse.schema import dump
 from fleetpulse.settings import load_settings
 from fleetpulse.streams.prometheus.pipeline import PipelineMetrics
 from fleetpulse.streams.windows.aggregate import aggregate
@@ -71,7 +73,8 @@ def test_each_migration_survives_a_crash_before_its_record(chdb_path):
 def test_upgrade_from_the_gpu_windows_without_a_window_size(chdb_path):
     """A database that applied an earlier 010 (GPU window tables keyed without
     window_seconds, with rows in them): migrate() applies 011, which replaces
-    them with the tables the writer uses now."""
+    them with the tables the writer uses now, and 012; the schema is then
+    sql/schema.sql, as in a new database."""
     ch = ClickHouse(load_settings(environ={}, clickhouse_url=chdb_path, clickhouse_database="migrate_upgrade"))
     try:
         migrate(ch, log=lambda _: None)
@@ -85,12 +88,13 @@ def test_upgrade_from_the_gpu_windows_without_a_window_size(chdb_path):
             ch.command(f"INSERT INTO {table} VALUES (now(), 'node-1', 'GPU-a', 10, now64(6))")
         ch.command("INSERT INTO fleetpulse_migrations (version, name) VALUES (10, 'gpu_windows_written')")
 
-        assert [m.version for m in migrate(ch, log=lambda _: None)] == [11]
+        assert [m.version for m in migrate(ch, log=lambda _: None)] == [11, 12]
         for table in ("gpu_windows", "gpu_windows_1m", "gpu_windows_1h"):
             key, rows = ch.query("SELECT sorting_key, total_rows FROM system.tables WHERE database = "
                                  "currentDatabase() AND name = {t:String}", parameters={"t": table}).result_rows[0]
             assert (key, rows) == ("window_start, node, gpu_uuid, window_seconds", 0)  # refilled by the worker
         assert ch.query("SELECT count() FROM gpu_efficiency").result_rows == [(0,)]
+        assert dump(ch) == importlib.resources.files("fleetpulse.sql").joinpath("schema.sql").read_text()
     finally:
         ch.close()
 
@@ -179,6 +183,24 @@ def test_rollups_and_views_agree_with_the_10s_windows(ch):
     assert abs(p999 - exact_quantile(exact, 0.999)) <= 0.011 * exact_quantile(exact, 0.999)
     any_q = ch.query("SELECT sum(isFinite(latency)) FROM request_quantile(q = 0.9999) WHERE model = 'r'").result_rows
     assert any_q[0][0] > 0
+
+
+def test_each_stats_view_reads_only_the_table_of_its_level(ch):
+    """request_stats_of has a UNION branch per level; a branch whose level was
+    not asked for must read nothing, or every query would read request_windows
+    twice, or it and both rollups. Capped at 1.5 times its own tables' rows,
+    each view still runs."""
+    migrate(ch, log=lambda _: None)
+    events = request_events(2000, seed=13, model="levels")
+    ch.insert_native("request_windows", WINDOW_COLUMNS, batch_block(events, "levels", 0, 0), dedup_token="levels:0")
+    rows = dict(ch.query("SELECT name, total_rows FROM system.tables WHERE database = currentDatabase() "
+                         "AND name IN ('request_windows', 'request_windows_1m', 'request_windows_1h')").result_rows)
+    total = ch.query("SELECT sum(requests) FROM request_windows").result_rows[0][0]
+    for view, own in (("request_stats", rows["request_windows"]), ("request_stats_model", rows["request_windows"]),
+                      ("request_stats_rollup", rows["request_windows_1m"] + rows["request_windows_1h"])):
+        got = ch.query(f"SELECT sum(requests) FROM {view}",
+                       settings={"max_rows_to_read": own * 3 // 2, "read_overflow_mode": "throw"}).result_rows
+        assert got == [(total * (2 if view == "request_stats_rollup" else 1),)], view
 
 
 def test_rollup_catch_up_fills_in_exactly_what_the_views_missed(ch):
