@@ -6,9 +6,9 @@ has run (the name is recorded for people), so a file may be renamed, and even
 cut down, as long as every database, old or new, still ends in the same state:
 sql/schema.sql (``fleetpulse schema``) is that state. Statements are written to
 be safe to repeat (IF NOT EXISTS / OR REPLACE), so a crash between a statement
-and the record only means the file runs again. Settings-driven parts (TTLs) are applied
-on every run, so changing a FLEETPULSE_*_TTL_DAYS setting takes effect at the
-next migrate.
+and the record only means the file runs again. Settings-driven parts (TTLs) are
+applied on every run, so changing a FLEETPULSE_*_TTL_DAYS setting takes effect
+at the next migrate.
 """
 
 from __future__ import annotations

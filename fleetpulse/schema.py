@@ -2,7 +2,7 @@
 
 The migrations in sql/ say how a database got where it is; sql/schema.sql says
 where it is: ``SHOW CREATE`` of every object after a fresh migrate, so a reader
-need not replay eleven files in their head. It is generated, never edited, and a
+need not replay every file in their head. It is generated, never edited, and a
 test regenerates it and fails when it is stale. Whatever depends on the machine
 or the settings is normalized so every machine writes the same file: the
 database name is left out, and each settings-driven TTL names its setting.
