@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import logging
 import math
 import os
 import urllib.parse
@@ -15,6 +16,8 @@ from pathlib import Path
 from typing import Mapping
 
 from fleetpulse.errors import ConfigError
+
+log = logging.getLogger("fleetpulse.settings")
 
 
 class Secret(str):
@@ -68,6 +71,7 @@ class Settings:
     histogram_buckets: str = "0.00390625,0.0078125,0.015625,0.03125,0.0625,0.125,0.25,0.5,1,2,4,8,16,32,64"
     alert_rules: str = ""  # a YAML file; empty: the shipped defaults (streams/alerting/default_rules.yml)
     alertmanager_url: str = ""
+    alert_webhook_url: str = ""  # every alert event, as a JSON array (FLEETPULSE_DRIFT_WEBHOOK_URL before)
     drift_features: str = "input_tokens,output_tokens,latency,ttft,tpot,queue_time,operation,finish_reason,error_type,output_outcome"
     drift_reference: str = "previous"  # previous | yesterday | baseline, or per model: "previous,MODEL=baseline"
     drift_window_minutes: int = 1
@@ -75,7 +79,6 @@ class Settings:
     drift_category_cap: int = 20
     drift_min_count: int = 200
     drift_alpha: float = 0.0001
-    drift_webhook_url: str = ""
     batch_max_messages: int = 50_000
     batch_max_wait_seconds: float = 0.5
     batch_max_bytes: int = 16 * 1024 * 1024
@@ -159,11 +162,30 @@ def _convert(name: str, raw: str, kind: type) -> object:
 
 
 _KINDS = {"str": str, "int": int, "float": float, "bool": bool, "Path": Path, "Secret": Secret}
+#: Old variable names still read, with a warning: old name -> the setting that replaced it.
+_RENAMED = {"FLEETPULSE_DRIFT_WEBHOOK_URL": "alert_webhook_url"}
+
+
+def _renamed(environ: Mapping[str, str]) -> dict[str, str]:
+    """Values set under an old name, under the new one, so existing
+    deployments keep working; a warning names the variable to use instead."""
+    values = {}
+    for old, name in _RENAMED.items():
+        new = f"FLEETPULSE_{name.upper()}"
+        if old not in environ:
+            continue
+        if new in environ:
+            log.warning("%s is deprecated and ignored because %s is set; remove it", old, new)
+        else:
+            log.warning("%s is deprecated; use %s (it receives every alert, not only drift)", old, new)
+            values[new] = environ[old]
+    return values
 
 
 def load_settings(environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
     """Build :class:`Settings` from ``FLEETPULSE_*`` variables, then ``overrides``."""
     environ = os.environ if environ is None else environ
+    environ = {**environ, **_renamed(environ)}
     values: dict[str, object] = {}
     for field in dataclasses.fields(Settings):
         env = f"FLEETPULSE_{field.name.upper()}"
@@ -217,7 +239,7 @@ def _check(s: Settings) -> None:
         raise ConfigError(f"FLEETPULSE_LOG_LEVEL={s.log_level!r}: use debug, info, warning or error")
     if not s.clickhouse_database.replace("_", "").isalnum():
         raise ConfigError(f"FLEETPULSE_CLICKHOUSE_DATABASE={s.clickhouse_database!r}: use letters, digits and _ only")
-    for name in ("alertmanager_url", "drift_webhook_url"):
+    for name in ("alertmanager_url", "alert_webhook_url"):
         url = getattr(s, name)
         if url and not (url.startswith(("http://", "https://")) and _has_host_and_port(url)):
             raise ConfigError(f"FLEETPULSE_{name.upper()}={safe_url(url)!r}: expected http(s)://HOST[:PORT]/PATH")

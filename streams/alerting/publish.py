@@ -1,6 +1,6 @@
-"""Where alert events go: the alerts topic (for any subscriber, e.g. a retrain
-job) and, when FLEETPULSE_DRIFT_WEBHOOK_URL is set, an HTTP POST of the same
-JSON events as an array."""
+"""Where the alert engine's events go: the alerts topic (for any subscriber,
+e.g. a retrain job) and, when FLEETPULSE_ALERT_WEBHOOK_URL is set, an HTTP POST
+of the same JSON events as an array."""
 
 from __future__ import annotations
 

@@ -43,7 +43,7 @@ GPU_BATCH_MESSAGES = 2000
 def build_app(settings: Settings, ch: ClickHouse, reader: ClickHouse) -> tuple[faust.App, RequestBatchHandler]:
     """``ch`` is the writer's session; ``reader`` the read-only one user SQL runs on."""
     metrics = PipelineMetrics()
-    alerts = AlertSink(settings.bootstrap, settings.topic("alerts"), settings.drift_webhook_url,
+    alerts = AlertSink(settings.bootstrap, settings.topic("alerts"), settings.alert_webhook_url,
                        on_webhook_failure=metrics.webhook_failures.inc)
     exporter = RequestExporter(settings.metric_label_names, settings.metric_label_cap,
                                le_indices(settings.histogram_edge_seconds))

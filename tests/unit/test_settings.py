@@ -1,5 +1,6 @@
 """One settings object from FLEETPULSE_* variables, with clear errors."""
 
+import logging
 import re
 from pathlib import Path
 
@@ -78,11 +79,31 @@ def test_readme_documents_every_setting():
     ({"FLEETPULSE_HISTOGRAM_BUCKETS": "0,1"}, "finite number of seconds > 0"),
     ({"FLEETPULSE_HISTOGRAM_BUCKETS": "1,1"}, "must increase"),
     ({"FLEETPULSE_QUERY_TIMEOUT_SECONDS": "0"}, "FLEETPULSE_QUERY_TIMEOUT_SECONDS must be > 0"),
+    ({"FLEETPULSE_ALERT_WEBHOOK_URL": "file:///etc/passwd"}, "expected http(s)://HOST"),
     ({"FLEETPULSE_DRIFT_WEBHOOK_URL": "file:///etc/passwd"}, "expected http(s)://HOST"),
 ])
 def test_non_finite_and_malformed_values_are_refused(env, message):
     with pytest.raises(ConfigError, match=re.escape(message)):
         load_settings(environ=env)
+
+
+def test_the_old_webhook_name_still_works_and_says_which_name_to_use(caplog):
+    with caplog.at_level(logging.WARNING, logger="fleetpulse.settings"):
+        s = load_settings(environ={"FLEETPULSE_DRIFT_WEBHOOK_URL": "http://hook.example/x"})
+    assert s.alert_webhook_url == "http://hook.example/x"
+    assert [r.getMessage() for r in caplog.records] == [
+        "FLEETPULSE_DRIFT_WEBHOOK_URL is deprecated; use FLEETPULSE_ALERT_WEBHOOK_URL "
+        "(it receives every alert, not only drift)"]
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="fleetpulse.settings"):
+        s = load_settings(environ={"FLEETPULSE_DRIFT_WEBHOOK_URL": "http://old.example/x",
+                                   "FLEETPULSE_ALERT_WEBHOOK_URL": "http://new.example/x"})
+    assert s.alert_webhook_url == "http://new.example/x"
+    assert "deprecated and ignored because FLEETPULSE_ALERT_WEBHOOK_URL is set" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="fleetpulse.settings"):
+        load_settings(environ={"FLEETPULSE_ALERT_WEBHOOK_URL": "http://new.example/x"})
+    assert caplog.records == []
 
 
 def test_home_that_is_a_file_is_refused(tmp_path):
