@@ -2,11 +2,13 @@
 
 Metrics per closed window come from ClickHouse (request_stats_model,
 drift_windows, gpu_windows), so every worker sees the same numbers; the state
-machine is in ``alerting.py``. GPU rules run on a cursor of their own that
-follows the GPU window writer; request and drift rules follow the fleet
-watermark of the requests partitions and GPU hosts (fleet_watermark.py): GPU
-hosts still reporting move it on when every request stops, so ``ModelSilent``
-can fire then.
+machine is in ``engine.py``. Rules run in three tracks, each with its own
+cursor: request rules follow the fleet watermark of the requests partitions
+and GPU hosts (fleet_watermark.py): GPU hosts still reporting move it on when
+every request stops, so ``ModelSilent`` can fire then; drift rules follow the
+windows the drift evaluator has stored (it is the only source of drift
+alerts); GPU rules follow the GPU window writer. Inhibition applies within a
+track.
 Events go to the ``alerts`` table, the alerts topic and, with
 FLEETPULSE_ALERTMANAGER_URL, Alertmanager's /api/v2/alerts: firing alerts are
 re-sent every window with a short ``endsAt`` (as Prometheus does), so
@@ -46,13 +48,15 @@ class _Track:
     engine: AlertEngine
     fetch: Callable[[int, int], dict[int, dict[str, list]]]  # (first, last window) -> samples per window
     until: Callable[[], int | None]  # the newest window it may evaluate (None: none yet)
+    start: Callable[[], int | None] | None = None  # where to begin; None: at ``until``, the present
     next: int | None = None  # the next window to evaluate
 
 
 class AlertRunner:
     def __init__(self, settings: Settings, ch: ClickHouse, publish: Callable[[list[dict]], None],
                  gpu_written_until: Callable[[], int | None] = lambda: None,
-                 watermark: FleetWatermark | None = None):
+                 watermark: FleetWatermark | None = None,
+                 drift_stored: Callable[[], tuple[int, int] | None] = lambda: None):
         self._s = settings
         self._ch = ch
         self._watermark = watermark or FleetWatermark(settings, ch)
@@ -63,9 +67,18 @@ class AlertRunner:
         # tick). A window it has not written reads as "no sample", which would
         # resolve a GPU alert, so GPU rules evaluate only written windows, on a
         # cursor of their own: request and drift rules never wait for them.
+        # Drift rules likewise read exactly the windows the drift evaluator has
+        # stored (it trails the watermark by its tick budget, a failed insert,
+        # or the GPU hosts moving on when every request stops), from the first
+        # it judged: every drift decision goes through them. Request rules do
+        # not wait for it, so ModelSilent still fires when every request stops.
         self._gpu_written_until = gpu_written_until
-        tracks = [_Track("requests", AlertEngine([r for r in rules if r.source != "gpu"]), self._request_samples,
-                         lambda: self._watermark.closed_until(REQUESTS_AND_GPU)),
+        self._drift_stored = drift_stored
+        tracks = [_Track("requests", AlertEngine([r for r in rules if r.source in ("request", "silence")]),
+                         self._request_samples, lambda: self._watermark.closed_until(REQUESTS_AND_GPU)),
+                  _Track("drift", AlertEngine([r for r in rules if r.source == "drift"]), self._drift_samples,
+                         lambda: (self._drift_stored() or (None, None))[1],
+                         lambda: (self._drift_stored() or (None, None))[0]),
                   _Track("gpu", AlertEngine([r for r in rules if r.source == "gpu"]), self._gpu_samples,
                          self._gpu_until)]
         self._tracks = [t for t in tracks if t.engine.rules]
@@ -87,8 +100,8 @@ class AlertRunner:
             end = track.until()
             if end is None:
                 continue
-            if track.next is None:  # start at the present: no alerts about the distant past
-                track.next = end
+            if track.next is None:  # start at the present (no alerts about the distant past) or the track's own start
+                track.next = track.start() if track.start else end
             if track.next > end:
                 continue
             first, end = track.next, min(end, track.next + self._step * (MAX_WINDOWS_PER_TICK - 1))
@@ -117,10 +130,6 @@ class AlertRunner:
             "SELECT toUnixTimestamp(window_start), model, requests, error_rate, latency_p99, ttft_p99 "
             "FROM request_stats_model WHERE window_start BETWEEN toDateTime({lo:UInt32}) AND toDateTime({hi:UInt32}) "
             "AND window_seconds = {w:UInt32}", parameters=params).result_rows
-        drift = self._ch.query(
-            f"SELECT toUnixTimestamp(window_start), model, max({_DRIFT_LEVEL}) FROM drift_windows "
-            "WHERE window_start BETWEEN toDateTime({lo:UInt32}) AND toDateTime({hi:UInt32}) GROUP BY 1, 2",
-            parameters=params).result_rows
         out: dict[int, dict[str, list]] = {}
         seen: dict[int, set[str]] = {}
         for w, model, requests, error_rate, p99, ttft in rows:
@@ -134,8 +143,23 @@ class AlertRunner:
         for w in range(first, last + 1, self._step):  # a model seen before and silent now reads 0
             for model in self._models - seen.get(w, set()):
                 out.setdefault(w, {}).setdefault("requests", []).append(({"model": model}, 0))
-        for w, model, level in drift:
-            out.setdefault(w, {}).setdefault("drift_level", []).append(({"model": model}, level))
+        return out
+
+    def _drift_samples(self, first: int, last: int) -> dict[int, dict[str, list]]:
+        """Per window: ``feature_drift_level`` per (model, feature) and
+        ``drift_level``, the worst of a model's features."""
+        rows = self._ch.query(
+            f"SELECT toUnixTimestamp(window_start), model, feature, max({_DRIFT_LEVEL}) FROM drift_windows "
+            "WHERE window_start BETWEEN toDateTime({lo:UInt32}) AND toDateTime({hi:UInt32}) GROUP BY 1, 2, 3",
+            parameters={"lo": first, "hi": last}).result_rows
+        out: dict[int, dict[str, list]] = {}
+        worst: dict[tuple[int, str], int] = {}
+        for w, model, feature, level in rows:
+            out.setdefault(w, {}).setdefault("feature_drift_level", []).append(
+                ({"model": model, "feature": feature}, level))
+            worst[(w, model)] = max(level, worst.get((w, model), 0))
+        for (w, model), level in worst.items():
+            out[w].setdefault("drift_level", []).append(({"model": model}, level))
         return out
 
     def _gpu_samples(self, first: int, last: int) -> dict[int, dict[str, list]]:

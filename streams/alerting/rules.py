@@ -30,7 +30,9 @@ from fleetpulse.errors import ConfigError
 
 #: metric -> (source, column). ``request``: per (window, model) from request_stats_model;
 #: ``silence``: requests per window of models seen before (a silent model reads 0);
-#: ``drift``: the worst PSI decision of a model's features (0 stable .. 3 critical);
+#: ``drift``: the drift decision per (window, model, feature) from drift_windows, 0 stable or
+#: insufficient, 1 drift, 2 warning, 3 critical: ``feature_drift_level`` per feature,
+#: ``drift_level`` the worst of a model's features;
 #: ``gpu``: per (window, node, gpu) from the gpu_windows table (streams/gpu/windows.py).
 METRICS = {
     "error_rate": ("request", "error_rate"),
@@ -38,6 +40,7 @@ METRICS = {
     "ttft_p99": ("request", "ttft_p99"),
     "requests": ("silence", "requests"),
     "drift_level": ("drift", "drift_level"),
+    "feature_drift_level": ("drift", "feature_drift_level"),
     "gpu_utilization_avg": ("gpu", "utilization_avg"),
     "gpu_memory_used_ratio": ("gpu", "memory_used_ratio"),
     "gpu_temperature_max": ("gpu", "temperature_max"),

@@ -11,14 +11,17 @@ one of:
 - ``yesterday``: the same span 24 hours earlier;
 - ``baseline``: the newest frozen baseline (``fleetpulse drift baseline``).
 Statistics and the decision are in ``drift_stats.py``. Results go to
-``drift_windows`` (the ``drift_stats`` view), to Prometheus gauges, and, when a
-decision flips, to the alerts topic and the optional webhook.
+``drift_windows`` (the ``drift_stats`` view) and to Prometheus gauges. Alerts
+are not sent from here: the alert engine reads drift_windows (rules on
+``drift_level`` and ``feature_drift_level``, streams/alerting/evaluator.py), so
+drift alerts get the same fingerprints, silences, inhibition, ``alerts`` table,
+Alertmanager and webhook as every other alert. It reads only windows this
+evaluator has stored (:meth:`DriftEvaluator.stored_span`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import logging
 import time
 from collections import Counter
@@ -104,12 +107,11 @@ class Baseline:
 
 
 class DriftEvaluator:
-    def __init__(self, settings: Settings, ch: ClickHouse, publish: Callable[[list[dict]], None],
-                 set_gauges: Callable[[str, str, ds.Verdict], None], watermark: FleetWatermark | None = None):
+    def __init__(self, settings: Settings, ch: ClickHouse, set_gauges: Callable[[str, str, ds.Verdict], None],
+                 watermark: FleetWatermark | None = None):
         self._s = settings
         self._ch = ch
         self._watermark = watermark or FleetWatermark(settings, ch)
-        self._publish = publish
         self._set_gauges = set_gauges
         self._features = parse_features(settings.drift_features)
         self._reference_of = parse_references(settings.drift_reference)
@@ -117,7 +119,7 @@ class DriftEvaluator:
         self._step = settings.window_seconds
         self._span = settings.drift_window_minutes * 60
         self._next: int | None = None
-        self._firing: dict[tuple[str, str], bool] | None = None
+        self._stored: tuple[int, int] | None = None  # windows evaluated and stored by this process
         self._outbox = Outbox()
 
     def tick(self) -> int:
@@ -133,39 +135,46 @@ class DriftEvaluator:
         if self._next is None or self._next > last_closed:
             return 0
         first, end = self._next, min(last_closed, self._next + self._step * (MAX_WINDOWS_PER_TICK - 1))
-        rows, alerts, end = self._evaluate_range(first, end)
+        rows, end = self._evaluate_range(first, end)
         self._next = end + self._step  # evaluated: the decisions stand, delivery may be retried
-        token = f"drift:{first}-{end}"
-        if rows:
-            self._outbox.add(lambda: self._ch.insert("drift_windows", rows, _DRIFT_COLUMNS, dedup_token=token))
-        if alerts:
-            self._outbox.add(lambda: self._publish(alerts))
+        self._outbox.add(lambda: self._store(rows, f"drift:{first}-{end}", first, end))
         self._outbox.flush()
         return (end - first) // self._step + 1
 
-    def _restore(self) -> int | None:
-        """Resume after the last evaluated window; decisions resume from the last stored ones."""
-        rows = self._ch.query("SELECT model, feature, argMax(decision, window_start), toUnixTimestamp(max(window_start)) "
-                              "FROM drift_windows GROUP BY model, feature").result_rows
-        self._firing = {(m, f): d in ("drift", "warning", "critical") for m, f, d, _ in rows}
+    def stored_span(self) -> tuple[int, int] | None:
+        """The first window this process evaluated and the newest whose rows are
+        in drift_windows (None: none yet). The alert rules on drift read exactly
+        these: every decision goes through them, and a window not yet stored
+        would read as "no drift" and resolve a drift alert."""
+        return self._stored
+
+    def _store(self, rows: list[list], token: str, first: int, end: int) -> None:
         if rows:
-            return max(int(r[3]) for r in rows) + self._step
+            self._ch.insert("drift_windows", rows, _DRIFT_COLUMNS, dedup_token=token)
+        self._stored = (self._stored[0] if self._stored else first, end)
+
+    def _restore(self) -> int | None:
+        """Resume after the last stored window."""
+        rows = self._ch.query("SELECT toUnixTimestamp(max(window_start)) FROM drift_windows "
+                              "HAVING count() > 0").result_rows
+        if rows:
+            return int(rows[0][0]) + self._step
         first = self._ch.query("SELECT toUnixTimestamp(min(window_start)) FROM request_windows "
                                "WHERE window_seconds = {w:UInt32}", parameters={"w": self._step}).result_rows[0][0]
         return int(first) if first else None
 
-    def _evaluate_range(self, first: int, last: int) -> tuple[list[list], list[dict], int]:
+    def _evaluate_range(self, first: int, last: int) -> tuple[list[list], int]:
         """Evaluate windows from ``first`` on, up to ``last`` or until the time
         budget is spent (it runs on the sink's thread: ingestion comes first);
-        returns the rows, the alerts and the last window evaluated."""
+        returns the rows and the last window evaluated."""
         lookback = self._span * 2 + DAY_S if self._needs_yesterday() else self._span * 2
         series = self._load(first - lookback, last)
         baselines = self._baselines()
-        rows, alerts = [], []
+        rows = []
         started = time.perf_counter()
         for w in range(first, last + 1, self._step):
             if w > first and time.perf_counter() - started > TICK_BUDGET_S:
-                return rows, alerts, w - self._step
+                return rows, w - self._step
             for model, s in series.items():
                 for feature in self._features:
                     verdict, reference = self._judge(model, feature, s, w, baselines)
@@ -174,10 +183,7 @@ class DriftEvaluator:
                     rows.append([_utc(w), model, feature, reference, verdict.psi, verdict.ks, verdict.js,
                                  verdict.n_ref, verdict.n_cur, verdict.threshold, verdict.decision])
                     self._set_gauges(model, feature, verdict)
-                    alert = self._transition(model, feature, w, verdict)
-                    if alert:
-                        alerts.append(alert)
-        return rows, alerts, last
+        return rows, last
 
     def _judge(self, model: str, feature: str, s: Series, w: int, baselines) -> tuple[ds.Verdict | None, str]:
         kind, _ = FEATURES[feature]
@@ -204,16 +210,6 @@ class DriftEvaluator:
             return ds.bin_numeric(reference, edges), ds.bin_numeric(current, edges)
         cats = ds.categories(reference, self._s.drift_category_cap)
         return ds.bin_categorical(reference, cats), ds.bin_categorical(current, cats)
-
-    def _transition(self, model: str, feature: str, w: int, verdict: ds.Verdict) -> dict | None:
-        if verdict.decision == "insufficient":
-            return None
-        key = (model, feature)
-        firing = self._firing.get(key, False)
-        if verdict.drifted == firing:
-            return None
-        self._firing[key] = verdict.drifted
-        return drift_alert(model, feature, w + self._step, verdict, firing=verdict.drifted)
 
     def _needs_yesterday(self) -> bool:
         return "yesterday" in self._s.drift_reference
@@ -249,23 +245,6 @@ def _utc(epoch: float) -> datetime:
 
 _DRIFT_COLUMNS = ("window_start", "model", "feature", "reference", "psi", "ks", "js", "n_ref", "n_cur",
                   "threshold", "decision")
-
-
-def drift_alert(model: str, feature: str, at: float, verdict: ds.Verdict, firing: bool) -> dict:
-    """A v1 alert event (schemas/v1.py ALERT) for a drift decision that flipped."""
-    labels = {"alertname": "FeatureDrift", "model": model, "feature": feature}
-    fingerprint = hashlib.sha1(f"FeatureDrift|{model}|{feature}".encode()).hexdigest()[:16]
-    return {
-        "type": "alert", "version": 1, "timestamp": float(at), "alert.name": "FeatureDrift",
-        "status": "firing" if firing else "resolved",
-        "severity": "critical" if verdict.decision == "critical" else "warning",
-        "fingerprint": fingerprint, "labels": labels,
-        "annotations": {"summary": f"{feature} of {model} has drifted" if firing else f"{feature} of {model} is stable again",
-                        "psi": f"{verdict.psi:.4f}", "threshold": f"{verdict.threshold:.4f}",
-                        "n_cur": str(verdict.n_cur), "decision": verdict.decision},
-        "starts_at": float(at), "ends_at": None if firing else float(at),
-        "value": float(verdict.psi),
-    }
 
 
 def handle_baseline(ch: ClickHouse, reader: ClickHouse, settings: Settings, body: object) -> dict[str, int]:

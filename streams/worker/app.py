@@ -98,14 +98,15 @@ def build_app(settings: Settings, ch: ClickHouse, reader: ClickHouse) -> tuple[f
             except Exception:  # noqa: BLE001 -- anything not retried is fatal
                 _exit_fatal(MessageBatch.of(_raw(events)))
 
-    drift = DriftEvaluator(settings, ch, alerts.publish, metrics.record_drift, watermark)
-    # Bad rules fail here, at start-up.
-    rules = AlertRunner(settings, ch, alerts.publish, gpu_windows.written_until, watermark)
+    drift = DriftEvaluator(settings, ch, metrics.record_drift, watermark)
+    # Bad rules fail here, at start-up. Drift alerts come from the rules alone,
+    # on the windows the drift evaluator has stored.
+    rules = AlertRunner(settings, ch, alerts.publish, gpu_windows.written_until, watermark, drift.stored_span)
 
     @app.timer(interval=2.0)
     async def evaluate_closed_windows() -> None:
         # On the sink's thread: evaluations and writes never interleave on chDB.
-        # GPU windows first: the alert rules read the ones that just closed.
+        # GPU windows and drift first: the alert rules read what they just stored.
         for name, tick in (("GPU windows", gpu_windows.tick), ("drift", drift.tick), ("alert rules", rules.tick)):
             try:
                 await asyncio.get_running_loop().run_in_executor(durable.executor, tick)

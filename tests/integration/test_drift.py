@@ -1,6 +1,6 @@
 """Drift detection through the real stream path: simulator -> Kafka -> worker ->
-feature histograms in ClickHouse -> drift evaluation -> drift_stats, /metrics
-gauges and alert events on the alerts topic."""
+feature histograms in ClickHouse -> drift evaluation -> drift_stats and /metrics
+gauges -> the alert rules (FeatureDrift) -> the alerts table and topic."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from confluent_kafka import Consumer
 
 from fleetpulse.producers.simulator import Drift, SimulationConfig, run_simulation
 from fleetpulse.schemas import validate_event
+from fleetpulse.streams.alerting.engine import fingerprint
 from tests.clock import RECENT_HOUR
 from tests.integration.workers import isolated_settings, metric_value
 
@@ -77,22 +78,31 @@ def test_nothing_alarms_before_the_onset(drifted):
 
 
 def test_gauges_and_alert_events_are_exported(drifted):
+    """Drift alerts come from the alert rules alone: the same events on the
+    topic and in the alerts table, with the engine's labels and fingerprints."""
     settings, worker, _ = drifted
     text = worker.wait_for_metrics(lambda t: 'fleetpulse_drift_psi{feature="input_tokens"' in t)
     model = "llama-3.1-8b-instruct"
     for name in ("fleetpulse_drift_psi", "fleetpulse_drift_ks", "fleetpulse_drift_js"):
         assert f'{name}{{feature="input_tokens",model="{model}"}}' in text
     assert metric_value(text, "fleetpulse_drift_evaluations_total", decision="stable") > 0
-    alerts = [a for a in read_alerts(settings)
-              if a["alert.name"] == "FeatureDrift" and a["labels"]["feature"] in ("input_tokens", "finish_reason")]
+    on_topic = [a for a in read_alerts(settings) if a["alert.name"] == "FeatureDrift"]
+    alerts = [a for a in on_topic if a["labels"]["feature"] in ("input_tokens", "finish_reason")]
     firing = [a for a in alerts if a["status"] == "firing"]
     assert {a["labels"]["feature"] for a in firing} == {"input_tokens", "finish_reason"}
     for alert in alerts:
         validate_event(alert, "alert")
-        assert alert["alert.name"] == "FeatureDrift" and alert["labels"]["model"] == model
+        assert alert["labels"] == {"alertname": "FeatureDrift", "severity": "warning", "model": model,
+                                   "feature": alert["labels"]["feature"]}
+        assert alert["fingerprint"] == fingerprint(alert["labels"])
     # Once the reference (the previous minute) has drifted too, the alert resolves: one incident, not a storm.
     per_feature = [a["status"] for a in alerts if a["labels"]["feature"] == "input_tokens"]
     assert per_feature[:2] == ["firing", "resolved"]
+    # Stored before published: every event on the topic is in the table.
+    stored = worker.query("SELECT status, labels['feature'] AS feature, fingerprint, toUnixTimestamp(timestamp) AS t "
+                          "FROM alerts WHERE alert_name = 'FeatureDrift'")
+    assert {(a["status"], a["labels"]["feature"], a["fingerprint"], int(a["timestamp"])) for a in on_topic} <= {
+        (r["status"], r["feature"], r["fingerprint"], r["t"]) for r in stored}
 
 
 def test_baseline_is_built_from_stored_windows_and_versioned(drifted):

@@ -319,7 +319,7 @@ def test_drift_against_a_frozen_baseline_and_yesterday(drift_ch):
     assert build_baseline(ch, reader, settings, "d", RECENT_HOUR, RECENT_HOUR + 300)["version"] == 1
     assert build_baseline(ch, reader, settings, "d", RECENT_HOUR, RECENT_HOUR + 300)["version"] == 2
     reader.close()
-    evaluator = DriftEvaluator(settings, ch, publish=lambda alerts: None, set_gauges=lambda *a: None)
+    evaluator = DriftEvaluator(settings, ch, set_gauges=lambda *a: None)
     while evaluator.tick():
         pass
     rows = ch.query(f"SELECT toUnixTimestamp(window) - {int(RECENT_HOUR)}, reference, decision FROM drift_stats "
@@ -331,8 +331,7 @@ def test_drift_against_a_frozen_baseline_and_yesterday(drift_ch):
     assert all(d == "stable" for w, _, d in rows if w < 300)
     # Against the same span 24 hours earlier instead: stable before the shift, drift after.
     ch.command("TRUNCATE TABLE drift_windows")
-    yesterday = DriftEvaluator(dataclasses.replace(settings, drift_reference="yesterday"), ch, lambda a: None,
-                               lambda *a: None)
+    yesterday = DriftEvaluator(dataclasses.replace(settings, drift_reference="yesterday"), ch, lambda *a: None)
     while yesterday.tick():
         pass
     rows = ch.query(f"SELECT toUnixTimestamp(window) - {int(RECENT_HOUR)}, reference, decision FROM drift_stats "
@@ -342,6 +341,70 @@ def test_drift_against_a_frozen_baseline_and_yesterday(drift_ch):
     assert {r[1] for r in rows} == {"yesterday"}
     assert all(d == "stable" for w, _, d in rows if w < 300)
     assert 300 <= next(w for w, _, d in rows if d in ("drift", "warning", "critical")) <= 320
+
+
+@pytest.fixture
+def drift_alerts_ch(chdb_path):
+    client = ClickHouse(load_settings(environ={}, clickhouse_url=chdb_path, clickhouse_database="sql_drift_alerts",
+                                      drift_features="input_tokens"))
+    migrate(client, log=lambda _: None)
+    yield client
+    client.close()
+
+
+def test_drift_alerts_come_from_the_rules_on_stored_drift_windows_only(drift_alerts_ch, monkeypatch):
+    """The drift evaluator publishes nothing; the FeatureDrift rule alerts on
+    its decisions, and reads a window only once its drift rows are stored: a
+    backlog worked off over several ticks, or an insert that failed, must not
+    read as "no drift" (which would resolve, or never fire, the alert)."""
+    from fleetpulse.errors import ClickHouseUnavailable
+    from fleetpulse.streams.alerting.evaluator import AlertRunner
+    from fleetpulse.streams.drift import evaluator as drift
+
+    ch = drift_alerts_ch
+    rng = np.random.default_rng(5)
+    for offset, w in enumerate(range(0, 600, 10)):  # input tokens shift at +300 s
+        events = [{"timestamp": RECENT_HOUR + w + float(rng.uniform(0, 10)), "gen_ai.request.model": "d",
+                   "host.name": "n", "gen_ai.server.request.duration": 0.5,
+                   "gen_ai.usage.input_tokens": int(rng.lognormal(6.0 if w < 300 else 6.45, 0.9)) + 1,
+                   "gen_ai.usage.output_tokens": 10, "trace_id": "t"} for _ in range(500)]
+        ch.insert_native("request_windows", WINDOW_COLUMNS, batch_block(events, "drift", 0, offset),
+                         dedup_token=f"a{offset}")
+    monkeypatch.setattr(drift, "MAX_WINDOWS_PER_TICK", 5)  # the backlog takes several ticks
+    evaluator = drift.DriftEvaluator(ch.settings, ch, set_gauges=lambda *a: None)
+    published = []
+
+    def publish(events):
+        stored_until = evaluator.stored_span()[1]
+        assert all(e["timestamp"] <= stored_until + 10 for e in events if "Drift" in e["alert.name"])
+        published.extend(events)
+
+    runner = AlertRunner(ch.settings, ch, publish, drift_stored=evaluator.stored_span)
+    assert runner.tick() == 1  # request rules start at the present; drift rules wait for stored rows
+    real_insert = ch.insert
+
+    def drift_windows_down(table, *args, **kwargs):
+        if table == "drift_windows":
+            raise ClickHouseUnavailable("drift_windows: down")
+        return real_insert(table, *args, **kwargs)
+
+    for tick in range(200):
+        if tick == 10:
+            monkeypatch.setattr(ch, "insert", drift_windows_down)
+            with pytest.raises(ClickHouseUnavailable):
+                evaluator.tick()
+            assert runner.tick() == 0, "read windows whose drift rows are not stored"
+            monkeypatch.setattr(ch, "insert", real_insert)
+        if not evaluator.tick():
+            break
+        assert runner.tick() > 0
+    drifts = [(e["status"], e["timestamp"] - RECENT_HOUR) for e in published
+              if e["alert.name"] == "FeatureDrift" and e["labels"] == {
+                  "alertname": "FeatureDrift", "model": "d", "feature": "input_tokens", "severity": "warning"}]
+    assert [status for status, _ in drifts[:2]] == ["firing", "resolved"], drifts
+    assert 300 <= drifts[0][1] - 10 <= 320, drifts  # the window the shift began in, or the next two
+    stored = ch.query("SELECT status FROM alerts WHERE alert_name = 'FeatureDrift' ORDER BY timestamp").result_rows
+    assert [r[0] for r in stored][:2] == ["firing", "resolved"]
 
 
 def test_silences_add_list_expire(ch):

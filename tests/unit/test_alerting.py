@@ -70,8 +70,30 @@ def test_silences_hold_notifications_back():
 
 def test_default_rules_load():
     names = {r.name for r in load_rules()}
-    assert {"HighLatencyP99", "HighTTFTP99", "HighErrorRate", "ModelSilent", "ModelDrift", "GPUUtilizationHigh",
-            "GPUMemoryHigh", "GPUTemperatureHigh"} <= names
+    assert {"HighLatencyP99", "HighTTFTP99", "HighErrorRate", "ModelSilent", "ModelDrift", "FeatureDrift",
+            "GPUUtilizationHigh", "GPUMemoryHigh", "GPUTemperatureHigh"} <= names
+
+
+def test_the_default_feature_drift_rule_alerts_per_model_and_feature():
+    """Drift alerts come from the rules alone: one incident per (model, feature),
+    firing on the first drift decision, resolved after two windows without one."""
+    engine = AlertEngine([r for r in load_rules() if r.name == "FeatureDrift"])
+    events = []
+    for i, level in enumerate([0, 1, 3, 0, 1, 0, 0, 0]):  # 0 stable, 1 drift, 2 warning, 3 critical
+        samples = [({"model": "m", "feature": "ttft"}, level), ({"model": "m", "feature": "latency"}, 0)]
+        events += engine.observe(T0 + 10 * i, {"feature_drift_level": samples})
+    assert [(e["status"], e["timestamp"] - T0) for e in events] == [("firing", 10.0), ("resolved", 60.0)]
+    assert events[0]["labels"] == {"alertname": "FeatureDrift", "model": "m", "feature": "ttft", "severity": "warning"}
+    assert events[0]["annotations"]["summary"].startswith("ttft of m has drifted (level 1")
+    assert events[0]["fingerprint"] == events[1]["fingerprint"]
+    for event in events:
+        validate_event(event, "alert")
+
+
+def test_drift_metrics_are_known_to_rule_files():
+    rules = parse_rules("rules:\n  - {name: A, metric: drift_level, threshold: 2}\n"
+                        "  - {name: B, metric: feature_drift_level, threshold: 1}\n", "r.yml")
+    assert [(r.name, r.source) for r in rules] == [("A", "drift"), ("B", "drift")]
 
 
 @pytest.mark.parametrize("text, message", [
