@@ -77,8 +77,7 @@ class AlertRunner:
         tracks = [_Track("requests", AlertEngine([r for r in rules if r.source in ("request", "silence")]),
                          self._request_samples, lambda: self._watermark.closed_until(REQUESTS_AND_GPU)),
                   _Track("drift", AlertEngine([r for r in rules if r.source == "drift"]), self._drift_samples,
-                         lambda: (self._drift_stored() or (None, None))[1],
-                         lambda: (self._drift_stored() or (None, None))[0]),
+                         self._drift_until, self._drift_start),
                   _Track("gpu", AlertEngine([r for r in rules if r.source == "gpu"]), self._gpu_samples,
                          self._gpu_until)]
         self._tracks = [t for t in tracks if t.engine.rules]
@@ -123,6 +122,14 @@ class AlertRunner:
     def _gpu_until(self) -> int | None:
         last, written = self._watermark.closed_until(REQUESTS_AND_GPU), self._gpu_written_until()
         return None if last is None or written is None else min(last, written - self._step)
+
+    def _drift_until(self) -> int | None:
+        span = self._drift_stored()
+        return span[1] if span else None
+
+    def _drift_start(self) -> int | None:
+        span = self._drift_stored()
+        return span[0] if span else None
 
     def _request_samples(self, first: int, last: int) -> dict[int, dict[str, list]]:
         params = {"lo": first, "hi": last, "w": self._step}
