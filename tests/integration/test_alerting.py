@@ -6,10 +6,13 @@ Alertmanager, the alert webhook and silences."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 import time
+import urllib.parse
+import urllib.request
 
 import numpy as np
 import orjson
@@ -143,11 +146,11 @@ def test_a_drift_decision_is_an_alert_like_any_other_and_respects_a_silence(kafk
             time.sleep(0.05)
         for _ in range(8):
             second(producer, topic, models, input_tokens=lambda: int(rng.lognormal(6.0, 0.5)) + 1)
-        end = int(time.time())
-        stable = "SELECT sum(requests) FROM request_windows WHERE model = '{}' AND window_start >= toDateTime({}) " \
-                 "AND window_start < toDateTime({})"
+        end = int(time.time())  # each second() ends a second after its events: all are before this
+        stable = ("SELECT sum(requests) FROM request_windows WHERE model = '{}' AND window_start >= toDateTime({}) "
+                  "AND window_start < toDateTime({})")
         for model in models:
-            expected = (end - start) * 100
+            expected = 8 * 100
             assert worker.wait_for(stable.format(model, start, end), expected, timeout=60) == expected
             frozen = subprocess.run([sys.executable, "-m", "fleetpulse", "drift", "baseline", "--model", model,
                                      "--from", str(start), "--to", str(end)], env=env, capture_output=True, text=True)
@@ -180,10 +183,6 @@ def test_a_drift_decision_is_an_alert_like_any_other_and_respects_a_silence(kafk
 
 def alertmanager_alerts(alertmanager, name: str) -> list[dict]:
     """The labels of the alerts Alertmanager holds under ``name``, silenced or not."""
-    import json
-    import urllib.parse
-    import urllib.request
-
     query = urllib.parse.urlencode({"filter": f'alertname="{name}"'})
     with urllib.request.urlopen(f"{alertmanager.url}/api/v2/alerts?{query}", timeout=10) as response:
         return [a["labels"] for a in json.load(response)]
