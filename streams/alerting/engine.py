@@ -38,6 +38,7 @@ class Silence:
     matchers: dict[str, str]
     starts_at: float
     ends_at: float
+    comment: str = ""
 
     def covers(self, labels: dict[str, str], at: float) -> bool:
         return self.starts_at <= at < self.ends_at and all(labels.get(k) == v for k, v in self.matchers.items())

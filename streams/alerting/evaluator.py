@@ -32,6 +32,7 @@ from fleetpulse.streams.alerting.engine import AlertEngine, Silence
 from fleetpulse.streams.alerting.notify import post_json
 from fleetpulse.streams.alerting.outbox import Outbox
 from fleetpulse.streams.alerting.rules import load_rules
+from fleetpulse.streams.alerting.silences import read_silences
 from fleetpulse.streams.windows.fleet_watermark import REQUESTS_AND_GPU, FleetWatermark
 
 log = logging.getLogger("fleetpulse.alerts")
@@ -184,9 +185,7 @@ class AlertRunner:
         return out
 
     def silences(self) -> list[Silence]:
-        rows = self._ch.query("SELECT id, matchers, toUnixTimestamp64Milli(starts_at), toUnixTimestamp64Milli(ends_at) "
-                              "FROM silences FINAL").result_rows
-        return [Silence(i, dict(m), s / 1000, e / 1000) for i, m, s, e in rows]
+        return read_silences(self._ch)
 
     def _store(self, events: list[dict], token: str) -> None:
         ts = lambda v: None if v is None else datetime.fromtimestamp(v, tz=timezone.utc)  # noqa: E731

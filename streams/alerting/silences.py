@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 
 from fleetpulse.clickhouse import ClickHouse
 from fleetpulse.errors import ConfigError, RequestError
+from fleetpulse.streams.alerting.engine import Silence
 from fleetpulse.streams.worker import params as check
 
 _COLUMNS = ("id", "matchers", "starts_at", "ends_at", "comment")
@@ -31,12 +32,19 @@ def add_silence(ch: ClickHouse, matchers: dict[str, str], seconds: float, commen
     return silence_id
 
 
+def read_silences(ch: ClickHouse) -> list[Silence]:
+    """Every silence, expired ones too, oldest first: what the alert engine
+    applies and what ``fleetpulse silence list`` shows."""
+    rows = ch.query("SELECT id, matchers, toUnixTimestamp64Milli(starts_at), toUnixTimestamp64Milli(ends_at), "
+                    "comment FROM silences FINAL ORDER BY starts_at").result_rows
+    return [Silence(i, dict(m), s / 1000, e / 1000, c) for i, m, s, e, c in rows]
+
+
 def list_silences(ch: ClickHouse, include_expired: bool = False) -> list[dict]:
-    rows = ch.query("SELECT id, matchers, toUnixTimestamp(starts_at), toUnixTimestamp(ends_at), comment "
-                    "FROM silences FINAL ORDER BY starts_at").result_rows
     now = time.time()
-    return [{"id": i, "matchers": dict(m), "starts_at": s, "ends_at": e, "comment": c, "active": s <= now < e}
-            for i, m, s, e, c in rows if include_expired or e > now]
+    return [{"id": s.id, "matchers": s.matchers, "starts_at": int(s.starts_at), "ends_at": int(s.ends_at),
+             "comment": s.comment, "active": s.starts_at <= now < s.ends_at}
+            for s in read_silences(ch) if include_expired or s.ends_at > now]
 
 
 def expire_silence(ch: ClickHouse, silence_id: str) -> None:
