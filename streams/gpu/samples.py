@@ -1,4 +1,4 @@
-"""GPU samples: decode a batch from the gpu topic into rows (pure), and write them.
+"""GPU samples: decode a batch from the gpu topic into rows and dead letters (pure).
 
 Samples are stored as they come (one per GPU per second); the windows are
 computed from them (``gpu_windows.py``). The table is keyed by (node, GPU,
@@ -10,8 +10,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from fleetpulse.schemas import GPU
-from fleetpulse.streams.windows.batch import RawMessage, Retention, safe_decode
-from fleetpulse.streams.worker.deadletter import SourcedDeadLetter
+from fleetpulse.streams.windows.batch import RawMessage, Retention, SourcedDeadLetter, safe_decode
 
 #: The readings: every field of the GPU schema after the ones that say which GPU,
 #: in schema order. Each is the gpu_samples column named like the field without

@@ -20,7 +20,7 @@ from typing import Mapping, NamedTuple, Sequence
 
 import numpy as np
 
-from fleetpulse.schemas import Decoded
+from fleetpulse.schemas import DeadLetter, Decoded
 from fleetpulse.schemas.fast import decode_requests
 from fleetpulse.schemas.validate import safe_decode
 from fleetpulse.settings import Settings
@@ -29,7 +29,6 @@ from fleetpulse.streams.windows.columns import RequestColumns, to_columns
 from fleetpulse.streams.windows.grid import window_starts
 from fleetpulse.streams.windows.rows import EventRun, EventSource, SourceSpan, day_runs, event_rows, window_block, window_rows
 from fleetpulse.streams.windows.watermark import PartitionProgress, late_flags
-from fleetpulse.streams.worker.deadletter import SourcedDeadLetter
 
 TopicPartition = tuple[str, int]
 
@@ -39,6 +38,16 @@ class RawMessage(NamedTuple):
     partition: int
     offset: int
     value: bytes
+
+
+@dataclasses.dataclass(frozen=True)
+class SourcedDeadLetter:
+    """A dead letter and the message it came from (the dead-letter topic's headers)."""
+
+    letter: DeadLetter
+    topic: str
+    partition: int
+    offset: int
 
 
 @dataclasses.dataclass(frozen=True)

@@ -6,22 +6,13 @@ it came from, so a person can read why and replay it after a fix.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 
 from confluent_kafka import KafkaError, KafkaException, Producer
 
 from fleetpulse.errors import KafkaUnavailable
-from fleetpulse.schemas import DeadLetter
+from fleetpulse.streams.windows.batch import SourcedDeadLetter
 from fleetpulse.topics import DEADLETTER_MAX_BYTES
-
-
-@dataclasses.dataclass(frozen=True)
-class SourcedDeadLetter:
-    letter: DeadLetter
-    topic: str
-    partition: int
-    offset: int
 
 
 class DeadLetterSink:

@@ -24,7 +24,8 @@ from typing import Any, Callable
 
 from fleetpulse.errors import ClickHouseUnavailable, KafkaUnavailable
 from fleetpulse.streams.prometheus.pipeline import PipelineMetrics
-from fleetpulse.streams.worker.deadletter import DeadLetterSink, SourcedDeadLetter
+from fleetpulse.streams.windows.batch import SourcedDeadLetter
+from fleetpulse.streams.worker.deadletter import DeadLetterSink
 from fleetpulse.streams.worker.stall import StallWatch
 
 log = logging.getLogger("fleetpulse.worker")
