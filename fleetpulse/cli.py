@@ -137,6 +137,13 @@ def _seconds(text: str) -> float:
         raise ConfigError(f"--for {text!r}: expected a duration like 30m, 2h or 1d") from exc
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
 def _gpu_sampler(settings: Settings, args: argparse.Namespace) -> int:
     from fleetpulse.producers.gpu import sampler
 
@@ -260,7 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "samples to the gpu topic in batches. A field the device does not support is "
                                    "sent as null and counted. With no driver, exits with one clear line.")
     p.add_argument("--interval", type=float, default=1.0, help="seconds between samples (default 1)")
-    p.add_argument("--count", type=int, help="stop after this many ticks (default: run until Ctrl-C)")
+    p.add_argument("--count", type=_positive_int, help="stop after this many ticks (default: run until Ctrl-C)")
     p.add_argument("--node", help="host.name to report (default: this host's name)")
     p.add_argument("--recorded", help="replay a recorded NVML file instead of the driver (for tests and demos)")
     p.set_defaults(run=_gpu_sampler)

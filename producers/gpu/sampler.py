@@ -25,14 +25,14 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
-from fleetpulse.errors import ConfigError, FleetpulseError, ValidationError
+from fleetpulse.errors import ConfigError, ValidationError
 from fleetpulse.producers.envelope import MAX_MESSAGE_BYTES
 from fleetpulse.producers.gpu.nvml import NvmlSource, PynvmlSource
 from fleetpulse.producers.gpu.recorded import RecordedNvmlSource
 from fleetpulse.producers.recorder import Recorder
 from fleetpulse.schemas import VERSION, validate_event
 from fleetpulse.schemas.v1 import GPU
-from fleetpulse.settings import Settings, load_settings
+from fleetpulse.settings import Settings
 from fleetpulse.topics import check_kafka
 
 log = logging.getLogger(__name__)
@@ -190,54 +190,15 @@ def run_gpu_sampler(settings: Settings, source: NvmlSource | None = None, interv
     return 0
 
 
-_DESCRIPTION = ("Read every GPU (and MIG instance) through NVML each interval and send v1 GPU samples to the "
-                "gpu topic, keyed by node. SIGINT or SIGTERM stops it after flushing what was sampled.")
-
-
-def _add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--interval", type=float, default=1.0, help="seconds between samples (default 1)")
-    parser.add_argument("--count", type=_positive_int, help="stop after N ticks (default: run until stopped)")
-    parser.add_argument("--node", help="host.name of the events and their Kafka key (default: this host's name)")
-    parser.add_argument("--recorded", metavar="FILE",
-                        help="replay this NVML recording instead of reading the driver, e.g. "
-                             "producers/gpu/recordings/h100x2.json")
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
-
-
-def add_parser(subparsers) -> argparse.ArgumentParser:
-    """Register the ``gpu-sampler`` subcommand; its handler is :func:`run`."""
-    parser = subparsers.add_parser("gpu-sampler", help="sample this host's GPUs through NVML and send them to Kafka",
-                                   description=_DESCRIPTION)
-    _add_arguments(parser)
-    parser.set_defaults(run=run)
-    return parser
-
-
 def run(settings: Settings, args: argparse.Namespace) -> int:
+    """``fleetpulse gpu-sampler``, with the arguments fleetpulse.cli parsed."""
     source = RecordedNvmlSource(args.recorded) if args.recorded else None
     return run_gpu_sampler(settings, source, args.interval, args.count, args.node)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m fleetpulse.producers.gpu``: the sampler alone, with the
-    fleetpulse CLI's contract (one ``fleetpulse: error:`` line, exit 1)."""
-    parser = argparse.ArgumentParser(prog="python -m fleetpulse.producers.gpu", description=_DESCRIPTION)
-    _add_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        settings = load_settings()
-        logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-        logging.getLogger("fleetpulse").setLevel(settings.log_level.upper())
-        return run(settings, args)
-    except FleetpulseError as exc:
-        print(f"fleetpulse: error: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("fleetpulse: interrupted", file=sys.stderr)
-        return 130
+    """``python -m fleetpulse.producers.gpu``: ``fleetpulse gpu-sampler``, the
+    same parser and the same contract (one ``fleetpulse: error:`` line, exit 1)."""
+    from fleetpulse.cli import main as cli_main  # cli imports this module lazily too
+
+    return cli_main(["gpu-sampler", *(sys.argv[1:] if argv is None else argv)])

@@ -3,7 +3,6 @@ null fields and their counter, the tick loop, and the CLI's error line."""
 
 from __future__ import annotations
 
-import argparse
 import sys
 import threading
 
@@ -13,7 +12,9 @@ from prometheus_client import generate_latest
 from fleetpulse.errors import ConfigError
 from fleetpulse.producers.gpu.nvml import NO_DRIVER
 from fleetpulse.producers.gpu.recorded import H100_REAL, H100X2, RecordedNvmlSource
-from fleetpulse.producers.gpu.sampler import GpuSampler, add_parser, main
+from fleetpulse.cli import build_parser
+from fleetpulse.producers.gpu import sampler as sampler_module
+from fleetpulse.producers.gpu.sampler import GpuSampler, main
 from fleetpulse.schemas import validate_event
 
 
@@ -126,14 +127,19 @@ def test_run_stops_after_count_ticks_or_when_told():
     assert sampler.ticks == 5
 
 
-def test_subcommand_arguments():
-    parser = argparse.ArgumentParser()
-    add_parser(parser.add_subparsers(dest="command"))
+def test_subcommand_arguments(monkeypatch):
+    """The parser ``fleetpulse gpu-sampler`` (and ``python -m fleetpulse.producers.gpu``) really uses."""
+    parser = build_parser()
     args = parser.parse_args(["gpu-sampler", "--interval", "0.5", "--count", "3", "--recorded", str(H100X2)])
     assert (args.interval, args.count, args.node, args.recorded) == (0.5, 3, None, str(H100X2))
-    assert callable(args.run)
-    with pytest.raises(SystemExit):
-        parser.parse_args(["gpu-sampler", "--count", "0"])
+    handed = []
+    monkeypatch.setattr(sampler_module, "run_gpu_sampler", lambda *a: handed.append(a) or 0)
+    assert args.run("settings", args) == 0
+    [(settings, source, interval, count, node)] = handed
+    assert (settings, type(source), interval, count, node) == ("settings", RecordedNvmlSource, 0.5, 3, None)
+    for count in ("0", "-1", "x"):
+        with pytest.raises(SystemExit):
+            parser.parse_args(["gpu-sampler", "--count", count])
 
 
 def test_cli_without_a_driver_prints_one_line_and_exits_1(monkeypatch, capsys):
