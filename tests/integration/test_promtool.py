@@ -1,9 +1,14 @@
 """The shipped Prometheus rules are valid and behave as their unit tests say
-(Debian's promtool; scripts/bootstrap.sh installs it)."""
+(Debian's promtool and amtool; scripts/bootstrap.sh installs them). Integration,
+not unit: it runs external binaries."""
 
 import shutil
 import subprocess
 from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 
