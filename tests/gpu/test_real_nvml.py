@@ -12,7 +12,7 @@ from fleetpulse.errors import ConfigError
 from fleetpulse.producers.gpu.nvml import PynvmlSource
 from fleetpulse.producers.gpu.sampler import GpuSampler
 from fleetpulse.schemas import validate_event
-from tests.unit.test_gpu_sampler import Kept
+from tests.unit.producers.gpu.test_sampler import Kept
 
 TICKS = 5
 

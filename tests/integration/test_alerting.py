@@ -23,7 +23,7 @@ from fleetpulse.schemas import validate_event
 
 from tests.integration.promstack import Alertmanager, WebhookReceiver
 from tests.integration.workers import isolated_settings
-from tests.unit.test_schemas import good_request
+from tests.events import good_request
 
 pytestmark = pytest.mark.integration
 

@@ -11,7 +11,7 @@ from confluent_kafka import Producer
 
 from tests.clock import RECENT_HOUR
 from tests.integration.workers import isolated_settings, metric_value, read_dead_letters
-from tests.unit.test_schemas import good_request
+from tests.events import good_request
 
 pytestmark = pytest.mark.integration
 

@@ -33,7 +33,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 
 from tests.clock import RECENT_HOUR
 from tests.integration.workers import isolated_settings, metric_value
-from tests.unit.test_schemas import good_request
+from tests.events import good_request
 
 pytestmark = pytest.mark.integration
 

@@ -18,7 +18,7 @@ from fleetpulse.streams.windows.aggregate import aggregate
 from fleetpulse.streams.windows.rows import WINDOW_COLUMNS, SourceSpan, window_block, window_rows
 from fleetpulse.streams.windows.sink import ClickHouseSink
 from fleetpulse.streams.windows.sketch import bucket_indices, exact_quantile, quantile
-from tests.unit.test_schemas import request_columns
+from tests.events import request_columns
 from tests.clock import RECENT_HOUR
 
 pytestmark = pytest.mark.integration
@@ -232,7 +232,7 @@ def test_raw_events_of_150_days_are_written_once_however_often_the_batch_is(ch):
 
     from fleetpulse.schemas import encode_batch
     from fleetpulse.streams.windows.batch import RawMessage, process_batch
-    from tests.unit.test_schemas import good_request
+    from tests.events import good_request
 
     migrate(ch, log=lambda _: None)
     days = [good_request(**{"request.id": f"d{d}", "timestamp": RECENT_HOUR + d * 86400}) for d in range(150)]

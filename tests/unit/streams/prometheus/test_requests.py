@@ -6,7 +6,7 @@ from prometheus_client.openmetrics.exposition import generate_latest as openmetr
 
 from fleetpulse.streams.prometheus.requests import RequestExporter, le_indices, le_text
 from fleetpulse.streams.windows.sketch import bucket_indices
-from tests.unit.test_schemas import good_request, request_columns
+from tests.events import good_request, request_columns
 
 
 def exported(labels=("model",), cap=10, n=2000, seed=1, nodes=3):

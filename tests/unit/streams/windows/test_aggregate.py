@@ -8,7 +8,7 @@ import pytest
 from fleetpulse.streams.windows.aggregate import aggregate
 from fleetpulse.streams.windows.columns import to_columns
 from fleetpulse.streams.windows.grid import window_starts
-from tests.unit.test_schemas import request_columns
+from tests.events import request_columns
 from fleetpulse.streams.windows.sketch import bucket_indices
 
 

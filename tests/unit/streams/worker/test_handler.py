@@ -12,10 +12,10 @@ from fleetpulse.settings import load_settings
 from fleetpulse.streams.prometheus.pipeline import PipelineMetrics
 from fleetpulse.streams.windows.batch import MessageBatch
 from fleetpulse.streams.worker.durable import Durable
-from fleetpulse.streams.worker.handler import RequestBatchHandler
+from fleetpulse.streams.worker.handler import RequestBatchHandler, invalid_field
 from fleetpulse.streams.worker.stall import StallWatch
-from tests.unit.test_schemas import good_request
-from tests.unit.test_stall_and_requests import Clock
+from tests.events import good_request
+from tests.unit.streams.worker.test_stall import Clock
 
 AWAY = ClickHouseUnavailable("chDB at /x is not reachable (connection refused)")
 
@@ -92,3 +92,8 @@ def test_stop_gives_up_a_batch_being_retried_unacked_and_takes_no_more():
         assert handler.durable.stalls.stalled(60) is None
 
     asyncio.run(scenario())
+
+
+def test_invalid_field_label_drops_the_event_index():
+    assert invalid_field("events[17].gen_ai.usage.input_tokens: must be >= 0") == "gen_ai.usage.input_tokens"
+    assert invalid_field("message: not valid JSON: x") == "message"

@@ -23,8 +23,8 @@ from fleetpulse.schemas.fields import MAX_TIMESTAMP, MIN_TIMESTAMP
 from tests.integration.test_bad_input import MAX_BYTES as BAD_INPUT_MAX_BYTES
 from tests.integration.test_bad_input import bad_inputs
 from tests.integration.test_fuzz import MESSAGES, SEED, Fuzzer
-from tests.unit.test_decode_properties import event_bytes
-from tests.unit.test_schemas import good_request
+from tests.unit.schemas.test_validate_properties import event_bytes
+from tests.events import good_request
 
 MAX_BYTES = 1 << 20
 FIELDS = msgspec.structs.fields(RequestEvent)

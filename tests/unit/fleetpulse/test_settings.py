@@ -66,7 +66,7 @@ def test_readme_documents_every_setting():
 
     from fleetpulse.settings import Settings
 
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text()
     missing = [f.name for f in dataclasses.fields(Settings) if f"`FLEETPULSE_{f.name.upper()}`" not in readme]
     assert missing == [], f"README's settings table lacks {missing}"
 

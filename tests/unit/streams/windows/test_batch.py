@@ -6,8 +6,7 @@ from fleetpulse.schemas import encode_batch
 from fleetpulse.streams.windows.batch import RawMessage, process_batch, source_of
 from fleetpulse.streams.windows.rows import WINDOW_COLUMNS
 from fleetpulse.streams.windows.watermark import PartitionProgress
-from fleetpulse.streams.worker.handler import invalid_field
-from tests.unit.test_schemas import good_request
+from tests.events import good_request
 
 T0 = 1764000000.0
 
@@ -83,11 +82,6 @@ def test_lateness_is_the_same_however_the_batch_is_cut():
         merged[(ws, late)] = merged.get((ws, late), 0) + n
     assert merged == {(ws, late): n for ws, late, n in flags(whole)}
     assert whole.late_events == first.late_events + second.late_events == 3
-
-
-def test_invalid_field_label_drops_the_event_index():
-    assert invalid_field("events[17].gen_ai.usage.input_tokens: must be >= 0") == "gen_ai.usage.input_tokens"
-    assert invalid_field("message: not valid JSON: x") == "message"
 
 
 def test_events_older_than_the_windows_ttl_become_dead_letters():

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fleetpulse.schemas import decode_message
-from tests.unit.test_schemas import good_request
+from tests.events import good_request
 
 MAX_BYTES = 1 << 20
 FIELDS = list(good_request())
