@@ -29,8 +29,8 @@ import faust
 import faust.web
 import orjson
 from aiohttp import web as aioweb
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from prometheus_client.openmetrics import exposition as openmetrics
+from prometheus_client import CollectorRegistry
+from prometheus_client.exposition import choose_encoder
 
 from fleetpulse.clickhouse import ClickHouse
 from fleetpulse.errors import ClickHouseUnavailable, FleetpulseError, RequestError
@@ -47,9 +47,14 @@ OPEN = frozenset({"/metrics", "/health"})
 GUARDED = frozenset({"/query", "/silences", "/drift/baseline"})
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 
-#: aiohttp refuses a charset inside content_type; the exposition format is UTF-8 anyway.
-_TEXT_FORMAT = CONTENT_TYPE_LATEST.split("; charset")[0]
-_OPENMETRICS_FORMAT = openmetrics.CONTENT_TYPE_LATEST.split("; charset")[0]
+
+
+def exposition(registry: CollectorRegistry, accept: str | None) -> tuple[bytes, str]:
+    """/metrics' body and Content-Type for a request's Accept header, as
+    prometheus_client negotiates them: OpenMetrics when the scraper asks for it
+    (Prometheus does; it carries the exemplars), else the text format."""
+    encoder, content_type = choose_encoder(accept or "")
+    return encoder(registry), content_type
 
 
 @dataclasses.dataclass(frozen=True)
@@ -159,10 +164,9 @@ def add_pages(app: faust.App, ch: ClickHouse, reader: ClickHouse, metrics: Pipel
 
     @app.page("/metrics")
     async def metrics_page(web, request):
-        # OpenMetrics when the scraper asks for it (Prometheus does): it carries the exemplars.
-        if "application/openmetrics-text" in request.headers.get("Accept", ""):
-            return web.bytes(openmetrics.generate_latest(metrics.registry), content_type=_OPENMETRICS_FORMAT)
-        return web.bytes(generate_latest(metrics.registry), content_type=_TEXT_FORMAT)
+        body, content_type = exposition(metrics.registry, request.headers.get("Accept"))
+        # As a header: aiohttp's content_type argument refuses parameters such as charset.
+        return web.bytes(body, headers={"Content-Type": content_type})
 
     @app.page("/health")
     async def health_page(web, request):

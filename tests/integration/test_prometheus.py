@@ -4,6 +4,7 @@ PromQL's histogram_quantile lands in the same bucket as ClickHouse's quantile.""
 from __future__ import annotations
 
 import time
+import urllib.request
 
 import numpy as np
 import pytest
@@ -76,3 +77,24 @@ def test_exemplars_with_trace_ids_reach_prometheus(scraped):
                           start=end - 600, end=end + 60)
     labels = [e["labels"] for series in data for e in series["exemplars"]]
     assert labels and all(len(lab["trace_id"]) == 32 for lab in labels)
+
+
+@pytest.mark.parametrize("accept, content_type, openmetrics", [
+    # What Prometheus 2.x sends: OpenMetrics 1.0.0 first.
+    ("application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,"
+     "text/plain;version=0.0.4;q=0.5,*/*;q=0.1", "application/openmetrics-text; version=1.0.0", True),
+    ("application/openmetrics-text", "application/openmetrics-text; version=1.0.0", True),
+    (None, "text/plain; version=0.0.4", False),
+    ("text/plain;version=0.0.4", "text/plain; version=0.0.4", False),
+    ("*/*", "text/plain; version=0.0.4", False),
+])
+def test_metrics_format_follows_the_accept_header(scraped, accept, content_type, openmetrics):
+    settings = scraped[0]
+    headers = {"Accept": accept} if accept else {}
+    request = urllib.request.Request(f"http://127.0.0.1:{settings.http_port}/metrics", headers=headers)
+    with urllib.request.urlopen(request, timeout=60) as r:
+        got_type, text = r.headers["Content-Type"], r.read().decode()
+    assert got_type.startswith(content_type) and "charset=utf-8" in got_type, got_type
+    assert "gen_ai_server_requests_total" in text
+    assert text.endswith("# EOF\n") == openmetrics
+    assert (' # {trace_id="' in text) == openmetrics  # exemplars exist only in OpenMetrics

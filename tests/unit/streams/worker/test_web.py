@@ -1,9 +1,11 @@
-"""Which requests the worker's guard lets through (streams/worker/web.py: refusal)."""
+"""The worker's HTTP surface (streams/worker/web.py): which requests its guard
+lets through (refusal), and the /metrics format each Accept header gets."""
 
 import pytest
+from prometheus_client import CollectorRegistry, Histogram
 
 from fleetpulse.settings import Secret, load_settings
-from fleetpulse.streams.worker.web import Policy, refusal
+from fleetpulse.streams.worker.web import Policy, exposition, refusal
 
 LOCAL = Policy.from_settings(load_settings(environ={}))
 TOKEN = Policy.from_settings(load_settings(environ={}, http_token=Secret("s3cret")))
@@ -53,3 +55,34 @@ def test_let_through(policy, method, path, headers):
 def test_refused(policy, method, path, headers, status, why):
     refused = refusal(policy, method, path, headers)
     assert refused is not None and refused[0] == status and why in refused[1], refused
+
+
+def _registry_with_an_exemplar():
+    registry = CollectorRegistry()
+    h = Histogram("request_seconds", "help", registry=registry, buckets=(1.0,))
+    h.observe(0.5, exemplar={"trace_id": "0af7651916cd43dd8448eb211c80319c"})
+    return registry
+
+
+@pytest.mark.parametrize("accept, content_type", [
+    # Prometheus 2.x: OpenMetrics 1.0.0 first, the text format as a fallback.
+    ("application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,"
+     "text/plain;version=0.0.4;q=0.5,*/*;q=0.1", "application/openmetrics-text; version=1.0.0"),
+    ("application/openmetrics-text", "application/openmetrics-text; version=1.0.0"),
+])
+def test_metrics_are_openmetrics_with_exemplars_when_asked_for(accept, content_type):
+    body, got = exposition(_registry_with_an_exemplar(), accept)
+    assert got.startswith(content_type) and "charset=utf-8" in got
+    text = body.decode()
+    assert text.endswith("# EOF\n")
+    assert '# {trace_id="0af7651916cd43dd8448eb211c80319c"} 0.5' in text
+
+
+@pytest.mark.parametrize("accept", [None, "", "*/*", "text/plain;version=0.0.4",
+                                    "application/openmetrics-text;version=0.0.1,text/plain;q=0.5"])
+def test_metrics_are_the_text_format_otherwise(accept):
+    body, got = exposition(_registry_with_an_exemplar(), accept)
+    assert got == "text/plain; version=0.0.4; charset=utf-8"
+    text = body.decode()
+    assert 'request_seconds_bucket{le="1.0"} 1.0' in text
+    assert "# EOF" not in text and "trace_id" not in text
