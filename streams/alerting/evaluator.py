@@ -21,7 +21,6 @@ import dataclasses
 import logging
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from datetime import datetime, timezone
 from typing import Callable
 
 import orjson
@@ -33,11 +32,11 @@ from fleetpulse.streams.alerting.notify import post_json
 from fleetpulse.streams.alerting.outbox import Outbox
 from fleetpulse.streams.alerting.rules import load_rules
 from fleetpulse.streams.alerting.silences import read_silences
-from fleetpulse.streams.windows.fleet_watermark import REQUESTS_AND_GPU, FleetWatermark
+from fleetpulse.streams.windows.fleet_watermark import MAX_WINDOWS_PER_TICK, REQUESTS_AND_GPU, FleetWatermark
+from fleetpulse.streams.windows.grid import utc
 
 log = logging.getLogger("fleetpulse.alerts")
 
-MAX_WINDOWS_PER_TICK = 200
 _DRIFT_LEVEL = "multiIf(decision = 'critical', 3, decision = 'warning', 2, decision = 'drift', 1, 0)"
 
 
@@ -53,9 +52,9 @@ class _Track:
     next: int | None = None  # the next window to evaluate
 
 
-class AlertRunner:
+class AlertEvaluator:
     def __init__(self, settings: Settings, ch: ClickHouse, publish: Callable[[list[dict]], None],
-                 gpu_written_until: Callable[[], int | None] = lambda: None,
+                 gpu_written_end: Callable[[], int | None] = lambda: None,
                  watermark: FleetWatermark | None = None,
                  drift_stored: Callable[[], tuple[int, int] | None] = lambda: None):
         self._s = settings
@@ -73,10 +72,10 @@ class AlertRunner:
         # or the GPU hosts moving on when every request stops), from the first
         # it judged: every drift decision goes through them. Request rules do
         # not wait for it, so ModelSilent still fires when every request stops.
-        self._gpu_written_until = gpu_written_until
+        self._gpu_written_end = gpu_written_end
         self._drift_stored = drift_stored
         tracks = [_Track("requests", AlertEngine([r for r in rules if r.source in ("request", "silence")]),
-                         self._request_samples, lambda: self._watermark.closed_until(REQUESTS_AND_GPU)),
+                         self._request_samples, lambda: self._watermark.last_closed(REQUESTS_AND_GPU)),
                   _Track("drift", AlertEngine([r for r in rules if r.source == "drift"]), self._drift_samples,
                          self._drift_until, self._drift_start),
                   _Track("gpu", AlertEngine([r for r in rules if r.source == "gpu"]), self._gpu_samples,
@@ -121,7 +120,7 @@ class AlertRunner:
         return sum((end - first) // self._step + 1 for _, first, end in spans)
 
     def _gpu_until(self) -> int | None:
-        last, written = self._watermark.closed_until(REQUESTS_AND_GPU), self._gpu_written_until()
+        last, written = self._watermark.last_closed(REQUESTS_AND_GPU), self._gpu_written_end()
         return None if last is None or written is None else min(last, written - self._step)
 
     def _drift_until(self) -> int | None:
@@ -188,7 +187,7 @@ class AlertRunner:
         return read_silences(self._ch)
 
     def _store(self, events: list[dict], token: str) -> None:
-        ts = lambda v: None if v is None else datetime.fromtimestamp(v, tz=timezone.utc)  # noqa: E731
+        ts = lambda v: None if v is None else utc(v)  # noqa: E731
         rows = [[ts(e["timestamp"]), e["alert.name"], e["status"], e["severity"], e["fingerprint"], e["labels"],
                  e["annotations"], ts(e["starts_at"]), ts(e["ends_at"]), e["value"]] for e in events]
         self._ch.insert("alerts", rows, ("timestamp", "alert_name", "status", "severity", "fingerprint", "labels",
@@ -217,7 +216,7 @@ class AlertRunner:
 
 
 def _iso(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, tz=timezone.utc).isoformat().replace("+00:00", "Z")
+    return utc(epoch).isoformat().replace("+00:00", "Z")
 
 
 def _to_alertmanager(event: dict, ends_at: float) -> dict:

@@ -4,20 +4,16 @@ from __future__ import annotations
 
 import time
 import uuid
-from datetime import datetime, timezone
 
 from fleetpulse.clickhouse import ClickHouse
 from fleetpulse.errors import ConfigError, RequestError
 from fleetpulse.streams.alerting.engine import Silence
-from fleetpulse.streams.worker import params as check
+from fleetpulse.streams.windows.grid import utc
+from fleetpulse import params as check
 
 _COLUMNS = ("id", "matchers", "starts_at", "ends_at", "comment")
 #: A silence that outlives a month is a rule that should be changed instead.
 MAX_SILENCE_SECONDS = 30 * 86400
-
-
-def _utc(epoch: float) -> datetime:
-    return datetime.fromtimestamp(epoch, tz=timezone.utc)
 
 
 def add_silence(ch: ClickHouse, matchers: dict[str, str], seconds: float, comment: str) -> str:
@@ -27,7 +23,7 @@ def add_silence(ch: ClickHouse, matchers: dict[str, str], seconds: float, commen
         raise ConfigError("a silence needs a positive duration")
     silence_id = uuid.uuid4().hex[:12]
     now = time.time()
-    ch.insert("silences", [[silence_id, matchers, _utc(now), _utc(now + seconds), comment]], _COLUMNS,
+    ch.insert("silences", [[silence_id, matchers, utc(now), utc(now + seconds), comment]], _COLUMNS,
               dedup_token=f"silence:{silence_id}")
     return silence_id
 
@@ -52,7 +48,7 @@ def expire_silence(ch: ClickHouse, silence_id: str) -> None:
     if not found:
         raise ConfigError(f"no silence with id {silence_id!r} (see `fleetpulse silence list`)")
     s = found[0]
-    ch.insert("silences", [[silence_id, s["matchers"], _utc(s["starts_at"]), _utc(time.time()), s["comment"]]],
+    ch.insert("silences", [[silence_id, s["matchers"], utc(s["starts_at"]), utc(time.time()), s["comment"]]],
               _COLUMNS, dedup_token=f"silence:{silence_id}:expire:{time.time()}")
 
 

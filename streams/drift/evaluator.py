@@ -25,7 +25,6 @@ import dataclasses
 import logging
 import time
 from collections import Counter
-from datetime import datetime, timezone
 from typing import Callable, Iterable
 
 import numpy as np
@@ -35,8 +34,9 @@ from fleetpulse.errors import ConfigError, RequestError
 from fleetpulse.settings import Settings
 from fleetpulse.streams.alerting.outbox import Outbox
 from fleetpulse.streams.drift import stats as ds
-from fleetpulse.streams.windows.fleet_watermark import REQUESTS, FleetWatermark
-from fleetpulse.streams.worker import params as check
+from fleetpulse.streams.windows.fleet_watermark import MAX_WINDOWS_PER_TICK, REQUESTS, FleetWatermark
+from fleetpulse.streams.windows.grid import utc
+from fleetpulse import params as check
 
 log = logging.getLogger("fleetpulse.drift")
 
@@ -53,7 +53,6 @@ FEATURES = {
     "output_outcome": ("categorical", "outcomes"),
     "error_type": ("categorical", "errors_by_type"),
 }
-MAX_WINDOWS_PER_TICK = 200
 TICK_BUDGET_S = 0.25  # per tick; a backlog is worked off over several ticks
 DAY_S = 86400
 
@@ -115,7 +114,7 @@ class DriftEvaluator:
         self._set_gauges = set_gauges
         self._features = parse_features(settings.drift_features)
         self._reference_of = parse_references(settings.drift_reference)
-        self._rule = ds.Rule(alpha=settings.drift_alpha, min_count=settings.drift_min_count)
+        self._rule = ds.Significance(alpha=settings.drift_alpha, min_count=settings.drift_min_count)
         self._step = settings.window_seconds
         self._span = settings.drift_window_minutes * 60
         self._next: int | None = None
@@ -127,7 +126,7 @@ class DriftEvaluator:
         per call so a long backlog does not hold ClickHouse for long; returns
         how many windows it covered (0: caught up)."""
         self._outbox.flush()  # what earlier windows decided goes out first
-        last_closed = self._watermark.closed_until(REQUESTS)
+        last_closed = self._watermark.last_closed(REQUESTS)
         if last_closed is None:
             return 0
         if self._next is None:
@@ -180,7 +179,7 @@ class DriftEvaluator:
                     verdict, reference = self._judge(model, feature, s, w, baselines)
                     if verdict is None:
                         continue
-                    rows.append([_utc(w), model, feature, reference, verdict.psi, verdict.ks, verdict.js,
+                    rows.append([utc(w), model, feature, reference, verdict.psi, verdict.ks, verdict.js,
                                  verdict.n_ref, verdict.n_cur, verdict.threshold, verdict.decision])
                     self._set_gauges(model, feature, verdict)
         return rows, last
@@ -239,10 +238,6 @@ class DriftEvaluator:
         return {(m, f): Baseline(v, list(e), list(c), np.array(n, dtype=np.float64)) for m, f, v, e, c, n in rows}
 
 
-def _utc(epoch: float) -> datetime:
-    return datetime.fromtimestamp(int(epoch), tz=timezone.utc)
-
-
 _DRIFT_COLUMNS = ("window_start", "model", "feature", "reference", "psi", "ks", "js", "n_ref", "n_cur",
                   "threshold", "decision")
 
@@ -286,7 +281,7 @@ def build_baseline(ch: ClickHouse, reader: ClickHouse, settings: Settings, model
         else:
             edges, cats = [], ds.categories(hist, settings.drift_category_cap)
             counts = ds.bin_categorical(hist, cats)
-        rows.append([model, feature, version, _utc(start), _utc(end), edges, cats, [int(c) for c in counts]])
+        rows.append([model, feature, version, utc(int(start)), utc(int(end)), edges, cats, [int(c) for c in counts]])
         sizes[feature] = int(counts.sum())
     ch.insert("drift_baselines", rows, ("model", "feature", "version", "range_from", "range_to", "edges",
                                         "categories", "counts"), dedup_token=f"baseline:{model}:{version}")

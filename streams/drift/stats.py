@@ -112,7 +112,7 @@ def chi2_quantile(p: float, df: int) -> float:
 
 
 @dataclasses.dataclass(frozen=True)
-class Rule:
+class Significance:
     alpha: float = 1e-4
     min_count: int = 200
 
@@ -132,7 +132,7 @@ class Verdict:
         return self.decision in ("drift", "warning", "critical")
 
 
-def evaluate(ref: np.ndarray, cur: np.ndarray, rule: Rule, ordered: bool) -> Verdict:
+def evaluate(ref: np.ndarray, cur: np.ndarray, rule: Significance, ordered: bool) -> Verdict:
     n_ref, n_cur = int(ref.sum()), int(cur.sum())
     if min(n_ref, n_cur) < rule.min_count or len(ref) < 2:
         nan = float("nan")

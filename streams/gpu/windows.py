@@ -140,7 +140,7 @@ class GpuWindowWriter:
     def tick(self) -> int:
         """Write every window that has closed since the last tick (all GPUs);
         returns how many windows (per GPU) were written."""
-        last = self._watermark.closed_until(REQUESTS_AND_GPU)
+        last = self._watermark.last_closed(REQUESTS_AND_GPU)
         if last is None:
             return 0
         closed_end = last + self._s.window_seconds
@@ -200,8 +200,10 @@ class GpuWindowWriter:
                     "gpus": sorted(gpus)})
         return len(late_rows)
 
-    def written_until(self) -> int | None:
-        """The first base window not written yet (None: no GPU samples so far)."""
+    def written_end(self) -> int | None:
+        """The end of the written base windows, exclusive: the start of the first
+        one not written yet (None: no GPU samples so far). Compare with the
+        fleet watermark's ``last_closed``, an inclusive start."""
         return self.levels[0].next_start
 
     def _next_start(self, level: Level) -> int | None:

@@ -26,7 +26,12 @@ from prometheus_client.registry import Collector
 
 from fleetpulse.clickhouse import ClickHouse
 from fleetpulse.settings import Settings
-from fleetpulse.streams.windows.watermark import (IdleTracker, Source, SourceMark, closed_until, fleet_high_water)
+from fleetpulse.streams.windows.watermark import (IdleTracker, Source, SourceMark, fleet_high_water,
+                                                  newest_closed_start)
+
+#: Closed windows an evaluator takes per tick: a long backlog (a restart after
+#: an outage) is worked off over several ticks instead of holding chDB's thread.
+MAX_WINDOWS_PER_TICK = 200
 
 #: The streams whose sources close windows: drift reads requests only; alert
 #: rules and GPU windows (joined with request tokens) follow both, so that GPU
@@ -54,11 +59,11 @@ class FleetWatermark:
         self._marks: dict[Source, SourceMark] = {}
         self._fleet: dict[tuple[str, ...], float] = {}
 
-    def closed_until(self, streams: tuple[str, ...] = REQUESTS) -> int | None:
+    def last_closed(self, streams: tuple[str, ...] = REQUESTS) -> int | None:
         """The start of the newest window closed for the whole fleet (inclusive),
         or None before any data; reads ClickHouse once."""
-        return closed_until(self.refresh()[tuple(streams)], self._s.window_seconds,
-                            self._s.allowed_lateness_seconds)
+        return newest_closed_start(self.refresh()[tuple(streams)], self._s.window_seconds,
+                                   self._s.allowed_lateness_seconds)
 
     def refresh(self) -> dict[tuple[str, ...], float | None]:
         """Read every source's high-water mark (all of them each time: the idle

@@ -7,12 +7,19 @@ place times on the grid through these two functions.
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 import numpy as np
 
 
 def window_start(t: float, seconds: int) -> int:
     """The start of the window holding epoch second ``t``."""
     return int(t // seconds * seconds)
+
+
+def utc(epoch: float) -> datetime:
+    """Epoch seconds as an aware UTC datetime, as ClickHouse's DateTime columns take them."""
+    return datetime.fromtimestamp(epoch, tz=timezone.utc)
 
 
 def window_starts(timestamps: np.ndarray, seconds: int) -> np.ndarray:

@@ -95,7 +95,7 @@ def fleet_high_water(marks: Mapping[Source, SourceMark], streams: Collection[str
     return max((m.high_water for m in chosen), default=None)
 
 
-def closed_until(high_water: float | None, step: int, lateness: float) -> int | None:
+def newest_closed_start(high_water: float | None, step: int, lateness: float) -> int | None:
     """The start of the newest window a watermark at ``high_water - lateness``
     has closed (its end is at or before the watermark), or None before any data."""
     if high_water is None or not math.isfinite(high_water) or high_water <= 0:

@@ -8,6 +8,7 @@
   loop and one chDB thread for both agents; ``handler`` (request batches) and
   ``gpu_batches`` write through it; ``deadletter``: the dead-letter topic.
 - ``stall``: whether ingestion is stalled, for /health.
-- ``web``, ``webserver``, ``query``, ``params``: the HTTP endpoints, faust's
-  web server with bounded connections, read-only user SQL, and request checks.
+- ``web``, ``webserver``, ``query``: the HTTP endpoints, faust's web server
+  with bounded connections, and read-only user SQL (request bodies are checked
+  by fleetpulse/params.py).
 """

@@ -17,7 +17,7 @@ import faust
 from fleetpulse.clickhouse import ClickHouse
 from fleetpulse.errors import ClickHouseUnavailable, KafkaUnavailable
 from fleetpulse.settings import Settings
-from fleetpulse.streams.alerting.evaluator import AlertRunner
+from fleetpulse.streams.alerting.evaluator import AlertEvaluator
 from fleetpulse.streams.alerting.publish import AlertSink
 from fleetpulse.streams.drift.evaluator import DriftEvaluator
 from fleetpulse.streams.gpu.windows import GpuWindowWriter
@@ -101,7 +101,7 @@ def build_app(settings: Settings, ch: ClickHouse, reader: ClickHouse) -> tuple[f
     drift = DriftEvaluator(settings, ch, metrics.record_drift, watermark)
     # Bad rules fail here, at start-up. Drift alerts come from the rules alone,
     # on the windows the drift evaluator has stored.
-    rules = AlertRunner(settings, ch, alerts.publish, gpu_windows.written_until, watermark, drift.stored_span)
+    rules = AlertEvaluator(settings, ch, alerts.publish, gpu_windows.written_end, watermark, drift.stored_span)
 
     @app.timer(interval=2.0)
     async def evaluate_closed_windows() -> None:

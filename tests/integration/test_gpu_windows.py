@@ -15,7 +15,7 @@ import pytest
 from fleetpulse.clickhouse import ClickHouse
 from fleetpulse.migrate import migrate
 from fleetpulse.settings import load_settings
-from fleetpulse.streams.alerting.evaluator import AlertRunner
+from fleetpulse.streams.alerting.evaluator import AlertEvaluator
 from fleetpulse.streams.gpu import windows as gpu_windows
 from fleetpulse.streams.gpu.samples import COLUMNS
 from fleetpulse.streams.gpu.windows import COUNTER_LOOKBACK_S, GpuWindowWriter
@@ -266,7 +266,7 @@ def test_gpu_rules_wait_for_windows_the_writer_has_not_written(database, tmp_pat
     ch = database("gpu_rules_wait", alert_rules=str(rules))
     writer = GpuWindowWriter(ch.settings, ch)
     published = []
-    runner = AlertRunner(ch.settings, ch, published.extend, writer.written_until)
+    runner = AlertEvaluator(ch.settings, ch, published.extend, writer.written_end)
 
     ch.insert("gpu_samples", _one_gpu(0, 600, temperature=80.0), COLUMNS, "hot")
     _write_all(writer)

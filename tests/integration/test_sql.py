@@ -358,7 +358,7 @@ def test_drift_alerts_come_from_the_rules_on_stored_drift_windows_only(drift_ale
     backlog worked off over several ticks, or an insert that failed, must not
     read as "no drift" (which would resolve, or never fire, the alert)."""
     from fleetpulse.errors import ClickHouseUnavailable
-    from fleetpulse.streams.alerting.evaluator import AlertRunner
+    from fleetpulse.streams.alerting.evaluator import AlertEvaluator
     from fleetpulse.streams.drift import evaluator as drift
 
     ch = drift_alerts_ch
@@ -379,7 +379,7 @@ def test_drift_alerts_come_from_the_rules_on_stored_drift_windows_only(drift_ale
         assert all(e["timestamp"] <= stored_until + 10 for e in events if "Drift" in e["alert.name"])
         published.extend(events)
 
-    runner = AlertRunner(ch.settings, ch, publish, drift_stored=evaluator.stored_span)
+    runner = AlertEvaluator(ch.settings, ch, publish, drift_stored=evaluator.stored_span)
     assert runner.tick() == 1  # request rules start at the present; drift rules wait for stored rows
     real_insert = ch.insert
 

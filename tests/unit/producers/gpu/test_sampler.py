@@ -9,11 +9,11 @@ import threading
 import pytest
 from prometheus_client import generate_latest
 
+from fleetpulse.cli import build_parser
 from fleetpulse.errors import ConfigError
+from fleetpulse.producers.gpu import sampler as sampler_module
 from fleetpulse.producers.gpu.nvml import NO_DRIVER
 from fleetpulse.producers.gpu.recorded import H100_REAL, H100X2, RecordedNvmlSource
-from fleetpulse.cli import build_parser
-from fleetpulse.producers.gpu import sampler as sampler_module
 from fleetpulse.producers.gpu.sampler import GpuSampler, main
 from fleetpulse.schemas import validate_event
 

@@ -9,9 +9,8 @@ import pytest
 from scipy.spatial.distance import jensenshannon
 from scipy.stats import chi2, ks_2samp
 
-from fleetpulse.streams.drift.stats import (
-                                            OTHER, Rule, bin_categorical, bin_numeric, categories, chi2_quantile, evaluate, js, ks, numeric_edges, psi,
-                                            )
+from fleetpulse.streams.drift.stats import (OTHER, Significance, bin_categorical, bin_numeric, categories,
+                                            chi2_quantile, evaluate, js, ks, numeric_edges, psi)
 from fleetpulse.streams.windows.sketch import bucket_indices
 
 
@@ -70,7 +69,7 @@ def test_chi2_quantile_is_close_to_scipy(df):
 def test_no_drift_false_alarm_rate_is_at_most_a_tenth_of_a_percent():
     rng = np.random.default_rng(7)
     p = np.array([0.3, 0.2, 0.15, 0.1, 0.08, 0.07, 0.05, 0.03, 0.015, 0.005])
-    rule = Rule()
+    rule = Significance()
     alarms = 0
     trials = 20_000
     for _ in range(trials):
@@ -82,7 +81,7 @@ def test_no_drift_false_alarm_rate_is_at_most_a_tenth_of_a_percent():
 
 
 def test_small_samples_are_insufficient_and_large_shifts_are_graded():
-    rule = Rule(min_count=200)
+    rule = Significance(min_count=200)
     assert evaluate(np.full(10, 10.0), np.full(10, 15.0), rule, True).decision == "insufficient"
     ref = np.full(10, 1000.0)
     shifted = np.array([3000, 2000, 1500, 1000, 800, 600, 400, 300, 250, 150], dtype=float)
@@ -100,7 +99,7 @@ def test_a_point_mass_reference_still_gives_bins_and_a_decision(constant, after)
     assert len(edges) >= 1 and len(bin_numeric(ref_h, edges)) >= 2
     (only,) = ref_h
     assert edges == [only - 1, only]  # the value's bucket is a bin of its own, bracketed
-    rule = Rule(min_count=200)
+    rule = Significance(min_count=200)
     ref = bin_numeric(ref_h, edges)
     unchanged = bin_numeric(Counter(bucket_indices(np.full(400, constant)).tolist()), edges)
     assert evaluate(ref, unchanged, rule, True).decision == "stable"

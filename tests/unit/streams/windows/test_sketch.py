@@ -6,9 +6,8 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from fleetpulse.streams.windows.sketch import (
-                                               GAMMA, RELATIVE_ERROR, ZERO_BUCKET, bucket_indices, bucket_value, exact_quantile, quantile, rank,
-                                               )
+from fleetpulse.streams.windows.sketch import (GAMMA, RELATIVE_ERROR, ZERO_BUCKET, bucket_indices, bucket_value,
+                                               exact_quantile, quantile, rank)
 
 
 def test_relative_error_bound_is_about_1_1_percent():

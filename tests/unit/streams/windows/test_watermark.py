@@ -27,15 +27,15 @@ def test_zero_lateness_closes_a_window_as_soon_as_time_passes_its_end():
 
 
 def test_the_fleet_waits_for_the_partition_behind_until_it_goes_idle():
-    from fleetpulse.streams.windows.watermark import IdleTracker, closed_until, fleet_high_water
+    from fleetpulse.streams.windows.watermark import IdleTracker, fleet_high_water, newest_closed_start
 
     a, b, host = ("requests", "t:0"), ("requests", "t:1"), ("gpu", "node-a")
     tracker = IdleTracker(idle_seconds=60)
     marks = tracker.observe({a: 1000.0, b: 940.0, host: 1010.0}, busy=set(), now=0)
     assert fleet_high_water(marks, ["requests"]) == 940.0  # node-b, 60 s behind, holds it
     assert fleet_high_water(marks, ["requests", "gpu"]) == 940.0
-    assert closed_until(940.0, 10, 30) == 900  # [900, 910) ends at 910 = 940 - 30: closed
-    assert closed_until(939.0, 10, 30) == 890
+    assert newest_closed_start(940.0, 10, 30) == 900  # [900, 910) ends at 910 = 940 - 30: closed
+    assert newest_closed_start(939.0, 10, 30) == 890
     # b keeps sending (its high water moves): never idle, however long it lags.
     marks = tracker.observe({a: 1100.0, b: 1040.0, host: 1110.0}, busy=set(), now=100)
     assert not marks[b].idle and fleet_high_water(marks, ["requests"]) == 1040.0

@@ -1,11 +1,11 @@
-"""The checks on the fields of JSON requests to the worker (streams/worker/params.py)."""
+"""The checks on the fields of JSON requests to the worker (fleetpulse/params.py)."""
 
 import math
 
 import pytest
 
 from fleetpulse.errors import RequestError
-from fleetpulse.streams.worker import params as check
+from fleetpulse import params as check
 
 
 @pytest.mark.parametrize("body, why", [
