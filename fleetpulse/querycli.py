@@ -41,7 +41,7 @@ def silence_anywhere(settings: Settings, request: dict) -> dict:
 
 def build_baseline_anywhere(settings: Settings, model: str, start: float, end: float,
                             features: list[str] | None) -> dict:
-    from fleetpulse.streams.drift.evaluator import handle_baseline
+    from fleetpulse.streams.drift.baselines import handle_baseline
 
     body = {"model": model, "from": start, "to": end, "features": features}
     return _worker_or_direct(settings, "/drift/baseline", body,

@@ -13,9 +13,10 @@ import math
 import os
 import urllib.parse
 from pathlib import Path
-from typing import Mapping
+from typing import Callable, Mapping
 
 from fleetpulse.errors import ConfigError
+from fleetpulse.streams.drift.features import parse_features, parse_references
 
 log = logging.getLogger("fleetpulse.settings")
 
@@ -115,6 +116,16 @@ class Settings:
     def metric_label_names(self) -> list[str]:
         """FLEETPULSE_METRIC_LABELS as a list (checked by load_settings)."""
         return split_list(self.metric_labels)
+
+    @property
+    def drift_feature_names(self) -> list[str]:
+        """FLEETPULSE_DRIFT_FEATURES as a list (checked by load_settings)."""
+        return parse_features(self.drift_features)
+
+    @property
+    def drift_reference_of(self) -> Callable[[str], str]:
+        """FLEETPULSE_DRIFT_REFERENCE as model -> reference mode (checked by load_settings)."""
+        return parse_references(self.drift_reference)
 
     @property
     def histogram_edge_seconds(self) -> list[float]:
@@ -244,6 +255,8 @@ def _check(s: Settings) -> None:
         if url and not (url.startswith(("http://", "https://")) and _has_host_and_port(url)):
             raise ConfigError(f"FLEETPULSE_{name.upper()}={safe_url(url)!r}: expected http(s)://HOST[:PORT]/PATH")
     histogram_edges(s.histogram_buckets)
+    parse_features(s.drift_features)  # here, so that a typo stops the worker at start-up
+    parse_references(s.drift_reference)
     unknown = [label for label in s.metric_label_names if label not in METRIC_LABELS]
     if unknown:
         raise ConfigError(f"FLEETPULSE_METRIC_LABELS={s.metric_labels!r}: {unknown} not allowed; choose from "

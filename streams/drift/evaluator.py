@@ -25,58 +25,23 @@ import dataclasses
 import logging
 import time
 from collections import Counter
-from typing import Callable, Iterable
+from typing import Callable
 
 import numpy as np
 
 from fleetpulse.clickhouse import ClickHouse
-from fleetpulse.errors import ConfigError, RequestError
 from fleetpulse.settings import Settings
 from fleetpulse.streams.alerting.outbox import Outbox
 from fleetpulse.streams.drift import stats as ds
+from fleetpulse.streams.drift.baselines import latest_baselines
+from fleetpulse.streams.drift.features import FEATURES
 from fleetpulse.streams.windows.fleet_watermark import MAX_WINDOWS_PER_TICK, REQUESTS, FleetWatermark
 from fleetpulse.streams.windows.grid import utc
-from fleetpulse import params as check
 
 log = logging.getLogger("fleetpulse.drift")
 
-#: Feature -> (kind, column of request_windows holding its per-window histogram).
-FEATURES = {
-    "latency": ("numeric", "latency_buckets"),
-    "ttft": ("numeric", "ttft_buckets"),
-    "tpot": ("numeric", "tpot_buckets"),
-    "input_tokens": ("numeric", "input_tokens_buckets"),
-    "output_tokens": ("numeric", "output_tokens_buckets"),
-    "queue_time": ("numeric", "queue_buckets"),
-    "operation": ("categorical", "operations"),
-    "finish_reason": ("categorical", "finish_reasons"),
-    "output_outcome": ("categorical", "outcomes"),
-    "error_type": ("categorical", "errors_by_type"),
-}
 TICK_BUDGET_S = 0.25  # per tick; a backlog is worked off over several ticks
 DAY_S = 86400
-
-
-def parse_features(text: str) -> list[str]:
-    features = [f.strip() for f in text.split(",") if f.strip()]
-    unknown = [f for f in features if f not in FEATURES]
-    if unknown:
-        raise ConfigError(f"FLEETPULSE_DRIFT_FEATURES: unknown {unknown}; choose from {', '.join(FEATURES)}")
-    return features
-
-
-def parse_references(text: str) -> Callable[[str], str]:
-    """``previous`` or ``previous,llama-70b=baseline``: a default and per-model modes."""
-    default, per_model = "previous", {}
-    for part in filter(None, (p.strip() for p in text.split(","))):
-        model, _, mode = part.rpartition("=")
-        if mode not in ("previous", "yesterday", "baseline"):
-            raise ConfigError(f"FLEETPULSE_DRIFT_REFERENCE: {mode!r} is not previous, yesterday or baseline")
-        if model:
-            per_model[model] = mode
-        else:
-            default = mode
-    return lambda model: per_model.get(model, default)
 
 
 Histograms = dict[str, dict]  # feature -> histogram of one window (or span)
@@ -97,14 +62,6 @@ class Series:
         return total
 
 
-@dataclasses.dataclass(frozen=True)
-class Baseline:
-    version: int
-    edges: list[int]
-    categories: list[str]
-    counts: np.ndarray
-
-
 class DriftEvaluator:
     def __init__(self, settings: Settings, ch: ClickHouse, set_gauges: Callable[[str, str, ds.Verdict], None],
                  watermark: FleetWatermark | None = None):
@@ -112,8 +69,8 @@ class DriftEvaluator:
         self._ch = ch
         self._watermark = watermark or FleetWatermark(settings, ch)
         self._set_gauges = set_gauges
-        self._features = parse_features(settings.drift_features)
-        self._reference_of = parse_references(settings.drift_reference)
+        self._features = settings.drift_feature_names
+        self._reference_of = settings.drift_reference_of
         self._rule = ds.Significance(alpha=settings.drift_alpha, min_count=settings.drift_min_count)
         self._step = settings.window_seconds
         self._span = settings.drift_window_minutes * 60
@@ -168,7 +125,7 @@ class DriftEvaluator:
         returns the rows and the last window evaluated."""
         lookback = self._span * 2 + DAY_S if self._needs_yesterday() else self._span * 2
         series = self._load(first - lookback, last)
-        baselines = self._baselines()
+        baselines = latest_baselines(self._ch) if "baseline" in self._s.drift_reference else {}
         rows = []
         started = time.perf_counter()
         for w in range(first, last + 1, self._step):
@@ -229,61 +186,7 @@ class DriftEvaluator:
             out.setdefault(model, Series()).windows[int(w)] = by_feature
         return out
 
-    def _baselines(self) -> dict[tuple[str, str], Baseline]:
-        if "baseline" not in self._s.drift_reference:
-            return {}
-        rows = self._ch.query("SELECT model, feature, argMax(version, version), argMax(edges, version), "
-                              "argMax(categories, version), argMax(counts, version) FROM drift_baselines "
-                              "GROUP BY model, feature").result_rows
-        return {(m, f): Baseline(v, list(e), list(c), np.array(n, dtype=np.float64)) for m, f, v, e, c, n in rows}
 
 
 _DRIFT_COLUMNS = ("window_start", "model", "feature", "reference", "psi", "ks", "js", "n_ref", "n_cur",
                   "threshold", "decision")
-
-
-def handle_baseline(ch: ClickHouse, reader: ClickHouse, settings: Settings, body: object) -> dict[str, int]:
-    """A baseline request, as /drift/baseline and the CLI send it: every field checked."""
-    body = check.body_object(body)
-    model = check.text(body, "model", limit=200)
-    start = check.number(body, "from", 0, 2**32 - 1)  # stored as DateTime: seconds since 1970 in 32 bits
-    end = check.number(body, "to", 0, 2**32 - 1)
-    if end <= start:
-        raise RequestError(f"to ({end:.0f}) must be after from ({start:.0f})")
-    return build_baseline(ch, reader, settings, model, start, end,
-                          check.text_list(body, "features", list(FEATURES)))
-
-
-def build_baseline(ch: ClickHouse, reader: ClickHouse, settings: Settings, model: str, start: float, end: float,
-                   features: Iterable[str] | None = None) -> dict[str, int]:
-    """Freeze the bins and counts of ``model`` over [start, end) as a new version, per feature.
-
-    The reads run on ``reader``, the read-only session with the user-query
-    limits, beside ingestion; only the one insert takes the writer's session."""
-    features = list(features) if features else parse_features(settings.drift_features)
-    version = int(reader.query("SELECT max(version) FROM drift_baselines WHERE model = {m:String}",
-                               parameters={"m": model}).result_rows[0][0] or 0) + 1
-    columns = ", ".join(f"sumMap({FEATURES[f][1]})" for f in features)
-    row = reader.query(f"SELECT sum(requests), sum(errors), {columns} FROM request_windows WHERE model = {{m:String}} "
-                       "AND window_start >= toDateTime({lo:UInt32}) AND window_start < toDateTime({hi:UInt32})",
-                       parameters={"m": model, "lo": int(start), "hi": int(end)}).result_rows[0]
-    requests, errors, *hists = row
-    if not requests:
-        raise ConfigError(f"no stored windows for model {model!r} between {start:.0f} and {end:.0f}")
-    rows, sizes = [], {}
-    for feature, hist in zip(features, hists):
-        kind, _ = FEATURES[feature]
-        if feature == "error_type":
-            hist = {**hist, "none": requests - errors}
-        if kind == "numeric":
-            edges = ds.numeric_edges(hist, settings.drift_bins)
-            counts, cats = ds.bin_numeric(hist, edges), []
-        else:
-            edges, cats = [], ds.categories(hist, settings.drift_category_cap)
-            counts = ds.bin_categorical(hist, cats)
-        rows.append([model, feature, version, utc(int(start)), utc(int(end)), edges, cats, [int(c) for c in counts]])
-        sizes[feature] = int(counts.sum())
-    ch.insert("drift_baselines", rows, ("model", "feature", "version", "range_from", "range_to", "edges",
-                                        "categories", "counts"), dedup_token=f"baseline:{model}:{version}")
-    log.info("baseline v%d of %s from %d windows' data: %s", version, model, len(rows), sizes)
-    return {"version": version, **sizes}

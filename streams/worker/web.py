@@ -36,7 +36,7 @@ from fleetpulse.clickhouse import ClickHouse
 from fleetpulse.errors import ClickHouseUnavailable, FleetpulseError, RequestError
 from fleetpulse.settings import Settings, is_wildcard
 from fleetpulse.streams.alerting import silences
-from fleetpulse.streams.drift.evaluator import handle_baseline
+from fleetpulse.streams.drift.baselines import handle_baseline
 from fleetpulse.streams.prometheus.pipeline import PipelineMetrics
 from fleetpulse.streams.worker.query import open_reader, run_query
 from fleetpulse.streams.worker.stall import StallWatch

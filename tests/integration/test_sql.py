@@ -294,7 +294,8 @@ def test_drift_against_a_frozen_baseline_and_yesterday(drift_ch):
     from stored windows (versioned), and the same span 24 hours earlier."""
     import dataclasses
 
-    from fleetpulse.streams.drift.evaluator import DriftEvaluator, build_baseline
+    from fleetpulse.streams.drift.baselines import build_baseline
+    from fleetpulse.streams.drift.evaluator import DriftEvaluator
     from fleetpulse.streams.worker.query import open_reader
 
     ch = drift_ch

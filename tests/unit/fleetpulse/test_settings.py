@@ -135,3 +135,9 @@ def test_list_settings_are_checked_at_load_with_the_setting_named():
     assert load_settings(environ={"FLEETPULSE_METRIC_LABELS": " node , ,model"}).metric_label_names == ["node", "model"]
     with pytest.raises(ConfigError, match=r"FLEETPULSE_METRIC_LABELS='model,user_id': \['user_id'\] not allowed"):
         load_settings(environ={"FLEETPULSE_METRIC_LABELS": "model,user_id"})
+    with pytest.raises(ConfigError, match=r"FLEETPULSE_DRIFT_FEATURES: unknown \['latncy'\]"):
+        load_settings(environ={"FLEETPULSE_DRIFT_FEATURES": "latency,latncy"})
+    with pytest.raises(ConfigError, match="FLEETPULSE_DRIFT_REFERENCE: 'basline' is not previous"):
+        load_settings(environ={"FLEETPULSE_DRIFT_REFERENCE": "previous,m=basline"})
+    settings = load_settings(environ={"FLEETPULSE_DRIFT_REFERENCE": "previous,llama=baseline"})
+    assert settings.drift_reference_of("llama") == "baseline" and settings.drift_reference_of("other") == "previous"
