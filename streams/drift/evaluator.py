@@ -10,7 +10,7 @@ one of:
 - ``previous``: the same span just before it;
 - ``yesterday``: the same span 24 hours earlier;
 - ``baseline``: the newest frozen baseline (``fleetpulse drift baseline``).
-Statistics and the decision are in ``drift_stats.py``. Results go to
+Statistics and the decision are in streams/drift/stats.py. Results go to
 ``drift_windows`` (the ``drift_stats`` view) and to Prometheus gauges. Alerts
 are not sent from here: the alert engine reads drift_windows (rules on
 ``drift_level`` and ``feature_drift_level``, streams/alerting/evaluator.py), so

@@ -1,7 +1,7 @@
 """GPU samples: decode a batch from the gpu topic into rows and dead letters (pure).
 
 Samples are stored as they come (one per GPU per second); the windows are
-computed from them (``gpu_windows.py``). The table is keyed by (node, GPU,
+computed from them (streams/gpu/windows.py). The table is keyed by (node, GPU,
 time), so a sample consumed twice collapses: no offset bookkeeping is needed.
 """
 

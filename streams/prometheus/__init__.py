@@ -1,7 +1,8 @@
 """What ``/metrics`` serves.
 
 - ``pipeline``: the worker's own metrics (messages, events, dead letters,
-  lateness, lag, sink retries, GPU gauges, drift), on one registry.
+  lateness, lag, sink retries, GPU gauges, drift, webhook failures), on one
+  registry (the watermark gauges come from streams/windows/fleet_watermark.py).
 - ``requests``: request telemetry re-exported as Prometheus histograms and
   counters, exactly, with bounded label cardinality.
 """

@@ -3,7 +3,8 @@
 - ``batch``: one batch of messages to rows, dead letters and progress (pure).
 - ``columns``: decoded events as columns, strings as integer codes (pure).
 - ``grid``: where windows of any size start (pure).
-- ``aggregate``: the columns grouped per window, model and node (pure, numpy).
+- ``aggregate``: the columns grouped per source partition, window, model, node,
+  GPU and late flag (pure, numpy).
 - ``sketch``: the mergeable log-bucket histograms (pure).
 - ``rows`` and ``native``: window rows, and their Native-format block (pure).
 - ``watermark``: per-partition lateness and the fleet watermark's logic (pure).

@@ -106,7 +106,7 @@ class _WatermarkCollector(Collector):
             "fleetpulse_fleet_watermark_seconds",
             "Event time up to which windows are closed for the whole fleet: the oldest watermark among "
             "sources not idle (newest event time minus the allowed lateness). `streams` names the sources: "
-            "requests (drift, request alert rules) or requests+gpu (GPU windows and GPU rules).",
+            "requests (drift) or requests+gpu (alert rules and GPU windows).",
             labels=["streams"])
         for streams, high in sorted(fleet.items()):
             fleet_family.add_metric(["+".join(streams)], high - lateness)

@@ -36,7 +36,8 @@ FROM {table} WHERE source_topic = {{topic:String}} GROUP BY source_partition
 """
 
 # The same mapping as the materialized views in sql/004_rollups.sql; the
-# integration test test_sql.py::test_rollup_catch_up_matches_the_views holds them equal.
+# integration test test_sql.py::test_rollup_catch_up_fills_in_exactly_what_the_views_missed
+# holds them equal.
 _CATCH_UP_SQL = """
 INSERT INTO {rollup}
 SELECT {bucket}(window_start) AS window_start, model, node, source_topic, source_partition,

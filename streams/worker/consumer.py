@@ -5,8 +5,8 @@ take buffer) costs about 250 µs per Kafka message, which single-event
 producers pay per event. Here a confluent-kafka consumer on a thread of its
 own reads up to FLEETPULSE_BATCH_MAX_MESSAGES messages per call and turns them
 into columns with C-level ``map`` (no Python per message). Each batch crosses
-to the event loop through one slot, where a service of the faust app writes it
-(streams/worker/handler.py): faust's cost is paid per batch. faust still runs the
+to the event loop through one of two slots, where a service of the faust app
+writes it (streams/worker/handler.py): faust's cost is paid per batch. faust still runs the
 app: this service, the GPU agent, the timers, the web server.
 
 Exactly once, as before: ClickHouse holds how far each partition is written.
@@ -17,7 +17,7 @@ offsets of what is durable are committed, and batches still queued for the
 old assignment are dropped (their messages are read again by whoever owns the
 partition next). Offsets are stored only after a batch is durable.
 
-Backpressure: while the slot is taken (a batch waits on ClickHouse), the
+Backpressure: when no slot frees up for 5 s (a batch waits on ClickHouse), the
 consumer pauses its partitions and keeps polling, so the group keeps it as a
 member and librdkafka fetches nothing; prefetched memory is bounded by
 ``queued.max.messages.kbytes``.
