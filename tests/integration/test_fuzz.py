@@ -12,7 +12,8 @@ traceback and stay alive.
 The oracle's documented differences from JSON Schema alone (docs/schemas.md):
 numbers in schema fields must be finite; strings must be Unicode text (no lone
 surrogates, valid UTF-8); messages are UTF-8 without a BOM; events older than
-the windows' retention are dead-lettered.
+the windows' retention, or further ahead of the clock than
+FLEETPULSE_MAX_CLOCK_SKEW_SECONDS, are dead-lettered.
 
 FLEETPULSE_FUZZ_MESSAGES sets the size (default 20,000); bench/ is the place
 for longer runs.
@@ -56,9 +57,12 @@ class Message:
 class Oracle:
     """Which events are valid, without the worker's code."""
 
-    def __init__(self, window_seconds: int):
+    def __init__(self, window_seconds: int, max_clock_skew: float):
         self.window_seconds = window_seconds
         self.oldest = time.time() - TTL_S
+        # A byte flipped in a timestamp's digits can date an event years ahead
+        # (1764... -> 1964...): valid JSON Schema, but beyond the clock-skew bound.
+        self.newest = time.time() + max_clock_skew
 
     def message(self, raw: bytes, parts: list[bytes] | None) -> Message:
         """``parts``: the bytes of each event when ``raw`` is an envelope the
@@ -101,7 +105,7 @@ class Oracle:
             return False
         finite = all(not isinstance(obj.get(n), float) or obj[n] - obj[n] == 0 for n in NUMERIC)
         start = obj["timestamp"] // self.window_seconds * self.window_seconds
-        return finite and _unicode(obj) and start >= self.oldest
+        return finite and _unicode(obj) and self.oldest <= start and obj["timestamp"] <= self.newest
 
 
 def _unicode(value: object) -> bool:
@@ -222,7 +226,7 @@ def test_fuzzed_messages_end_as_exact_counts_and_one_dead_letter_per_rejection(k
     tmp = tmp_path_factory.mktemp("fuzz")
     settings = isolated_settings(kafka_settings, tmp)
     worker = start_worker(settings)
-    oracle, fuzzer = Oracle(settings.window_seconds), Fuzzer(SEED)
+    oracle, fuzzer = Oracle(settings.window_seconds, settings.max_clock_skew_seconds), Fuzzer(SEED)
     expected = [oracle.message(*fuzzer.message()) for _ in range(MESSAGES)]
     valid, dead = sum(m.valid for m in expected), sum(m.dead for m in expected)
     print(f"{MESSAGES} messages, {valid + dead} outcomes: {valid} valid events, {dead} dead letters expected")
