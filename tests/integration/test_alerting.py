@@ -170,11 +170,18 @@ def test_a_drift_decision_is_an_alert_like_any_other_and_respects_a_silence(kafk
         hook.stop()
         every_alert.stop()
 
-    assert stored == [{"status": "firing", "model": "loud", "feature": "input_tokens"}]
-    assert [(a["status"], a["labels"]["model"], a["labels"]["feature"]) for a in notified] == [
-        ("firing", "loud", "input_tokens")]
+    # Once the drifted traffic ends, the last windows hold too few requests to
+    # judge and the alert may resolve while we look: "quiet" must appear in no
+    # status, "loud" must have fired exactly once (and may have resolved since).
+    assert [r for r in stored if r["status"] == "firing"] == [
+        {"status": "firing", "model": "loud", "feature": "input_tokens"}], stored
+    assert {r["model"] for r in stored} == {"loud"}, stored
+    assert [(a["labels"]["model"], a["labels"]["feature"]) for a in notified if a["status"] == "firing"] == [
+        ("loud", "input_tokens")], notified
+    assert {a["labels"]["model"] for a in notified} == {"loud"}, notified
     assert [labels["model"] for labels in at_alertmanager] == ["loud"]
-    assert [(e["status"], e["labels"]["model"]) for e in posted] == [("firing", "loud")]
+    assert [e["labels"]["model"] for e in posted if e["status"] == "firing"] == ["loud"], posted
+    assert {e["labels"]["model"] for e in posted} == {"loud"}, posted
     validate_event(posted[0], "alert")
     decisions = worker.query("SELECT model, max(decision = 'critical') AS critical FROM drift_stats GROUP BY model "
                              "ORDER BY model")
