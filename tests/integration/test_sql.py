@@ -185,12 +185,12 @@ def test_rollups_and_views_agree_with_the_10s_windows(ch):
     assert any_q[0][0] > 0
 
 
-def test_each_stats_view_reads_only_the_table_of_its_level(ch):
+def test_each_stats_view_reads_only_the_table_of_its_level(own_ch):
     """request_stats_of has a UNION branch per level; a branch whose level was
     not asked for must read nothing, or every query would read request_windows
     twice, or it and both rollups. Capped at 1.5 times its own tables' rows,
     each view still runs."""
-    migrate(ch, log=lambda _: None)
+    ch = own_ch
     events = request_events(2000, seed=13, model="levels")
     ch.insert_native("request_windows", WINDOW_COLUMNS, batch_block(events, "levels", 0, 0), dedup_token="levels:0")
     rows = dict(ch.query("SELECT name, total_rows FROM system.tables WHERE database = currentDatabase() "
@@ -280,16 +280,18 @@ def test_quantile_function_on_literal_maps(ch):
 
 
 @pytest.fixture
-def drift_ch(chdb_path):
-    """A database of its own: the fleet watermark waits for every partition with
-    rows, and the other tests' partitions would hold it back."""
-    client = ClickHouse(load_settings(environ={}, clickhouse_url=chdb_path, clickhouse_database="sql_drift_refs"))
+def own_ch(chdb_path, request):
+    """A database of the test's own, for tests that read whole tables: the fleet
+    watermark waits for every partition with rows, and the rollups hold what
+    other tests of this module wrote (some write them directly)."""
+    client = ClickHouse(load_settings(environ={}, clickhouse_url=chdb_path,
+                                      clickhouse_database=f"sql_{request.node.name[5:40]}"))
     migrate(client, log=lambda _: None)
     yield client
     client.close()
 
 
-def test_drift_against_a_frozen_baseline_and_yesterday(drift_ch):
+def test_drift_against_a_frozen_baseline_and_yesterday(own_ch):
     """The evaluator's other references, on real ClickHouse: a baseline frozen
     from stored windows (versioned), and the same span 24 hours earlier."""
     import dataclasses
@@ -298,7 +300,7 @@ def test_drift_against_a_frozen_baseline_and_yesterday(drift_ch):
     from fleetpulse.streams.drift.evaluator import DriftEvaluator
     from fleetpulse.streams.worker.query import open_reader
 
-    ch = drift_ch
+    ch = own_ch
     rng = np.random.default_rng(21)
     day_ago = RECENT_HOUR - 86400
 
