@@ -66,6 +66,23 @@ def _schema(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _dashboards(settings: Settings, args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    import orjson
+
+    from fleetpulse.streams.panels.dashboards import DASHBOARDS
+    from fleetpulse.streams.panels.grafana import grafana_dashboard
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for d in DASHBOARDS:
+        path = out / f"{d.uid}.json"
+        path.write_bytes(orjson.dumps(grafana_dashboard(d, settings.window_seconds), option=orjson.OPT_INDENT_2) + b"\n")
+        print(f"wrote {path} ({len(d.panels)} panels)")
+    return 0
+
+
 def _query(settings: Settings, args: argparse.Namespace) -> int:
     from fleetpulse.querycli import format_table, query_json_lines
 
@@ -292,6 +309,15 @@ def build_parser() -> argparse.ArgumentParser:
                                    "the same text. Regenerate the checked-in copy with "
                                    "`fleetpulse schema > sql/schema.sql`.")
     p.set_defaults(run=_schema)
+
+    p = sub.add_parser("dashboards", help="write the Grafana dashboards made from the panel catalogue",
+                       description="Write one Grafana dashboard JSON per catalogue dashboard into --out. The "
+                                   "checked-in copies in infra/grafana/dashboards are made with the default "
+                                   "settings: `fleetpulse dashboards --out infra/grafana/dashboards`; a test "
+                                   "fails when they are stale. Panels' minimum interval is "
+                                   "FLEETPULSE_WINDOW_SECONDS.")
+    p.add_argument("--out", required=True, help="folder to write the dashboards into")
+    p.set_defaults(run=_dashboards)
 
     p = sub.add_parser("query", help="run read-only SQL (through the worker when it holds chDB)",
                        description="Run one read-only SQL statement. With chDB, goes through the running "

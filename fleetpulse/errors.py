@@ -7,6 +7,7 @@
     ├── LocalKafkaError             the local broker could not be fetched/started/stopped
     ├── ClickHouseUnavailable       ClickHouse cannot be reached (retryable: backpressure)
     ├── ClickHouseError             ClickHouse rejected a statement (not retryable)
+    ├── PrometheusUnavailable       the Prometheus the pages read is not set or not reachable
     ├── QueryError                  a user query was refused or failed
     └── RequestError                a request to the worker (HTTP body, CLI arguments) is malformed
 
@@ -47,6 +48,10 @@ class ClickHouseUnavailable(FleetpulseError):
 
 class ClickHouseError(FleetpulseError):
     """ClickHouse rejected a statement; retrying will not help."""
+
+
+class PrometheusUnavailable(FleetpulseError):
+    """FLEETPULSE_PROMETHEUS_URL is not set, or that Prometheus did not answer."""
 
 
 class QueryError(FleetpulseError):

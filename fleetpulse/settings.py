@@ -72,6 +72,7 @@ class Settings:
     histogram_buckets: str = "0.00390625,0.0078125,0.015625,0.03125,0.0625,0.125,0.25,0.5,1,2,4,8,16,32,64"
     alert_rules: str = ""  # a YAML file; empty: the shipped defaults (streams/alerting/default_rules.yml)
     alertmanager_url: str = ""
+    prometheus_url: str = ""  # the Prometheus that scrapes the workers: the pages' pipeline-health panels read it
     alert_webhook_url: str = ""  # every alert event, as a JSON array (FLEETPULSE_DRIFT_WEBHOOK_URL before)
     drift_features: str = "input_tokens,output_tokens,latency,ttft,tpot,queue_time,operation,finish_reason,error_type,output_outcome"
     drift_reference: str = "previous"  # previous | yesterday | baseline, or per model: "previous,MODEL=baseline"
@@ -250,7 +251,7 @@ def _check(s: Settings) -> None:
         raise ConfigError(f"FLEETPULSE_LOG_LEVEL={s.log_level!r}: use debug, info, warning or error")
     if not s.clickhouse_database.replace("_", "").isalnum():
         raise ConfigError(f"FLEETPULSE_CLICKHOUSE_DATABASE={s.clickhouse_database!r}: use letters, digits and _ only")
-    for name in ("alertmanager_url", "alert_webhook_url"):
+    for name in ("alertmanager_url", "alert_webhook_url", "prometheus_url"):
         url = getattr(s, name)
         if url and not (url.startswith(("http://", "https://")) and _has_host_and_port(url)):
             raise ConfigError(f"FLEETPULSE_{name.upper()}={safe_url(url)!r}: expected http(s)://HOST[:PORT]/PATH")

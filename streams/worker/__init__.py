@@ -11,4 +11,7 @@
 - ``web``, ``webserver``, ``query``: the HTTP endpoints, faust's web server
   with bounded connections, and read-only user SQL (request bodies are checked
   by fleetpulse/params.py).
+- ``pages``: the built-in dashboard pages and their data endpoints, from the
+  panel catalogue (streams/panels); ``offload``: blocking calls (queries) on
+  daemon threads, off the event loop.
 """

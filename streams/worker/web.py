@@ -2,6 +2,10 @@
 
     GET  /metrics          open: Prometheus scrapes it
     GET  /health           open: ok, or 503 with the reason ingestion is stalled
+    GET  /, /d/<name>, /static/<file>, /api/dashboards
+                           open: the built-in pages and the catalogue (no data)
+    GET  /api/panels/<name>?from=&to=&model=..., /api/variables/<name>?from=&to=
+                           the pages' data: a named panel's rows (streams/worker/pages.py)
     POST /query            {"sql": "SELECT ..."}: read-only SQL, answers JSON lines
     POST /silences         {"action": "add"|"list"|"expire", ...}
     POST /drift/baseline   {"model", "from", "to", "features"?}
@@ -12,7 +16,8 @@ worker (a DNS-rebinding page cannot read answers); a cross-site Origin is
 refused; the guarded endpoints take POST with ``application/json`` only (a
 form or ``<img>`` on a foreign page cannot reach them, and a script must pass
 a CORS preflight it never gets) and, when FLEETPULSE_HTTP_TOKEN is set, a
-bearer token. Bad bodies get 400 with one line; nothing answers a traceback.
+bearer token. The pages' data endpoints are read with GET (a page's fetch),
+under the same Host, Origin and token rules as /query. Bad bodies get 400 with one line; nothing answers a traceback.
 """
 
 from __future__ import annotations
@@ -22,7 +27,6 @@ import dataclasses
 import hmac
 import logging
 import re
-import threading
 from typing import Callable, Mapping
 
 import faust
@@ -38,13 +42,17 @@ from fleetpulse.settings import Settings, is_wildcard
 from fleetpulse.streams.alerting import silences
 from fleetpulse.streams.drift.baselines import handle_baseline
 from fleetpulse.streams.prometheus.pipeline import PipelineMetrics
+from fleetpulse.streams.worker.pages import add_dashboard_pages
+from fleetpulse.streams.worker.offload import ABANDON_AFTER_S, in_daemon_thread
 from fleetpulse.streams.worker.query import open_reader, run_query
 from fleetpulse.streams.worker.stall import StallWatch
 
 log = logging.getLogger("fleetpulse.worker")
 
-OPEN = frozenset({"/metrics", "/health"})
+OPEN = frozenset({"/metrics", "/health", "/", "/api/dashboards"})
+OPEN_PREFIXES = ("/d/", "/static/")
 GUARDED = frozenset({"/query", "/silences", "/drift/baseline"})
+READ_PREFIXES = ("/api/panels/", "/api/variables/")  # GET, guarded like /query
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 
 
@@ -74,8 +82,10 @@ class Policy:
 
 def refusal(policy: Policy, method: str, path: str, headers: Mapping[str, str]) -> tuple[int, str] | None:
     """(status, reason) when the request must be refused before any handler runs; None to let it through."""
-    if path not in OPEN and path not in GUARDED:
-        return 404, f"no such endpoint: {path[:100]} (see /metrics, /health, /query, /silences, /drift/baseline)"
+    kind = _kind(path)
+    if kind is None:
+        return 404, (f"no such endpoint: {path[:100]} (see /, /metrics, /health, /query, /silences, "
+                     "/drift/baseline, /api/dashboards, /api/panels/<name>)")
     host = headers.get("Host", "")
     if not host:
         return 400, "the Host header is missing"
@@ -86,15 +96,29 @@ def refusal(policy: Policy, method: str, path: str, headers: Mapping[str, str]) 
         return 403, "cross-origin requests are refused"
     if headers.get("Sec-Fetch-Site", "").lower() == "cross-site":
         return 403, "cross-site requests are refused"
-    if path in OPEN:
-        return None if method in ("GET", "HEAD") else (405, f"{path} takes GET")
-    if method != "POST":
+    if kind != "change":
+        if method not in ("GET", "HEAD"):
+            return 405, f"{path[:100]} takes GET"
+        if kind == "open":
+            return None
+    elif method != "POST":
         return 405, f"{path} takes POST with a JSON body"
     if policy.token and not _bearer_matches(headers.get("Authorization", ""), policy.token):
         return 401, "a bearer token is required: send 'Authorization: Bearer <FLEETPULSE_HTTP_TOKEN>'"
+    if kind == "read":
+        return None
     if headers.get("Content-Type", "").split(";")[0].strip().lower() != "application/json":
         return 415, f"{path} takes Content-Type: application/json"
     return None
+
+
+def _kind(path: str) -> str | None:
+    """open (no data), read (GET, guarded), change (POST, guarded), or None: not ours."""
+    if path in OPEN or (path.startswith(OPEN_PREFIXES) and path.count("/") == 2):
+        return "open"
+    if path.startswith(READ_PREFIXES) and path.count("/") == 3:
+        return "read"
+    return "change" if path in GUARDED else None
 
 
 def _hostname(host: str) -> str:
@@ -161,6 +185,7 @@ async def _json_body(request) -> object:
 def add_pages(app: faust.App, ch: ClickHouse, reader: ClickHouse, metrics: PipelineMetrics,
               stalls: StallWatch, settings: Settings) -> None:
     loop = asyncio.get_running_loop
+    add_dashboard_pages(app, settings)
 
     @app.page("/metrics")
     async def metrics_page(web, request):
@@ -229,7 +254,7 @@ def add_pages(app: faust.App, ch: ClickHouse, reader: ClickHouse, metrics: Pipel
                     return self.json({"error": "another query is running; retry when it is done"}, status=429)
                 async with one_query:
                     try:
-                        lines = await _in_daemon_thread(run_query, readers[0], sql,
+                        lines = await in_daemon_thread(run_query, readers[0], sql,
                                                         timeout=settings.query_timeout_seconds + ABANDON_AFTER_S)
                     except asyncio.TimeoutError:
                         log.error("a query ran %ds past its time limit and was abandoned; its session is replaced",
@@ -239,33 +264,3 @@ def add_pages(app: faust.App, ch: ClickHouse, reader: ClickHouse, metrics: Pipel
                                          status=503)
                 return self.bytes(lines, content_type="application/x-ndjson")
             return await answer(self, work)
-
-
-#: A query still running this long after its time limit is stuck (in a read the
-#: engine cannot interrupt, say): it is left to its thread and the slot freed.
-ABANDON_AFTER_S = 30
-
-
-async def _in_daemon_thread(fn, *args, timeout: float):
-    """``fn(*args)`` on a daemon thread of its own, so that a call stuck inside
-    the engine neither holds the event loop nor keeps the process from exiting
-    (executor threads are joined at exit); asyncio.TimeoutError after ``timeout``."""
-    loop = asyncio.get_running_loop()
-    done = loop.create_future()
-
-    def settle(result, error) -> None:
-        if not done.done():
-            done.set_exception(error) if error is not None else done.set_result(result)
-
-    def run() -> None:
-        try:
-            result, error = fn(*args), None
-        except BaseException as exc:  # noqa: BLE001 -- handed to the awaiting coroutine
-            result, error = None, exc
-        try:
-            loop.call_soon_threadsafe(settle, result, error)
-        except RuntimeError:
-            pass  # the loop closed while the call ran: nobody waits for it
-
-    threading.Thread(target=run, name="fleetpulse-query", daemon=True).start()
-    return await asyncio.wait_for(asyncio.shield(done), timeout)

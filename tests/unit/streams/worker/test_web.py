@@ -25,13 +25,32 @@ JSON = {"Host": "127.0.0.1:6066", "Content-Type": "application/json"}
     (TOKEN, "POST", "/query", {**JSON, "Authorization": "bearer s3cret"}),
     (TOKEN, "GET", "/metrics", {"Host": "127.0.0.1:6066"}),
     (WILD, "POST", "/query", {**JSON, "Host": "10.1.2.3:6066", "Authorization": "Bearer s3cret"}),
+    # The pages carry no data: open. Their data endpoints are GETs under /query's rules.
+    (TOKEN, "GET", "/", {"Host": "127.0.0.1:6066"}),
+    (TOKEN, "GET", "/d/fleet", {"Host": "127.0.0.1:6066"}),
+    (TOKEN, "GET", "/static/app.js", {"Host": "127.0.0.1:6066", "Sec-Fetch-Site": "same-origin"}),
+    (TOKEN, "GET", "/api/dashboards", {"Host": "127.0.0.1:6066"}),
+    (LOCAL, "GET", "/api/panels/fleet_requests", {"Host": "127.0.0.1:6066"}),
+    (TOKEN, "GET", "/api/panels/fleet_requests", {"Host": "127.0.0.1:6066", "Authorization": "Bearer s3cret"}),
+    (TOKEN, "GET", "/api/variables/model", {"Host": "127.0.0.1:6066", "Authorization": "Bearer s3cret"}),
 ])
 def test_let_through(policy, method, path, headers):
     assert refusal(policy, method, path, headers) is None
 
 
 @pytest.mark.parametrize("policy, method, path, headers, status, why", [
-    (LOCAL, "GET", "/", {"Host": "127.0.0.1"}, 404, "no such endpoint"),
+    (LOCAL, "GET", "/index.php", {"Host": "127.0.0.1"}, 404, "no such endpoint"),
+    (LOCAL, "GET", "/d/fleet/x", {"Host": "127.0.0.1"}, 404, "no such endpoint"),
+    (LOCAL, "GET", "/static/../web.py", {"Host": "127.0.0.1"}, 404, "no such endpoint"),
+    (LOCAL, "GET", "/api/panels/a/b", {"Host": "127.0.0.1"}, 404, "no such endpoint"),
+    (TOKEN, "GET", "/api/panels/fleet_requests", {"Host": "127.0.0.1"}, 401, "bearer token is required"),
+    (TOKEN, "GET", "/api/variables/model", {"Host": "127.0.0.1", "Authorization": "Bearer no"}, 401, "bearer"),
+    (LOCAL, "POST", "/api/panels/fleet_requests", JSON, 405, "takes GET"),
+    (LOCAL, "GET", "/api/panels/fleet_requests", {"Host": "evil.example:6066"}, 403, "not this worker's address"),
+    (LOCAL, "GET", "/api/panels/fleet_requests", {"Host": "127.0.0.1", "Origin": "http://evil.example"}, 403,
+     "cross-origin"),
+    (LOCAL, "GET", "/api/panels/fleet_requests", {"Host": "127.0.0.1", "Sec-Fetch-Site": "cross-site"}, 403,
+     "cross-site"),
     (LOCAL, "GET", "/table/x/y", {"Host": "127.0.0.1"}, 404, "no such endpoint"),
     (LOCAL, "GET", "/metrics", {}, 400, "Host header is missing"),
     (LOCAL, "GET", "/metrics", {"Host": "evil.example"}, 403, "not this worker's address"),
