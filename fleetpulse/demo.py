@@ -1,12 +1,16 @@
 """``fleetpulse demo``: the whole pipeline on one machine, stopped by Ctrl-C.
 
-Starts the local broker (unless FLEETPULSE_KAFKA_BOOTSTRAP names one), creates
-the topics, then runs the worker and the simulator as child processes (the
-worker owns chDB, so the demo itself never opens it) and prints what arrives.
+Prints where the dashboards will be, starts the local broker (unless
+FLEETPULSE_KAFKA_BOOTSTRAP names one), creates the topics, then runs the
+worker and the simulator as child processes (the worker owns chDB, so the demo
+itself never opens it) and prints what arrives. When Debian's ``prometheus`` is
+installed (scripts/bootstrap.sh installs it) and FLEETPULSE_PROMETHEUS_URL is
+not set, a Prometheus scraping the worker runs too, for the Pipeline health page.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -19,7 +23,7 @@ import orjson
 
 from fleetpulse.clickhouse import describe
 from fleetpulse.errors import FleetpulseError
-from fleetpulse.localkafka import LocalKafka
+from fleetpulse.localkafka import LocalKafka, free_port
 from fleetpulse.querycli import ask_worker
 from fleetpulse.settings import Settings
 from fleetpulse.topics import check_kafka, ensure_topics
@@ -38,19 +42,26 @@ def run_demo(settings: Settings, *, rate: float, nodes: int, models: int) -> int
     # inherits SIGINT ignored, and Python then leaves it ignored.
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, signal.default_int_handler)
+    print(f"fleetpulse demo: the dashboards will be at {_pages_url(settings)} (live data about 20 s from now)",
+          flush=True)
     broker = _start_broker(settings)
     children: list[subprocess.Popen] = []
     try:
         ensure_topics(settings)
         settings.home.mkdir(parents=True, exist_ok=True)
+        worker_env = {}
+        prometheus = _start_prometheus(settings)
+        if prometheus is not None:
+            children.append(prometheus[0])
+            worker_env["FLEETPULSE_PROMETHEUS_URL"] = prometheus[1]
         worker_log = settings.home / "worker.log"
-        children.append(_spawn(["worker"], worker_log))
-        _wait_for_worker(settings, children[0], worker_log)
+        children.append(_spawn(["worker"], worker_log, worker_env))
+        _wait_for_worker(settings, children[-1], worker_log)
         sim_log = settings.home / "simulator.log"
         children.append(_spawn(["simulate", "--rate", str(rate), "--nodes", str(nodes), "--models",
                                 str(models), "--duration", str(7 * 24 * 3600), "--pace", "realtime", "--gpu-samples"],
                                sim_log))
-        _banner(settings, worker_log, sim_log, broker)
+        _banner(settings, worker_log, sim_log, broker, prometheus[1] if prometheus else "")
         _watch(settings, children)
     except KeyboardInterrupt:
         print("\nstopping...", flush=True)
@@ -77,12 +88,41 @@ def _start_broker(settings: Settings) -> LocalKafka | None:
     return broker
 
 
-def _spawn(args: list[str], log_file: Path) -> subprocess.Popen:
+def _pages_url(settings: Settings) -> str:
+    host = settings.http_host if ":" not in settings.http_host else f"[{settings.http_host}]"
+    return f"http://{'127.0.0.1' if host in ('0.0.0.0', '[::]') else host}:{settings.http_port}/"
+
+
+def _start_prometheus(settings: Settings) -> tuple[subprocess.Popen, str] | None:
+    """A Prometheus scraping the worker every 5 s, kept under FLEETPULSE_HOME; None
+    when one is configured already or none is installed."""
+    binary = shutil.which("prometheus")
+    if settings.prometheus_url or binary is None:
+        if not settings.prometheus_url:
+            print("prometheus is not installed: the Pipeline health page stays empty "
+                  "(scripts/bootstrap.sh installs it)", flush=True)
+        return None
+    folder = settings.home / "prometheus"
+    folder.mkdir(parents=True, exist_ok=True)
+    config = folder / "prometheus.yml"
+    config.write_text(json.dumps({  # JSON is YAML
+        "global": {"scrape_interval": "5s"},
+        "scrape_configs": [{"job_name": "fleetpulse", "static_configs": [
+            {"targets": [f"127.0.0.1:{settings.http_port}"]}]}]}))
+    port = free_port()
+    with open(folder / "prometheus.log", "ab") as out:
+        proc = subprocess.Popen([binary, f"--config.file={config}", f"--storage.tsdb.path={folder / 'data'}",
+                                 "--storage.tsdb.retention.time=7d", f"--web.listen-address=127.0.0.1:{port}"],
+                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    return proc, f"http://127.0.0.1:{port}"
+
+
+def _spawn(args: list[str], log_file: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
     # Own process group: Ctrl-C reaches only the demo, which then stops the
     # children in order (simulator flushes first, then the worker commits).
     with open(log_file, "ab") as out:
         return subprocess.Popen([sys.executable, "-m", "fleetpulse", *args], stdout=out,
-                                stderr=subprocess.STDOUT, env=os.environ.copy(), start_new_session=True)
+                                stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}, start_new_session=True)
 
 
 def _wait_for_worker(settings: Settings, worker: subprocess.Popen, log_file: Path) -> None:
@@ -101,17 +141,21 @@ def _query(settings: Settings, sql: str) -> list[dict] | None:
     return None if answer is None else [orjson.loads(line) for line in answer.splitlines() if line]
 
 
-def _banner(settings: Settings, worker_log: Path, sim_log: Path, broker: LocalKafka | None) -> None:
+def _banner(settings: Settings, worker_log: Path, sim_log: Path, broker: LocalKafka | None,
+            prometheus_url: str) -> None:
     web = f"http://{settings.http_host}:{settings.http_port}"
     cli = _cli_path()
     kafka = f"{settings.bootstrap}" + (f" (local broker, log {broker.log_file})" if broker else "")
+    prometheus = f"\n  Prometheus   {prometheus_url} (scrapes the worker; the Pipeline health page reads it)" \
+        if prometheus_url else ""
     print(f"""
 fleetpulse demo is running
+  dashboards   {_pages_url(settings)}  (fleet, model, GPUs, drift, alerts, pipeline health)
   Kafka        {kafka}
   ClickHouse   {describe(settings)}, database {settings.clickhouse_database}
   metrics      {web}/metrics
   SQL over HTTP curl -H 'Content-Type: application/json' -d '{{"sql": "SELECT * FROM request_stats LIMIT 5"}}' {web}/query
-  logs         {worker_log}, {sim_log}
+  logs         {worker_log}, {sim_log}{prometheus}
 
 Try, in another terminal:
   {cli} query "{EXAMPLE_SQL}"
@@ -133,7 +177,8 @@ def _watch(settings: Settings, children: list[subprocess.Popen]) -> None:
     while True:
         for child in children:
             if child.poll() is not None:
-                raise FleetpulseError(f"{' '.join(child.args[3:4])} exited with code {child.returncode}; "
+                what = child.args[3] if child.args[0] == sys.executable else Path(child.args[0]).name
+                raise FleetpulseError(f"{what} exited with code {child.returncode}; "
                                       f"see the logs under {settings.home}")
         rows = _query(settings, PROGRESS_SQL)
         if rows and rows[0]["windows"]:
