@@ -319,7 +319,12 @@ CREATE TABLE request_windows_1h
     `latency_buckets` SimpleAggregateFunction(sumMap, Map(Int16, UInt64)),
     `ttft_buckets` SimpleAggregateFunction(sumMap, Map(Int16, UInt64)),
     `tpot_buckets` SimpleAggregateFunction(sumMap, Map(Int16, UInt64)),
-    `offset_last` SimpleAggregateFunction(max, UInt64)
+    `offset_last` SimpleAggregateFunction(max, UInt64),
+    `queue_buckets` SimpleAggregateFunction(sumMap, Map(Int16, UInt64)),
+    `input_tokens_buckets` SimpleAggregateFunction(sumMap, Map(Int16, UInt64)),
+    `output_tokens_buckets` SimpleAggregateFunction(sumMap, Map(Int16, UInt64)),
+    `finish_reasons` SimpleAggregateFunction(sumMap, Map(String, UInt64)),
+    `outcomes` SimpleAggregateFunction(sumMap, Map(String, UInt64))
 )
 ENGINE = AggregatingMergeTree
 ORDER BY (window_start, model, node, source_topic, source_partition)
@@ -343,7 +348,12 @@ CREATE TABLE request_windows_1m
     `latency_buckets` SimpleAggregateFunction(sumMap, Map(Int16, UInt64)),
     `ttft_buckets` SimpleAggregateFunction(sumMap, Map(Int16, UInt64)),
     `tpot_buckets` SimpleAggregateFunction(sumMap, Map(Int16, UInt64)),
-    `offset_last` SimpleAggregateFunction(max, UInt64)
+    `offset_last` SimpleAggregateFunction(max, UInt64),
+    `queue_buckets` SimpleAggregateFunction(sumMap, Map(Int16, UInt64)),
+    `input_tokens_buckets` SimpleAggregateFunction(sumMap, Map(Int16, UInt64)),
+    `output_tokens_buckets` SimpleAggregateFunction(sumMap, Map(Int16, UInt64)),
+    `finish_reasons` SimpleAggregateFunction(sumMap, Map(String, UInt64)),
+    `outcomes` SimpleAggregateFunction(sumMap, Map(String, UInt64))
 )
 ENGINE = AggregatingMergeTree
 ORDER BY (window_start, model, node, source_topic, source_partition)
@@ -384,7 +394,12 @@ CREATE MATERIALIZED VIEW request_windows_1h_mv TO request_windows_1h
     `latency_buckets` Map(Int16, UInt64),
     `ttft_buckets` Map(Int16, UInt64),
     `tpot_buckets` Map(Int16, UInt64),
-    `offset_last` UInt64
+    `offset_last` UInt64,
+    `queue_buckets` Map(Int16, UInt64),
+    `input_tokens_buckets` Map(Int16, UInt64),
+    `output_tokens_buckets` Map(Int16, UInt64),
+    `finish_reasons` Map(String, UInt64),
+    `outcomes` Map(String, UInt64)
 )
 AS SELECT
     toStartOfHour(window_start) AS window_start,
@@ -402,7 +417,12 @@ AS SELECT
     sumMap(latency_buckets) AS latency_buckets,
     sumMap(ttft_buckets) AS ttft_buckets,
     sumMap(tpot_buckets) AS tpot_buckets,
-    max(offset_last) AS offset_last
+    max(offset_last) AS offset_last,
+    sumMap(queue_buckets) AS queue_buckets,
+    sumMap(input_tokens_buckets) AS input_tokens_buckets,
+    sumMap(output_tokens_buckets) AS output_tokens_buckets,
+    sumMap(finish_reasons) AS finish_reasons,
+    sumMap(outcomes) AS outcomes
 FROM request_windows
 GROUP BY
     window_start,
@@ -428,7 +448,12 @@ CREATE MATERIALIZED VIEW request_windows_1m_mv TO request_windows_1m
     `latency_buckets` Map(Int16, UInt64),
     `ttft_buckets` Map(Int16, UInt64),
     `tpot_buckets` Map(Int16, UInt64),
-    `offset_last` UInt64
+    `offset_last` UInt64,
+    `queue_buckets` Map(Int16, UInt64),
+    `input_tokens_buckets` Map(Int16, UInt64),
+    `output_tokens_buckets` Map(Int16, UInt64),
+    `finish_reasons` Map(String, UInt64),
+    `outcomes` Map(String, UInt64)
 )
 AS SELECT
     toStartOfMinute(window_start) AS window_start,
@@ -446,7 +471,12 @@ AS SELECT
     sumMap(latency_buckets) AS latency_buckets,
     sumMap(ttft_buckets) AS ttft_buckets,
     sumMap(tpot_buckets) AS tpot_buckets,
-    max(offset_last) AS offset_last
+    max(offset_last) AS offset_last,
+    sumMap(queue_buckets) AS queue_buckets,
+    sumMap(input_tokens_buckets) AS input_tokens_buckets,
+    sumMap(output_tokens_buckets) AS output_tokens_buckets,
+    sumMap(finish_reasons) AS finish_reasons,
+    sumMap(outcomes) AS outcomes
 FROM request_windows
 GROUP BY
     window_start,
@@ -549,6 +579,85 @@ INNER JOIN
     FINAL
 ) AS g ON ((r.window_start = g.window_start) AND (r.window_seconds = g.window_seconds) AND (r.node = g.node) AND (r.gpu = g.gpu_index)) OR ((r.window_start = g.window_start) AND (r.window_seconds = g.window_seconds) AND (r.node = g.node) AND (r.gpu = g.gpu_uuid));
 
+CREATE VIEW gpu_windows_for
+AS SELECT
+    window_start,
+    window_seconds,
+    node,
+    gpu_uuid,
+    gpu_index,
+    gpu_name,
+    samples,
+    utilization_avg,
+    utilization_max,
+    memory_used_max,
+    memory_total,
+    memory_used_ratio,
+    temperature_max,
+    power_avg,
+    power_max,
+    power_limit,
+    clock_sm_avg,
+    throttle_reasons_any,
+    energy_joules,
+    ecc_volatile_increase,
+    xid_last
+FROM gpu_windows
+FINAL
+WHERE ({interval_s:UInt32} % 60) != 0
+UNION ALL
+SELECT
+    window_start,
+    window_seconds,
+    node,
+    gpu_uuid,
+    gpu_index,
+    gpu_name,
+    samples,
+    utilization_avg,
+    utilization_max,
+    memory_used_max,
+    memory_total,
+    memory_used_ratio,
+    temperature_max,
+    power_avg,
+    power_max,
+    power_limit,
+    clock_sm_avg,
+    throttle_reasons_any,
+    energy_joules,
+    ecc_volatile_increase,
+    xid_last
+FROM gpu_windows_1m
+FINAL
+WHERE (({interval_s:UInt32} % 60) = 0) AND (({interval_s:UInt32} % 3600) != 0)
+UNION ALL
+SELECT
+    window_start,
+    window_seconds,
+    node,
+    gpu_uuid,
+    gpu_index,
+    gpu_name,
+    samples,
+    utilization_avg,
+    utilization_max,
+    memory_used_max,
+    memory_total,
+    memory_used_ratio,
+    temperature_max,
+    power_avg,
+    power_max,
+    power_limit,
+    clock_sm_avg,
+    throttle_reasons_any,
+    energy_joules,
+    ecc_volatile_increase,
+    xid_last
+FROM gpu_windows_1h
+FINAL
+WHERE ({interval_s:UInt32} % 3600) = 0;
+
 CREATE VIEW request_quantile
 AS SELECT
     window_start,
@@ -595,7 +704,13 @@ CREATE VIEW request_stats
     `tpot_p90` Float64,
     `tpot_p95` Float64,
     `tpot_p99` Float64,
-    `tpot_p999` Float64
+    `tpot_p999` Float64,
+    `queue_map` Map(Int16, UInt64),
+    `queue_p50` Float64,
+    `queue_p90` Float64,
+    `queue_p95` Float64,
+    `queue_p99` Float64,
+    `queue_p999` Float64
 )
 AS SELECT *
 FROM request_stats_of(level = 'node');
@@ -631,7 +746,13 @@ CREATE VIEW request_stats_model
     `tpot_p90` Float64,
     `tpot_p95` Float64,
     `tpot_p99` Float64,
-    `tpot_p999` Float64
+    `tpot_p999` Float64,
+    `queue_map` Map(Int16, UInt64),
+    `queue_p50` Float64,
+    `queue_p90` Float64,
+    `queue_p95` Float64,
+    `queue_p99` Float64,
+    `queue_p999` Float64
 )
 AS SELECT * EXCEPT node
 FROM request_stats_of(level = 'model');
@@ -668,7 +789,13 @@ AS SELECT
     if(empty(tpot_map), nan, if((arraySort(mapKeys(tpot_map))[arrayFirstIndex(c -> (c >= greatest(1, ceil(round(0.9 * arraySum(mapValues(tpot_map)), 6)))), arrayCumSum(arraySort((v, k) -> k, mapValues(tpot_map), mapKeys(tpot_map))))]) = -32768, 0., (2 * pow(2, (arraySort(mapKeys(tpot_map))[arrayFirstIndex(c -> (c >= greatest(1, ceil(round(0.9 * arraySum(mapValues(tpot_map)), 6)))), arrayCumSum(arraySort((v, k) -> k, mapValues(tpot_map), mapKeys(tpot_map))))]) / 32)) / (1 + pow(2, 1 / 32)))) AS tpot_p90,
     if(empty(tpot_map), nan, if((arraySort(mapKeys(tpot_map))[arrayFirstIndex(c -> (c >= greatest(1, ceil(round(0.95 * arraySum(mapValues(tpot_map)), 6)))), arrayCumSum(arraySort((v, k) -> k, mapValues(tpot_map), mapKeys(tpot_map))))]) = -32768, 0., (2 * pow(2, (arraySort(mapKeys(tpot_map))[arrayFirstIndex(c -> (c >= greatest(1, ceil(round(0.95 * arraySum(mapValues(tpot_map)), 6)))), arrayCumSum(arraySort((v, k) -> k, mapValues(tpot_map), mapKeys(tpot_map))))]) / 32)) / (1 + pow(2, 1 / 32)))) AS tpot_p95,
     if(empty(tpot_map), nan, if((arraySort(mapKeys(tpot_map))[arrayFirstIndex(c -> (c >= greatest(1, ceil(round(0.99 * arraySum(mapValues(tpot_map)), 6)))), arrayCumSum(arraySort((v, k) -> k, mapValues(tpot_map), mapKeys(tpot_map))))]) = -32768, 0., (2 * pow(2, (arraySort(mapKeys(tpot_map))[arrayFirstIndex(c -> (c >= greatest(1, ceil(round(0.99 * arraySum(mapValues(tpot_map)), 6)))), arrayCumSum(arraySort((v, k) -> k, mapValues(tpot_map), mapKeys(tpot_map))))]) / 32)) / (1 + pow(2, 1 / 32)))) AS tpot_p99,
-    if(empty(tpot_map), nan, if((arraySort(mapKeys(tpot_map))[arrayFirstIndex(c -> (c >= greatest(1, ceil(round(0.999 * arraySum(mapValues(tpot_map)), 6)))), arrayCumSum(arraySort((v, k) -> k, mapValues(tpot_map), mapKeys(tpot_map))))]) = -32768, 0., (2 * pow(2, (arraySort(mapKeys(tpot_map))[arrayFirstIndex(c -> (c >= greatest(1, ceil(round(0.999 * arraySum(mapValues(tpot_map)), 6)))), arrayCumSum(arraySort((v, k) -> k, mapValues(tpot_map), mapKeys(tpot_map))))]) / 32)) / (1 + pow(2, 1 / 32)))) AS tpot_p999
+    if(empty(tpot_map), nan, if((arraySort(mapKeys(tpot_map))[arrayFirstIndex(c -> (c >= greatest(1, ceil(round(0.999 * arraySum(mapValues(tpot_map)), 6)))), arrayCumSum(arraySort((v, k) -> k, mapValues(tpot_map), mapKeys(tpot_map))))]) = -32768, 0., (2 * pow(2, (arraySort(mapKeys(tpot_map))[arrayFirstIndex(c -> (c >= greatest(1, ceil(round(0.999 * arraySum(mapValues(tpot_map)), 6)))), arrayCumSum(arraySort((v, k) -> k, mapValues(tpot_map), mapKeys(tpot_map))))]) / 32)) / (1 + pow(2, 1 / 32)))) AS tpot_p999,
+    sumMap(queue_buckets) AS queue_map,
+    if(empty(queue_map), nan, if((arraySort(mapKeys(queue_map))[arrayFirstIndex(c -> (c >= greatest(1, ceil(round(0.5 * arraySum(mapValues(queue_map)), 6)))), arrayCumSum(arraySort((v, k) -> k, mapValues(queue_map), mapKeys(queue_map))))]) = -32768, 0., (2 * pow(2, (arraySort(mapKeys(queue_map))[arrayFirstIndex(c -> (c >= greatest(1, ceil(round(0.5 * arraySum(mapValues(queue_map)), 6)))), arrayCumSum(arraySort((v, k) -> k, mapValues(queue_map), mapKeys(queue_map))))]) / 32)) / (1 + pow(2, 1 / 32)))) AS queue_p50,
+    if(empty(queue_map), nan, if((arraySort(mapKeys(queue_map))[arrayFirstIndex(c -> (c >= greatest(1, ceil(round(0.9 * arraySum(mapValues(queue_map)), 6)))), arrayCumSum(arraySort((v, k) -> k, mapValues(queue_map), mapKeys(queue_map))))]) = -32768, 0., (2 * pow(2, (arraySort(mapKeys(queue_map))[arrayFirstIndex(c -> (c >= greatest(1, ceil(round(0.9 * arraySum(mapValues(queue_map)), 6)))), arrayCumSum(arraySort((v, k) -> k, mapValues(queue_map), mapKeys(queue_map))))]) / 32)) / (1 + pow(2, 1 / 32)))) AS queue_p90,
+    if(empty(queue_map), nan, if((arraySort(mapKeys(queue_map))[arrayFirstIndex(c -> (c >= greatest(1, ceil(round(0.95 * arraySum(mapValues(queue_map)), 6)))), arrayCumSum(arraySort((v, k) -> k, mapValues(queue_map), mapKeys(queue_map))))]) = -32768, 0., (2 * pow(2, (arraySort(mapKeys(queue_map))[arrayFirstIndex(c -> (c >= greatest(1, ceil(round(0.95 * arraySum(mapValues(queue_map)), 6)))), arrayCumSum(arraySort((v, k) -> k, mapValues(queue_map), mapKeys(queue_map))))]) / 32)) / (1 + pow(2, 1 / 32)))) AS queue_p95,
+    if(empty(queue_map), nan, if((arraySort(mapKeys(queue_map))[arrayFirstIndex(c -> (c >= greatest(1, ceil(round(0.99 * arraySum(mapValues(queue_map)), 6)))), arrayCumSum(arraySort((v, k) -> k, mapValues(queue_map), mapKeys(queue_map))))]) = -32768, 0., (2 * pow(2, (arraySort(mapKeys(queue_map))[arrayFirstIndex(c -> (c >= greatest(1, ceil(round(0.99 * arraySum(mapValues(queue_map)), 6)))), arrayCumSum(arraySort((v, k) -> k, mapValues(queue_map), mapKeys(queue_map))))]) / 32)) / (1 + pow(2, 1 / 32)))) AS queue_p99,
+    if(empty(queue_map), nan, if((arraySort(mapKeys(queue_map))[arrayFirstIndex(c -> (c >= greatest(1, ceil(round(0.999 * arraySum(mapValues(queue_map)), 6)))), arrayCumSum(arraySort((v, k) -> k, mapValues(queue_map), mapKeys(queue_map))))]) = -32768, 0., (2 * pow(2, (arraySort(mapKeys(queue_map))[arrayFirstIndex(c -> (c >= greatest(1, ceil(round(0.999 * arraySum(mapValues(queue_map)), 6)))), arrayCumSum(arraySort((v, k) -> k, mapValues(queue_map), mapKeys(queue_map))))]) / 32)) / (1 + pow(2, 1 / 32)))) AS queue_p999
 FROM
 (
     SELECT
@@ -683,7 +810,8 @@ FROM
         output_tokens,
         latency_buckets,
         ttft_buckets,
-        tpot_buckets
+        tpot_buckets,
+        queue_buckets
     FROM request_windows
     WHERE {level:String} = 'node'
     UNION ALL
@@ -699,7 +827,8 @@ FROM
         output_tokens,
         latency_buckets,
         ttft_buckets,
-        tpot_buckets
+        tpot_buckets,
+        queue_buckets
     FROM request_windows
     WHERE {level:String} = 'model'
     UNION ALL
@@ -715,7 +844,8 @@ FROM
         output_tokens,
         latency_buckets,
         ttft_buckets,
-        tpot_buckets
+        tpot_buckets,
+        queue_buckets
     FROM request_windows_1m
     WHERE {level:String} = '1m'
     UNION ALL
@@ -731,7 +861,8 @@ FROM
         output_tokens,
         latency_buckets,
         ttft_buckets,
-        tpot_buckets
+        tpot_buckets,
+        queue_buckets
     FROM request_windows_1h
     WHERE {level:String} = '1h'
 )
@@ -774,7 +905,13 @@ CREATE VIEW request_stats_rollup
     `tpot_p90` Float64,
     `tpot_p95` Float64,
     `tpot_p99` Float64,
-    `tpot_p999` Float64
+    `tpot_p999` Float64,
+    `queue_map` Map(Int16, UInt64),
+    `queue_p50` Float64,
+    `queue_p90` Float64,
+    `queue_p95` Float64,
+    `queue_p99` Float64,
+    `queue_p999` Float64
 )
 AS SELECT * REPLACE (toUInt16(window_seconds) AS window_seconds)
 FROM
@@ -789,3 +926,73 @@ FROM
         *
     FROM request_stats_of(level = '1h')
 );
+
+CREATE VIEW request_windows_for
+AS SELECT
+    window_start,
+    model,
+    node,
+    gpu,
+    requests,
+    errors,
+    errors_by_type,
+    if(late = 1, requests, 0) AS late_requests,
+    input_tokens,
+    output_tokens,
+    latency_sum,
+    latency_buckets,
+    ttft_buckets,
+    tpot_buckets,
+    queue_buckets,
+    input_tokens_buckets,
+    output_tokens_buckets,
+    finish_reasons,
+    outcomes
+FROM request_windows
+WHERE ({interval_s:UInt32} % 60) != 0
+UNION ALL
+SELECT
+    window_start,
+    model,
+    node,
+    toLowCardinality('') AS gpu,
+    requests,
+    errors,
+    errors_by_type,
+    late_requests,
+    input_tokens,
+    output_tokens,
+    latency_sum,
+    latency_buckets,
+    ttft_buckets,
+    tpot_buckets,
+    queue_buckets,
+    input_tokens_buckets,
+    output_tokens_buckets,
+    finish_reasons,
+    outcomes
+FROM request_windows_1m
+WHERE (({interval_s:UInt32} % 60) = 0) AND (({interval_s:UInt32} % 3600) != 0)
+UNION ALL
+SELECT
+    window_start,
+    model,
+    node,
+    toLowCardinality('') AS gpu,
+    requests,
+    errors,
+    errors_by_type,
+    late_requests,
+    input_tokens,
+    output_tokens,
+    latency_sum,
+    latency_buckets,
+    ttft_buckets,
+    tpot_buckets,
+    queue_buckets,
+    input_tokens_buckets,
+    output_tokens_buckets,
+    finish_reasons,
+    outcomes
+FROM request_windows_1h
+WHERE ({interval_s:UInt32} % 3600) = 0;

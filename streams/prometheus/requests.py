@@ -1,9 +1,11 @@
 """Re-export request telemetry as Prometheus series, exactly.
 
-Histograms of request duration, TTFT and TPOT use ``le`` edges that are a
-subset of the sketch's bucket edges (2^(k/32) seconds), so a bucket count here
-is the exact number of requests whose sketch bucket index is <= k: PromQL over
-these series and SQL over the ClickHouse bucket maps see the same counts.
+Histograms of request duration, TTFT, TPOT and queue time use ``le`` edges
+that are a subset of the sketch's bucket edges (2^(k/32) seconds), so a bucket
+count here is the exact number of requests whose sketch bucket index is <= k:
+PromQL over these series and SQL over the ClickHouse bucket maps see the same
+counts. A request without a value (no TTFT, no queue time: NaN in the column)
+is in none of that histogram's series, as it is in none of the map's buckets.
 Counters add requests by status, errors by type and tokens. Everything is
 cumulative since the worker started (Prometheus handles the reset when a
 worker restarts; several workers add up in ``sum()``).
@@ -38,6 +40,8 @@ HISTOGRAMS = (
     ("gen_ai_server_request_duration_seconds", "duration", "Server-side request duration."),
     ("gen_ai_server_time_to_first_token_seconds", "ttft", "Time to first output token."),
     ("gen_ai_server_time_per_output_token_seconds", "tpot", "Time per output token after the first."),
+    # No GenAI semantic convention names queue time: the name is ours, as the field is.
+    ("fleetpulse_request_queue_time_seconds", "queue_time", "Time queued before scheduling (fleetpulse.queue_time)."),
 )
 
 

@@ -35,15 +35,22 @@ SELECT source_partition, max(offset_last), max(max_event_time)
 FROM {table} WHERE source_topic = {{topic:String}} GROUP BY source_partition
 """
 
-# The same mapping as the materialized views in sql/004_rollups.sql; the
-# integration test test_sql.py::test_rollup_catch_up_fills_in_exactly_what_the_views_missed
-# holds them equal.
+# The same mapping as the materialized views (sql/004_rollups.sql; the detail
+# maps since 013); the integration tests
+# test_sql.py::test_rollup_catch_up_fills_in_exactly_what_the_views_missed and
+# test_rollups.py::test_the_backfill_gives_windows_written_before_it_their_exact_maps
+# hold them equal. The columns are named: a rollup's columns are in the order
+# they were added in, and a positional INSERT would fail on a change of count.
 _CATCH_UP_SQL = """
-INSERT INTO {rollup}
+INSERT INTO {rollup} (window_start, model, node, source_topic, source_partition, requests, errors, late_requests,
+                      errors_by_type, input_tokens, output_tokens, latency_sum, latency_buckets, ttft_buckets,
+                      tpot_buckets, queue_buckets, input_tokens_buckets, output_tokens_buckets, finish_reasons,
+                      outcomes, offset_last)
 SELECT {bucket}(window_start) AS window_start, model, node, source_topic, source_partition,
        sum(requests), sum(errors), sumIf(request_windows.requests, late = 1), sumMap(errors_by_type),
        sum(input_tokens), sum(output_tokens), sum(latency_sum), sumMap(latency_buckets),
-       sumMap(ttft_buckets), sumMap(tpot_buckets), max(offset_last)
+       sumMap(ttft_buckets), sumMap(tpot_buckets), sumMap(queue_buckets), sumMap(input_tokens_buckets),
+       sumMap(output_tokens_buckets), sumMap(finish_reasons), sumMap(outcomes), max(offset_last)
 FROM request_windows
 WHERE source_topic = {{topic:String}} AND source_partition = {{partition:UInt32}} AND offset_last >= {{start:UInt64}}
 GROUP BY window_start, model, node, source_topic, source_partition

@@ -62,7 +62,7 @@ def test_each_migration_survives_a_crash_before_its_record(chdb_path):
                                "AND name LIKE 'gpu_%'").result_rows)
         assert tables == {"gpu_samples": "ReplacingMergeTree", "gpu_windows": "ReplacingMergeTree",
                           "gpu_windows_1m": "ReplacingMergeTree", "gpu_windows_1h": "ReplacingMergeTree",
-                          "gpu_efficiency": "View"}
+                          "gpu_efficiency": "View", "gpu_windows_for": "View"}
         key = ch.query("SELECT sorting_key FROM system.tables WHERE database = currentDatabase() "
                        "AND name = 'gpu_windows'").result_rows[0][0]
         assert key == "window_start, node, gpu_uuid, window_seconds"
@@ -73,7 +73,7 @@ def test_each_migration_survives_a_crash_before_its_record(chdb_path):
 def test_upgrade_from_the_gpu_windows_without_a_window_size(chdb_path):
     """A database that applied an earlier 010 (GPU window tables keyed without
     window_seconds, with rows in them): migrate() applies 011, which replaces
-    them with the tables the writer uses now, and 012; the schema is then
+    them with the tables the writer uses now, and 012 and 013; the schema is then
     sql/schema.sql, as in a new database."""
     ch = ClickHouse(load_settings(environ={}, clickhouse_url=chdb_path, clickhouse_database="migrate_upgrade"))
     try:
@@ -88,7 +88,7 @@ def test_upgrade_from_the_gpu_windows_without_a_window_size(chdb_path):
             ch.command(f"INSERT INTO {table} VALUES (now(), 'node-1', 'GPU-a', 10, now64(6))")
         ch.command("INSERT INTO fleetpulse_migrations (version, name) VALUES (10, 'gpu_windows_written')")
 
-        assert [m.version for m in migrate(ch, log=lambda _: None)] == [11, 12]
+        assert [m.version for m in migrate(ch, log=lambda _: None)] == [11, 12, 13]
         for table in ("gpu_windows", "gpu_windows_1m", "gpu_windows_1h"):
             key, rows = ch.query("SELECT sorting_key, total_rows FROM system.tables WHERE database = "
                                  "currentDatabase() AND name = {t:String}", parameters={"t": table}).result_rows[0]

@@ -1,6 +1,7 @@
 """Prometheus re-export: exact bucket counts on sketch edges, capped labels, exemplars."""
 
 import numpy as np
+import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.openmetrics.exposition import generate_latest as openmetrics_latest
 
@@ -79,3 +80,44 @@ def test_each_bucket_exemplar_is_its_newest_request():
                     if line.startswith("gen_ai_server_request_duration_seconds_bucket") and f'le="{edge}"' in line)
         if members.size:
             assert f'trace_id="{events[members[-1]]["trace_id"]}"' in line, (edge, line)
+
+
+def test_queue_time_buckets_count_exactly_the_requests_that_have_one():
+    """fleetpulse.queue_time is optional: a request without it is in no series
+    of the queue histogram (not in +Inf, not in _count), one with 0 is in every
+    bucket (the sketch's zero bucket is below every edge)."""
+    rng = np.random.default_rng(7)
+    queue = [None if i % 4 == 0 else 0.0 if i % 4 == 1 else float(rng.lognormal(-3, 1.5)) for i in range(3000)]
+    events = [good_request(**({} if q is None else {"fleetpulse.queue_time": q}), trace_id=f"{i:032x}")
+              for i, q in enumerate(queue)]
+    le = le_indices([0.001, 0.01, 0.1, 1])
+    exporter = RequestExporter(["model"], 10, le)
+    registry = CollectorRegistry()
+    registry.register(exporter)
+    exporter.observe(request_columns(events[:1000]))
+    exporter.observe(request_columns(events[1000:]))  # cumulative over batches
+    text = generate_latest(registry).decode()
+    present = np.array([q for q in queue if q is not None])
+    indices = bucket_indices(present)
+    assert len(present) == 2250
+    for k in le:
+        got = sample(text, "fleetpulse_request_queue_time_seconds_bucket", model="llama-3-8b", le=le_text(k))
+        assert got == int((indices <= k).sum()), k
+    assert 750 <= sample(text, "fleetpulse_request_queue_time_seconds_bucket", model="llama-3-8b", le=le_text(le[0])) < 2250
+    assert sample(text, "fleetpulse_request_queue_time_seconds_bucket", model="llama-3-8b", le="+Inf") == 2250
+    assert sample(text, "fleetpulse_request_queue_time_seconds_count", model="llama-3-8b") == 2250
+    assert sample(text, "fleetpulse_request_queue_time_seconds_sum", model="llama-3-8b") == pytest.approx(present.sum())
+    assert sample(text, "gen_ai_server_request_duration_seconds_count", model="llama-3-8b") == 3000
+
+
+def test_a_label_set_without_any_queue_time_has_no_queue_series():
+    events = [good_request(**{"gen_ai.request.model": "a", "fleetpulse.queue_time": 0.5}),
+              good_request(**{"gen_ai.request.model": "b"})]
+    exporter = RequestExporter(["model"], 10, le_indices([1]))
+    registry = CollectorRegistry()
+    registry.register(exporter)
+    exporter.observe(request_columns(events))
+    text = generate_latest(registry).decode()
+    assert sample(text, "fleetpulse_request_queue_time_seconds_count", model="a") == 1
+    assert 'fleetpulse_request_queue_time_seconds_count{model="b"}' not in text
+    assert sample(text, "gen_ai_server_request_duration_seconds_count", model="b") == 1
