@@ -105,7 +105,8 @@ def fleet(kafka_settings, tmp_path_factory, start_worker):
 
 @pytest.mark.parametrize("panel", CLICKHOUSE_PANELS, ids=lambda p: p.name)
 def test_every_clickhouse_panel_returns_rows_as_grafana_runs_it_and_as_the_pages_do(fleet, panel):
-    for bounds in (fleet.narrow, fleet.wide):
+    # Silences live in wall-clock time (added now); the simulated data a day ago.
+    for bounds in (fleet.narrow, fleet.wide) if panel.name != "alerts_silences" else (fleet.wide,):
         grafana = fleet.as_grafana_sends(panel.sql, bounds)
         assert grafana, f"{panel.name} returned no rows over {bounds}"
         pages = fleet.panel(panel.name, bounds)
@@ -117,7 +118,7 @@ def test_every_clickhouse_panel_returns_rows_as_grafana_runs_it_and_as_the_pages
                 if column == "time":
                     assert value == _seconds(want)
                 elif isinstance(want, float):
-                    assert value == pytest.approx(want, rel=1e-9), (panel.name, column)
+                    assert value == pytest.approx(want, rel=1e-6), (panel.name, column)  # Float32 columns print short
                 elif column not in ("starts_at", "ends_at", "timestamp", "evaluated"):
                     assert value == want, (panel.name, column)
 
