@@ -186,6 +186,12 @@ BROWSER_ATTACKS = {
                                    {"Content-Type": "application/json", "Host": "evil.example:6066"}, 403),
     "DNS rebinding reads /metrics": ("GET", "/metrics", None, {"Host": "evil.example"}, 403),
     "faust's own pages are gone": ("GET", "/router/", None, {}, 404),
+    "a page's data read cross-site": ("GET", "/api/panels/fleet_requests", None, {"Sec-Fetch-Site": "cross-site"}, 403),
+    "a page's data read by a rebinding page": ("GET", "/api/panels/fleet_requests", None,
+                                               {"Host": "evil.example:6066"}, 403),
+    "SQL in a panel request": ("GET", "/api/panels/fleet_requests?sql=DROP%20TABLE%20alerts", None, {}, 400),
+    "a panel's data posted": ("POST", "/api/panels/fleet_requests", b"{}", {"Content-Type": "application/json"}, 405),
+    "a static file outside the folder": ("GET", "/static/..%2F..%2Fsettings.py", None, {}, 404),
     "a body that is not JSON": ("POST", "/silences", b"{'action': 'list'}", {"Content-Type": "application/json"}, 400),
     "a body that is not an object": ("POST", "/silences", b"[1, 2]", {"Content-Type": "application/json"}, 400),
     "a silence for ten years": (
@@ -336,6 +342,9 @@ def test_with_a_token_requests_without_it_get_401_and_the_cli_sends_it(kafka_set
     assert query(worker, "SELECT 1 AS one", token=TOKEN) == (200, b'{"one":1}\n')
     assert b"fleetpulse_events_in_total" in worker._get("/metrics"), "/metrics stays open"
     assert orjson.loads(worker._get("/health")) == {"status": "ok"}, "/health stays open"
+    assert b"<html" in worker._get("/d/fleet").lower(), "the pages carry no data: open"
+    assert send(worker, "GET", "/api/panels/fleet_requests", None, {})[0] == 401, "their data is not"
+    assert send(worker, "GET", "/api/panels/fleet_requests", None, {"Authorization": f"Bearer {TOKEN}"})[0] == 200
 
     env = {k: v for k, v in settings.to_environ().items()}
     through_cli = run_cli("query", "SELECT 41 + 1 AS answer", "--format", "json", env=env)
