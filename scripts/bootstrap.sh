@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up everything fleetpulse needs on a fresh Debian machine, idempotently:
-# Java for the Kafka broker, Prometheus and Alertmanager for the tests (apt, only
-# if missing), a virtualenv with the project
+# Java for the Kafka broker, Prometheus, Alertmanager and Chromium for the tests
+# (apt, only if missing), a virtualenv with the project
 # and its test dependencies (pip), and Apache Kafka's jars (Maven, once).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,6 +26,8 @@ command -v mvn >/dev/null || need_pkgs+=(maven)
 # Real Prometheus and Alertmanager for the integration tests, promtool for the shipped rules.
 command -v prometheus >/dev/null || need_pkgs+=(prometheus)
 command -v prometheus-alertmanager >/dev/null || need_pkgs+=(prometheus-alertmanager)
+# A real browser for the built-in pages' test (Playwright drives it; it downloads no browser).
+command -v chromium >/dev/null || need_pkgs+=(chromium)
 [ ${#need_pkgs[@]} -eq 0 ] || apt_install "${need_pkgs[@]}"
 
 "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \

@@ -1,0 +1,202 @@
+"""The worker's built-in pages (``/``, ``/d/<name>``) in a real browser, against a
+real worker fed by the simulator.
+
+Playwright drives Debian's ``chromium`` (no browser download: scripts/bootstrap.sh
+installs the apt package). For every dashboard ``/api/dashboards`` lists: every
+panel draws (``data-state="ok"``, ``data-points`` > 0), choosing one model in
+the filter changes what the charts show and survives a reload (the URL keeps
+it), nothing fails (no console error, uncaught exception, failed request or
+4xx/5xx answer), and a screenshot goes to ``docs/screenshots/<name>.png``.
+The worker has a token, so the first visit also goes through the page's token
+form. Waits are on the pages' own attributes (``wait_for_function``), bounded,
+never sleeps.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+import pytest
+
+from fleetpulse.settings import Secret
+from tests.integration.workers import isolated_settings, run_simulator
+
+pytestmark = pytest.mark.integration
+
+TOKEN = f"pages-{uuid.uuid4().hex}"
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+VIEWPORT = {"width": 1280, "height": 900}
+SCREENSHOT_MAX_BYTES = 300_000
+DRAW_TIMEOUT_MS = 90_000
+SIMULATED_S = 900  # the last 15 minutes: the pages' default range
+
+# Every panel has drawn what the current range and filters ask for.
+ALL_DRAWN = """() => {
+    const panels = [...document.querySelectorAll('[data-panel]')];
+    const generation = document.body.dataset.generation;
+    return panels.length > 0 && generation !== undefined
+        && panels.every(p => p.dataset.state && p.dataset.generation === generation);
+}"""
+
+# [name, kind, state, points, message, series labels] for every panel.
+PANELS = """els => els.map(p => [
+    p.dataset.panel, p.dataset.kind, p.dataset.state, Number(p.dataset.points),
+    (p.querySelector('.panel-message') || {}).textContent || '',
+    [...p.querySelectorAll('.u-legend .u-label')].map(l => l.textContent),
+])"""
+
+
+@pytest.fixture(scope="module")
+def fleet(kafka_settings, tmp_path_factory, start_worker):
+    """A worker with a token, holding the last 15 minutes of a simulated fleet:
+    requests (with error bursts, so alerts fire), GPU samples, and a drift."""
+    tmp = tmp_path_factory.mktemp("pages")
+    settings = isolated_settings(kafka_settings, tmp, http_token=Secret(TOKEN))
+    worker = start_worker(settings)
+    simulator = run_simulator(settings, "--duration", str(SIMULATED_S), "--rate", "100", "--pace", "fast",
+                              "--gpu-samples", "--seed", "7", "--drift", f"input_tokens=1@{SIMULATED_S // 2}")
+    output, _ = simulator.communicate(timeout=600)
+    assert simulator.returncode == 0, output
+    for table in ("request_windows", "gpu_windows", "drift_windows"):
+        rows = worker.wait_for_progress(f"SELECT count() FROM {table}", 0, timeout=180)
+        assert rows, f"{table} is still empty:\n{worker.log_tail()}"
+    yield worker
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    chromium = shutil.which("chromium")
+    assert chromium, "chromium is missing: scripts/bootstrap.sh installs Debian's package"
+    with sync_playwright() as playwright:
+        # --no-sandbox: Chromium's sandbox refuses to run as root (CI, containers); the
+        # browser only ever visits the worker on loopback.
+        browser = playwright.chromium.launch(executable_path=chromium, headless=True, args=["--no-sandbox"])
+        yield browser
+        browser.close()
+
+
+class Watch:
+    """What went wrong on a page: console errors, uncaught exceptions, failed
+    requests and answers >= 400 (``allow`` holds statuses a step expects)."""
+
+    def __init__(self, page):
+        self.problems: list[str] = []
+        self.allow: set[int] = set()
+        page.on("console", lambda m: m.type == "error" and self.problems.append(f"console error: {m.text}"))
+        page.on("pageerror", lambda e: self.problems.append(f"uncaught: {e}"))
+        page.on("requestfailed", lambda r: self.problems.append(f"request failed: {r.url} {r.failure}"))
+        page.on("response", lambda r: r.status >= 400 and r.status not in self.allow
+                and self.problems.append(f"HTTP {r.status}: {r.url}"))
+
+    def take(self) -> list[str]:
+        problems, self.problems = self.problems, []
+        return problems
+
+
+def dashboards(base: str) -> list[dict]:
+    with urllib.request.urlopen(base + "/api/dashboards", timeout=30) as answer:
+        return json.load(answer)["dashboards"]
+
+
+def wait_drawn(page) -> list[list]:
+    page.wait_for_function(ALL_DRAWN, timeout=DRAW_TIMEOUT_MS)
+    return page.eval_on_selector_all("[data-panel]", PANELS)
+
+
+def assert_all_drew(dashboard: dict, panels: list[list]) -> None:
+    assert [p[0] for p in panels] == [p["name"] for p in dashboard["panels"]]
+    bad = [f"{name} ({kind}): {state}, {points} points {message!r}"
+           for name, kind, state, points, message, _ in panels if state != "ok" or not points > 0]
+    assert not bad, f"dashboard {dashboard['name']}: panels without data:\n" + "\n".join(bad)
+
+
+def enter_token(page, watch: Watch, base: str, token: str) -> None:
+    """The first guarded request answers 401: the page asks for the token, keeps
+    it in sessionStorage and draws everything with it."""
+    watch.allow.add(401)
+    page.goto(base + "/")
+    page.wait_for_selector("#token-form:not([hidden])", timeout=DRAW_TIMEOUT_MS)
+    page.fill("#token-input", token)
+    page.click("#token-form button[type=submit]")
+    wait_drawn(page)
+    assert page.is_hidden("#token-form")
+    assert page.evaluate("() => sessionStorage.getItem('fleetpulse.token')") == token
+    watch.allow.discard(401)
+    # The 401s themselves show in the console as failed resources; nothing else may.
+    rest = [p for p in watch.take() if "401" not in p]
+    assert not rest, rest
+
+
+def choose_one_model(page, dashboard: dict, before: list[list]) -> None:
+    """Pick the first model in the filter: the URL keeps it, every panel redraws,
+    what the charts show changes, and no series is labelled with another model."""
+    menu = '[data-variable="model"]'
+    page.click(f"{menu} .filter-button")
+    first = page.locator(f"{menu} .filter-menu input[type=checkbox]:not([data-all])").first
+    first.wait_for(timeout=DRAW_TIMEOUT_MS)
+    models = page.eval_on_selector_all(f"{menu} .filter-menu input[type=checkbox]:not([data-all])",
+                                       "els => els.map(e => e.value)")
+    chosen = models[0]
+    first.check()
+    page.keyboard.press("Escape")
+    after = wait_drawn(page)
+    assert_all_drew(dashboard, after)
+    assert f"var-model={chosen}" in page.url
+    shown = lambda panels: [(name, points, sorted(labels)) for name, _, _, points, _, labels in panels]  # noqa: E731
+    assert shown(after) != shown(before), f"choosing model {chosen} changed nothing on {dashboard['name']}"
+    others = set(models) - {chosen}
+    for name, _, _, _, _, labels in after:
+        for label in labels:
+            tokens = set(label.replace(" / ", " ").split())
+            assert not tokens & others, f"{name}: series {label!r} after choosing {chosen}"
+    page.reload()
+    assert wait_drawn(page) and page.text_content(f"{menu} .filter-value") == chosen
+
+
+def screenshot(page, name: str) -> Path:
+    page.mouse.move(0, 0)  # no cursor crosshair in the picture
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=False)
+    assert path.stat().st_size < SCREENSHOT_MAX_BYTES, f"{path}: {path.stat().st_size} bytes"
+    return path
+
+
+def check_pages(browser, base: str, token: str | None) -> list[str]:
+    """Every dashboard, drawn and filtered in one tab; returns the screenshots' names."""
+    context = browser.new_context(viewport=VIEWPORT, device_scale_factor=1)
+    try:
+        page = context.new_page()
+        watch = Watch(page)
+        if token:
+            enter_token(page, watch, base, token)
+        shots = []
+        for dashboard in dashboards(base):
+            name = dashboard["name"]
+            started = time.monotonic()
+            page.goto(f"{base}/d/{name}")
+            panels = wait_drawn(page)
+            assert page.title().startswith(dashboard["title"])
+            assert_all_drew(dashboard, panels)
+            screenshot(page, name)
+            if any(v["name"] == "model" for v in dashboard["variables"]):
+                choose_one_model(page, dashboard, panels)
+            problems = watch.take()
+            assert not problems, f"dashboard {name}:\n" + "\n".join(problems)
+            print(f"{name}: {len(panels)} panels drawn and checked in {time.monotonic() - started:.1f}s")
+            shots.append(name)
+        return shots
+    finally:
+        context.close()
+
+
+def test_every_dashboard_draws_filters_and_screenshots(fleet, browser):
+    shots = check_pages(browser, fleet.base, TOKEN)
+    assert shots, "the worker lists no dashboards"
