@@ -225,7 +225,12 @@
     try { return sessionStorage.getItem(TOKEN_KEY) || ""; } catch (e) { return ""; }
   }
 
-  async function getJson(path) {
+  // After a 401, guarded requests wait for the token form rather than each
+  // meeting the same refusal.
+  let awaitingToken = false;
+
+  async function getJson(path, guarded = true) {
+    if (guarded && awaitingToken) throw new ApiError(401, "this worker needs its token");
     const headers = { Accept: "application/json" };
     const token = storedToken();
     if (token) headers.Authorization = "Bearer " + token;
@@ -238,7 +243,7 @@
     let body = null;
     try { body = await response.json(); } catch (e) { body = null; }
     if (response.status === 401) {
-      askForToken(Boolean(token));
+      askForToken(token);
       throw new ApiError(401, "this worker needs its token");
     }
     if (!response.ok) {
@@ -268,12 +273,16 @@
 
   // ---------------------------------------------------------------- the token
 
-  function askForToken(rejected) {
-    if (rejected) {
-      try { sessionStorage.removeItem(TOKEN_KEY); } catch (e) { /* storage disabled */ }
-    }
+  /** A 401 came back for a request sent with ``sentToken`` ("" for none). */
+  function askForToken(sentToken) {
     const form = $("token-form");
-    $("token-message").textContent = rejected
+    if (sentToken && sentToken === storedToken()) {
+      try { sessionStorage.removeItem(TOKEN_KEY); } catch (e) { /* storage disabled */ }
+    } else if (awaitingToken || (!sentToken && storedToken())) {
+      return; // already asking, or a request from before the token was entered
+    }
+    awaitingToken = true;
+    $("token-message").textContent = sentToken
       ? "The worker refused that token. Enter FLEETPULSE_HTTP_TOKEN again:"
       : "This worker needs its token (FLEETPULSE_HTTP_TOKEN):";
     if (form.hidden) {
@@ -289,6 +298,7 @@
     try { sessionStorage.setItem(TOKEN_KEY, value); } catch (e) { /* storage disabled: asked again next time */ }
     $("token-input").value = "";
     $("token-form").hidden = true;
+    awaitingToken = false;
     loadVariables();
     refreshAll(true);
   }
@@ -385,8 +395,8 @@
 
   async function loadVariable(filter) {
     const { from, to } = timeRange();
+    const before = JSON.stringify([filter.values, filter.error]);
     filter.loading = true;
-    if (!filter.menu.hidden) renderFilter(filter);
     try {
       const answer = await getJson(`/api/variables/${encodeURIComponent(filter.variable.name)}?from=${from}&to=${to}`);
       filter.values = (Array.isArray(answer.values) ? answer.values : []).map(String).sort(naturalCompare);
@@ -396,7 +406,8 @@
     } finally {
       filter.loading = false;
     }
-    renderFilter(filter);
+    // Re-drawn only when something changed: not under the pointer of someone choosing.
+    if (JSON.stringify([filter.values, filter.error]) !== before) renderFilter(filter);
   }
 
   function loadVariables() {
@@ -923,7 +934,7 @@
   async function main() {
     let answer;
     try {
-      answer = await getJson("/api/dashboards");
+      answer = await getJson("/api/dashboards", false);
     } catch (e) {
       readUrl();
       wireControls();
