@@ -567,16 +567,17 @@
     return { times, names, ys: names.map((n) => series.get(n)) };
   }
 
+  /** A value axis as wide as its longest label. uPlot recomputes the axes up to
+   * three times per draw (the labels change with the plot's size); a later
+   * pass never shrinks the axis, so it settles and no label is cut. */
   function axisSize(u, values, axisIdx, cycleNum) {
     const axis = u.axes[axisIdx];
-    if (cycleNum > 1 && axis._size) return axis._size;
     let size = (axis.ticks && axis.ticks.show !== false ? axis.ticks.size : 0) + axis.gap + 4;
-    const longest = (values || []).reduce((acc, v) => (String(v).length > acc.length ? String(v) : acc), "");
-    if (longest) {
-      u.ctx.font = axis.font[0];
-      size += u.ctx.measureText(longest).width / devicePixelRatio;
-    }
-    return Math.ceil(size);
+    let longest = 0;
+    u.ctx.font = axis.font[0];
+    for (const v of values || []) longest = Math.max(longest, u.ctx.measureText(String(v)).width / devicePixelRatio);
+    size = Math.ceil(size + longest);
+    return cycleNum > 1 && axis._size ? Math.max(axis._size, size) : size;
   }
 
   function chartSize(view) {
@@ -636,13 +637,13 @@
     if (!points) return showMessage(view, "No data", "empty");
     const key = "timeseries\u0000" + unit + "\u0000" + names.join("\u0000");
     plot(view, key, () => ({
-      scales: { x: { time: true, range: () => view.range } },
+      scales: { x: { time: true, range: () => view.range }, y: { range: valueRange } },
       series: [
         { value: (u, v) => fmtTime(v) },
         ...names.map((name, i) => ({
           label: name,
           stroke: PALETTE[i % PALETTE.length],
-          width: 1.5,
+          width: 1,
           spanGaps: false,
           points: { size: 4 },
           value: (u, v) => fmt(v, unit),
@@ -656,6 +657,14 @@
       cursor: { drag: { x: false, y: false, setScale: false }, points: { size: 6 } },
       hooks: { setCursor: [(u) => nearestReadout(view, u, unit)] },
     }), [times, ...ys], { state: "ok", points });
+  }
+
+  /** uPlot's default y range, except that all zeros (no retries, no late
+   * events) is drawn on 0..1, not 0..100. */
+  function valueRange(u, min, max) {
+    if (min === null || min === undefined) return [null, null];
+    if (min === 0 && max === 0) return [0, 1];
+    return uPlot.rangeNum(min, max, 0.1, true);
   }
 
   /** The header's readout under the cursor: the time, and the shown series
@@ -818,6 +827,7 @@
     setState(view, "ok", points);
   }
 
+  const ISO_TIME = /^\d{4}-\d\d-\d\dT\d\d:\d\d(:\d\d(\.\d+)?)?(Z|[+-]\d\d:\d\d)$/;
   const TIME_COLUMN = /(^|_)(time|at|start|end|since|until|window|timestamp)$/;
 
   function isTimeColumn(name, rows, i) {
@@ -836,6 +846,7 @@
         return Number.isInteger(v) ? v.toLocaleString("en-US") : fmt(v, "none"); // counts in full
       }
       if (typeof v === "object") return JSON.stringify(v);
+      if (ISO_TIME.test(v)) return fmtTime(Date.parse(v) / 1000); // other date-times come as ISO text, in UTC
       return String(v);
     };
     const sort = view.sort || null;
