@@ -600,7 +600,7 @@
   ];
 
   const valueAxis = () => ({ stroke: AXIS, font: FONT, grid: { stroke: GRID, width: 1 }, ticks: { stroke: GRID, width: 1 } });
-  const timeAxis = () => ({ ...valueAxis(), values: TIME_LABELS });
+  const timeAxis = () => ({ ...valueAxis(), values: TIME_LABELS, space: 70 }); // "06:17:30" needs ~50 px
 
   /** Create (or reuse, when the series are the same) a uPlot chart; data-state
    * and data-points are set by its draw hook, after it has drawn. */
@@ -684,7 +684,7 @@
       if (distance < bestDistance) { best = i; bestDistance = distance; }
     }
     view.readout.textContent = fmtTime(u.data[0][idx]) +
-      (best === null ? "" : `  ${u.series[best].label}: ${fmt(u.data[best][idx], unit)}`);
+      (best === null ? "" : ` \u00b7 ${u.series[best].label}: ${fmt(u.data[best][idx], unit)}`);
   }
 
   function heatColor(t) {
@@ -770,7 +770,7 @@
       }
       if (i < 0 || t >= c.times[i] + c.step || b < 0 || b >= c.buckets.length) { view.readout.textContent = ""; return; }
       const v = c.counts.get(i * c.buckets.length + b) || 0;
-      view.readout.textContent = `${fmtTime(c.times[i])}  ${fmtLe(c.buckets[b], unit)}: ${fmt(v, "short")}`;
+      view.readout.textContent = `${fmtTime(c.times[i])} \u00b7 ${fmtLe(c.buckets[b], unit)}: ${fmt(v, "short")}`;
     };
     view.cells = cells;
     plot(view, key, () => ({
