@@ -6,7 +6,8 @@ installs the apt package). For every dashboard ``/api/dashboards`` lists: every
 panel draws (``data-state="ok"``, ``data-points`` > 0), choosing one model in
 the filter changes what the charts show and survives a reload (the URL keeps
 it), nothing fails (no console error, uncaught exception, failed request or
-4xx/5xx answer), and a screenshot goes to ``docs/screenshots/<name>.png``.
+4xx/5xx answer), and a screenshot is taken: into a temporary folder, or, with
+``FLEETPULSE_SCREENSHOTS_DIR=docs/screenshots``, over the README's pictures.
 The worker has a token, so the first visit also goes through the page's token
 form; a real Prometheus scrapes it for the pipeline page. Waits are on the pages' own attributes (``wait_for_function``), bounded,
 never sleeps.
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
 import time
 import urllib.request
@@ -34,7 +36,8 @@ from tests.integration.workers import isolated_settings, run_simulator
 pytestmark = pytest.mark.integration
 
 TOKEN = f"pages-{uuid.uuid4().hex}"
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+#: Set it to docs/screenshots to refresh the README's pictures; a plain run leaves the tree alone.
+SCREENSHOTS_DIR = os.environ.get("FLEETPULSE_SCREENSHOTS_DIR", "")
 VIEWPORT = {"width": 1280, "height": 900}
 SCREENSHOT_MAX_BYTES = 200_000
 DRAW_TIMEOUT_MS = 90_000
@@ -218,19 +221,19 @@ def choose_one_model(page, dashboard: dict, before: list[list]) -> None:
     assert wait_drawn(page) and page.text_content(f"{menu} .filter-value") == chosen
 
 
-def screenshot(page, name: str) -> Path:
+def screenshot(page, name: str, folder: Path) -> Path:
     """The viewport as a 256-colour PNG: a third of Chromium's size, and the
     charts' lines stay sharp (no dithering)."""
     page.mouse.move(0, 0)  # no cursor crosshair in the picture
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    path = SCREENSHOTS / f"{name}.png"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.png"
     image = Image.open(io.BytesIO(page.screenshot(full_page=False))).convert("RGB")
     image.quantize(256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(path, optimize=True)
     assert path.stat().st_size < SCREENSHOT_MAX_BYTES, f"{path}: {path.stat().st_size} bytes"
     return path
 
 
-def check_pages(browser, base: str, token: str | None) -> list[str]:
+def check_pages(browser, base: str, token: str | None, folder: Path) -> list[str]:
     """Every dashboard, drawn and filtered in one tab; returns the screenshots' names."""
     context = browser.new_context(viewport=VIEWPORT, device_scale_factor=1)
     try:
@@ -246,7 +249,7 @@ def check_pages(browser, base: str, token: str | None) -> list[str]:
             panels = wait_drawn(page)
             assert page.title().startswith(dashboard["title"])
             assert_all_drew(dashboard, panels)
-            screenshot(page, name)
+            screenshot(page, name, folder)
             if any(v["name"] == "model" for v in dashboard["variables"]):
                 choose_one_model(page, dashboard, panels)
             problems = watch.take()
@@ -258,6 +261,8 @@ def check_pages(browser, base: str, token: str | None) -> list[str]:
         context.close()
 
 
-def test_every_dashboard_draws_filters_and_screenshots(fleet, browser):
-    shots = check_pages(browser, fleet.base, TOKEN)
+def test_every_dashboard_draws_filters_and_screenshots(fleet, browser, tmp_path):
+    folder = Path(SCREENSHOTS_DIR).resolve() if SCREENSHOTS_DIR else tmp_path
+    shots = check_pages(browser, fleet.base, TOKEN, folder)
+    assert sorted(p.stem for p in folder.glob("*.png")) == sorted(shots)
     assert shots, "the worker lists no dashboards"
