@@ -72,6 +72,7 @@ def add_dashboard_pages(app: faust.App, settings: Settings) -> None:
     catalogue = catalogue_json(settings)
     readers = [None]  # opened on first use: the pages cost nothing until someone looks
     slots = asyncio.Semaphore(CONCURRENT_QUERIES)
+    opening = asyncio.Lock()  # one session, however many requests find none
 
     def file_answer(view: faust.web.View, name: str):
         if name not in files:
@@ -105,8 +106,9 @@ def add_dashboard_pages(app: faust.App, settings: Settings) -> None:
             parsed = serve.parse_request({k: request.query.getall(k) for k in request.query.keys()},
                                          settings.window_seconds, time.time())
             async with slots:
-                if readers[0] is None:
-                    readers[0] = await asyncio.get_running_loop().run_in_executor(None, open_reader, settings)
+                async with opening:
+                    if readers[0] is None:
+                        readers[0] = await asyncio.get_running_loop().run_in_executor(None, open_reader, settings)
                 try:
                     return _json(view, await in_daemon_thread(work, readers[0], parsed,
                                                               timeout=settings.query_timeout_seconds + ABANDON_AFTER_S))
