@@ -7,11 +7,12 @@ Every failure the user can fix prints one line on stderr, ``fleetpulse: error:
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 import time
 
-from fleetpulse.errors import ConfigError, FleetpulseError
+from fleetpulse.errors import ConfigError, FleetpulseError, RequestError
 from fleetpulse.settings import Settings, load_settings
 
 
@@ -94,6 +95,28 @@ def _query(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _cardinality(settings: Settings, args: argparse.Namespace) -> int:
+    from fleetpulse.cardinality import flagged, render
+    from fleetpulse.cardinalitycli import prometheus_cardinality, worker_report
+
+    if args.prometheus:
+        if args.watch is not None:
+            raise RequestError("--watch reads the worker's /metrics; with --prometheus the window is --over")
+        over = _seconds(args.over, "--over")
+        if not over > 0:
+            raise RequestError(f"--over {args.over!r}: expected a positive duration like 30m, 2h or 1d")
+        report = prometheus_cardinality(args.prometheus, over, args.top)
+    else:
+        if (args.watch is not None and not args.watch > 0) or (args.every is not None and not args.every > 0):
+            raise RequestError("--watch and --every take a positive number of seconds")
+        report = worker_report(settings, args.watch, args.every)
+    if args.format == "json":
+        print(json.dumps(report, indent=2))
+    else:
+        print(render(report))
+    return 3 if flagged(report) else 0
+
+
 def _drift_baseline(settings: Settings, args: argparse.Namespace) -> int:
     from fleetpulse.querycli import build_baseline_anywhere
 
@@ -145,13 +168,13 @@ def _pair(text: str) -> tuple[str, str]:
     return name, value
 
 
-def _seconds(text: str) -> float:
+def _seconds(text: str, option: str = "--for") -> float:
     """30m, 2h, 1d or plain seconds."""
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
     try:
         return float(text[:-1]) * units[text[-1]] if text[-1] in units else float(text)
     except (ValueError, IndexError) as exc:
-        raise ConfigError(f"--for {text!r}: expected a duration like 30m, 2h or 1d") from exc
+        raise ConfigError(f"{option} {text!r}: expected a duration like 30m, 2h or 1d") from exc
 
 
 def _positive_int(text: str) -> int:
@@ -318,6 +341,32 @@ def build_parser() -> argparse.ArgumentParser:
                                    "FLEETPULSE_WINDOW_SECONDS.")
     p.add_argument("--out", required=True, help="folder to write the dashboards into")
     p.set_defaults(run=_dashboards)
+
+    p = sub.add_parser("cardinality", help="report series, label values, churn or explosion: the worker's or a Prometheus's",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       description="Without options: read the worker's own /metrics (FLEETPULSE_HTTP_HOST/PORT, "
+                                   "with FLEETPULSE_HTTP_TOKEN when set) and report series per metric family, "
+                                   "distinct values per label, the requests whose values were folded into "
+                                   "__other__, and, with --watch, series created and removed per hour.\n\n"
+                                   "With --prometheus URL: the same for every job of that Prometheus, from its "
+                                   "TSDB status API and its scrape statistics over --over; each job is judged "
+                                   "churn (series removed per hour high against live ones: labels that change "
+                                   "with each deploy), stable explosion (an id's worth of values in one label, "
+                                   "few removed) or ok, with the labels responsible and a fix for each.\n\n"
+                                   "Exit status: 0 nothing flagged, 3 churn or a stable explosion found, "
+                                   "1 the worker or Prometheus could not be read, 2 bad arguments.")
+    p.add_argument("--prometheus", metavar="URL", help="report on this Prometheus, e.g. http://127.0.0.1:9090")
+    p.add_argument("--over", default="1h",
+                   help="with --prometheus: the window for created/removed, e.g. 30m, 6h (default 1h; "
+                        "shortened to the data the Prometheus holds)")
+    p.add_argument("--watch", type=float, metavar="SECONDS",
+                   help="worker only: read /metrics for this long and report series created and removed per hour")
+    p.add_argument("--every", type=float, metavar="SECONDS",
+                   help="with --watch: seconds between reads (default a fifth of --watch, at least 1)")
+    p.add_argument("--top", type=_positive_int, default=10,
+                   help="with --prometheus: look at the labels of at most this many jobs (default 10)")
+    p.add_argument("--format", choices=("table", "json"), default="table", help="table (default) or json")
+    p.set_defaults(run=_cardinality)
 
     p = sub.add_parser("query", help="run read-only SQL (through the worker when it holds chDB)",
                        description="Run one read-only SQL statement. With chDB, goes through the running "

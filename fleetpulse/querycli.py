@@ -71,13 +71,7 @@ def _worker_or_direct(settings: Settings, path: str, body: dict, direct) -> dict
 def ask_worker(settings: Settings, path: str, body: dict, timeout: float = 120) -> bytes | None:
     """The worker's answer to a POST of ``body`` as JSON, with the token when one
     is set; None when no worker listens on FLEETPULSE_HTTP_PORT."""
-    host = "127.0.0.1" if is_wildcard(settings.http_host) else settings.http_host
-    host = f"[{host}]" if ":" in host else host
-    headers = {"Content-Type": "application/json"}
-    if settings.http_token:
-        headers["Authorization"] = f"Bearer {settings.http_token.reveal()}"
-    request = urllib.request.Request(f"http://{host}:{settings.http_port}{path}", data=json.dumps(body).encode(),
-                                     headers=headers, method="POST")
+    request = worker_request(settings, path, body)
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             return response.read()
@@ -92,6 +86,19 @@ def ask_worker(settings: Settings, path: str, body: dict, timeout: float = 120) 
         raise QueryError(message) from exc
     except (urllib.error.URLError, ConnectionError, TimeoutError):
         return None
+
+
+def worker_request(settings: Settings, path: str, body: dict | None = None) -> urllib.request.Request:
+    """A request to the worker on FLEETPULSE_HTTP_HOST/PORT, with the bearer
+    token when one is set: POST ``body`` as JSON, or GET when there is none."""
+    host = "127.0.0.1" if is_wildcard(settings.http_host) else settings.http_host
+    host = f"[{host}]" if ":" in host else host
+    headers = {"Content-Type": "application/json"} if body is not None else {}
+    if settings.http_token:
+        headers["Authorization"] = f"Bearer {settings.http_token.reveal()}"
+    return urllib.request.Request(f"http://{host}:{settings.http_port}{path}", headers=headers,
+                                  data=None if body is None else json.dumps(body).encode(),
+                                  method="GET" if body is None else "POST")
 
 
 def format_table(lines: bytes) -> str:

@@ -44,14 +44,21 @@ class _Server:
 class Prometheus(_Server):
     """Scrapes the given targets every second, OpenMetrics first, with exemplar storage."""
 
-    def __init__(self, tmp: Path, targets: list[str]):
+    def __init__(self, tmp: Path, targets: list[str], jobs: dict[str, list[str]] | None = None,
+                 scrape_self: bool = False):
+        """``targets`` in job fleetpulse; ``jobs``: more jobs, name -> targets;
+        ``scrape_self``: its own /metrics too, in job prometheus."""
         binary = shutil.which("prometheus")
         assert binary, "prometheus is missing: scripts/bootstrap.sh installs Debian's package"
         self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
         config = tmp / "prometheus.yml"
+        scrape = {"fleetpulse": targets, **(jobs or {}),
+                  **({"prometheus": [f"127.0.0.1:{self.port}"]} if scrape_self else {})}
         config.write_text(json.dumps({  # JSON is YAML
             "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-            "scrape_configs": [{"job_name": "fleetpulse", "static_configs": [{"targets": targets}]}],
+            "scrape_configs": [{"job_name": job, "static_configs": [{"targets": addresses}]}
+                               for job, addresses in scrape.items() if addresses],
         }))
         self.log = tmp / "prometheus.log"
         self._launch([binary, f"--config.file={config}", f"--storage.tsdb.path={tmp / 'tsdb'}",
