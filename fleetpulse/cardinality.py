@@ -265,18 +265,34 @@ class Sample:
         return self.name, self.labels
 
 
-def churn_between(reads: list[tuple[float, list[Sample]]]) -> tuple[int, int, float]:
-    """(created, removed, span in seconds) over successive reads of /metrics:
-    the set differences of their series, read to read."""
+@dataclasses.dataclass(frozen=True)
+class Churn:
+    created: int
+    removed: int
+    span_s: float
+    examples: dict[str, list[str]]  # a few series created and removed, as text
+
+
+def churn_between(reads: list[tuple[float, list[Sample]]], examples: int = 5) -> Churn:
+    """Series created and removed over successive reads of /metrics: the set
+    differences of their series, read to read."""
     created = removed = 0
+    shown: dict[str, list[str]] = {"created": [], "removed": []}
     previous: set | None = None
     for _, samples in reads:
         current = {s.key for s in samples}
         if previous is not None:
+            for kind, new in (("created", current - previous), ("removed", previous - current)):
+                shown[kind] += [_series_text(key) for key in sorted(new)][:examples - len(shown[kind])]
             created += len(current - previous)
             removed += len(previous - current)
         previous = current
-    return created, removed, (reads[-1][0] - reads[0][0] if len(reads) > 1 else 0.0)
+    return Churn(created, removed, reads[-1][0] - reads[0][0] if len(reads) > 1 else 0.0, shown)
+
+
+def _series_text(key: tuple[str, tuple[tuple[str, str], ...]]) -> str:
+    name, labels = key
+    return name + ("{" + ",".join(f'{k}="{v}"' for k, v in labels) + "}" if labels else "")
 
 
 def exposition_report(reads: list[tuple[float, list[Sample]]], url: str = "") -> dict:
@@ -298,10 +314,11 @@ def exposition_report(reads: list[tuple[float, list[Sample]]], url: str = "") ->
         if s.name == "fleetpulse_label_values_folded_total":
             folded[dict(s.labels).get("label", "")] = s.value
     seen = {key: set(values) for key, values in live.items()}
-    created = removed = None
+    created = removed = churn = None
     span = 0.0
     if len(reads) > 1:
-        created, removed, span = churn_between(reads)
+        churn = churn_between(reads)
+        created, removed, span = churn.created, churn.removed, churn.span_s
         for _, read in reads:
             for s in read:
                 for key, value in s.labels:
@@ -319,7 +336,8 @@ def exposition_report(reads: list[tuple[float, list[Sample]]], url: str = "") ->
                    for label, n in sorted(folded.items()) if n > 0],
         "churn": None if created is None else {
             "reads": len(reads), "span_s": round(span, 3), "created": created, "removed": removed,
-            "created_per_hour": _round(verdict.created_per_hour), "removed_per_hour": _round(verdict.removed_per_hour)},
+            "created_per_hour": _round(verdict.created_per_hour), "removed_per_hour": _round(verdict.removed_per_hour),
+            "examples": churn.examples},
         "churn_note": "" if created is not None else
         "one read of /metrics cannot show churn: run with --watch SECONDS (several reads), or --prometheus URL",
         "verdict": verdict.as_dict(),
@@ -396,6 +414,8 @@ def _render_worker(r: dict) -> str:
         out.append(f"Churn over {churn['reads']} reads in {churn['span_s']:.0f} s: {churn['created']:,} series "
                    f"created ({_rate(churn['created_per_hour'])}), {churn['removed']:,} removed "
                    f"({_rate(churn['removed_per_hour'])}).")
+        for kind, series in churn["examples"].items():
+            out += [f"  {kind}: {text}" for text in series]
     out += _verdict_lines(r["verdict"])
     return "\n".join(out)
 
@@ -406,7 +426,8 @@ def _render_prometheus(r: dict) -> str:
            f"scrapes{ratio}",
            f"Window: {_duration(r['span_s'])} observed (asked --over {_duration(r['over_s'])}); "
            f"{r['created']:,} series created ({_rate(r['created_per_hour'])}), {r['removed']:,} removed "
-           f"({_rate(r['removed_per_hour'])}); verdict: {r['kind']}"]
+           f"({_rate(r['removed_per_hour'])}); verdict: {r['kind']}",
+           "(created counts a new target's first scrape whole; removed: series that went stale)"]
     c = r.get("tsdb_counters")
     if c:
         out.append(f"TSDB counters ({c['basis']}): created {_rate(c.get('created_per_hour'))}, removed "

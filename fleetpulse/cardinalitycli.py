@@ -24,6 +24,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
+from prometheus_client.openmetrics.parser import text_string_to_metric_families as openmetrics_families
 from prometheus_client.parser import text_string_to_metric_families
 
 from fleetpulse.cardinality import (ID_LIKE_VALUES, SERIES_PER_TARGET_HIGH, GroupStats, LabelValues, Sample,
@@ -40,6 +41,9 @@ _LABEL = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 
 def worker_report(settings: Settings, watch_s: float | None = None, every_s: float | None = None) -> dict:
     request = worker_request(settings, "/metrics")
+    # What Prometheus asks for, so the series are the ones it stores (counters'
+    # _created samples inside their family, not families of their own).
+    request.add_header("Accept", "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5")
     reads = [(time.monotonic(), _read_worker(request))]
     if watch_s:
         every = every_s or max(1.0, watch_s / 5)
@@ -54,19 +58,21 @@ def _read_worker(request: urllib.request.Request) -> list[Sample]:
     try:
         with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:
             text = response.read().decode()
+            openmetrics = response.headers.get("Content-Type", "").startswith("application/openmetrics-text")
     except urllib.error.HTTPError as exc:
         raise QueryError(f"the worker at {request.full_url} answered {exc.code} {exc.reason}"
                          + (" (set FLEETPULSE_HTTP_TOKEN to the worker's token)" if exc.code == 401 else "")) from None
     except (urllib.error.URLError, OSError) as exc:
         raise QueryError(f"no worker answers at {request.full_url} ({_reason(exc)}): is `fleetpulse worker` "
                          f"running with this FLEETPULSE_HTTP_HOST/FLEETPULSE_HTTP_PORT?") from None
-    return parse_exposition(text, request.full_url)
+    return parse_exposition(text, request.full_url, openmetrics)
 
 
-def parse_exposition(text: str, where: str) -> list[Sample]:
+def parse_exposition(text: str, where: str, openmetrics: bool = False) -> list[Sample]:
+    parse = openmetrics_families if openmetrics else text_string_to_metric_families
     try:
         return [Sample(family.name, s.name, tuple(sorted(s.labels.items())), float(s.value))
-                for family in text_string_to_metric_families(text) for s in family.samples]
+                for family in parse(text) for s in family.samples]
     except (ValueError, TypeError, KeyError) as exc:
         raise QueryError(f"{where} is not a Prometheus exposition: {str(exc)[:200]}") from None
 

@@ -6,7 +6,8 @@ from fleetpulse.cli import build_parser
 from fleetpulse.migrate import load_migrations
 from fleetpulse.querycli import format_table
 
-COMMANDS = ["demo", "worker", "simulate", "drift", "silence", "gpu-sampler", "kafka", "topics", "migrate", "schema", "query"]
+COMMANDS = ["demo", "worker", "simulate", "drift", "silence", "gpu-sampler", "kafka", "topics", "migrate", "schema", "query",
+            "cardinality"]
 
 
 def test_top_level_help_lists_every_command(capsys):
