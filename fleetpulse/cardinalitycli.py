@@ -27,7 +27,7 @@ import urllib.request
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as openmetrics_families
 from prometheus_client.parser import text_string_to_metric_families
 
-from fleetpulse.cardinality import (ID_LIKE_VALUES, SERIES_PER_TARGET_HIGH, GroupStats, LabelValues, Sample,
+from fleetpulse.cardinality import (ID_LIKE_VALUES, OK, SERIES_PER_TARGET_HIGH, GroupStats, LabelValues, Sample,
                                     classify, exposition_report, prometheus_report, removed_from)
 from fleetpulse.errors import PrometheusUnavailable, QueryError, RequestError
 from fleetpulse.querycli import worker_request
@@ -157,7 +157,7 @@ def prometheus_cardinality(url: str, over_s: float, top: int = 10) -> dict:
                                  int(targets.get(job, 0)), n_before))
     # Label values only where they can matter: a label with an id's worth of
     # live values needs that many live series; churn shows in the counts first.
-    worth = sorted((g for g in groups if classify(g).kind != "ok" or g.live >= ID_LIKE_VALUES
+    worth = sorted((g for g in groups if classify(g).kind != OK or g.live >= ID_LIKE_VALUES
                     or g.live / max(g.targets, 1) >= SERIES_PER_TARGET_HIGH),
                    key=lambda g: (-(g.removed or 0), -g.live))[:top]
     labelled = {g.name: GroupStats(g.name, g.live, g.created, g.removed, g.span_s, g.targets, g.before,

@@ -114,7 +114,7 @@ def test_prometheus_report_tells_churn_from_a_stable_explosion(tmp_path):
 
         assert report["head_series"] >= USERS + ROUTES * PODS  # dead pods stay in the head
         assert report["span_s"] <= 3600  # --over 1h, cut to the data the Prometheus holds
-        assert {"user_id", USERS} <= {v for pair in report["tsdb"]["labelValueCountByLabelName"] for v in pair}
+        assert ["user_id", USERS] in report["tsdb"]["labelValueCountByLabelName"]
         assert groups["prometheus"]["kind"] == "ok", groups["prometheus"]  # its own metrics neither churn nor explode
         counters = report["tsdb_counters"]  # it scrapes itself: from its own series over the window
         assert counters["basis"].startswith("own series") and counters["created_per_hour"] > 0, counters
@@ -188,7 +188,7 @@ def test_worker_report_shows_series_and_folded_values(kafka_settings, tmp_path_f
     churn = json.loads(watched.stdout)["churn"]
     assert churn["reads"] >= 5 and churn["span_s"] >= 5, churn
     assert churn["removed"] == 0 and churn["removed_per_hour"] == 0, churn  # the worker's series only grow
-    assert churn["created_per_hour"] == pytest.approx(churn["created"] * 3600 / churn["span_s"], abs=0.1)
+    assert churn["created_per_hour"] == pytest.approx(churn["created"] * 3600 / churn["span_s"], rel=1e-3, abs=0.1)
 
     table = cardinality(env=env)
     assert table.returncode == 0, table.stderr
