@@ -7,7 +7,7 @@ are both made from it, so the two can never disagree.
 - ``catalogue``: Panel, Variable and Dashboard, and the lookup of all of them (pure).
 - ``requests``: the request dashboards: fleet overview and model detail (pure).
 - ``fleet``: the GPU, drift and alert dashboards (pure).
-- ``health``: the pipeline-health dashboard, in PromQL (pure).
+- ``health``: the pipeline-health and cardinality dashboards, in PromQL (pure).
 - ``dashboards``: the catalogue: every dashboard, lookups, and its own checks (pure).
 - ``macros``: the Grafana ClickHouse plugin's macros, expanded two ways: as the
   plugin does (literals, for tests and for a reader's eye) and with bound

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from fleetpulse.streams.panels.catalogue import KINDS, NAME, Dashboard, Panel, Variable
 from fleetpulse.streams.panels.fleet import ALERTS, DRIFT, GPUS
-from fleetpulse.streams.panels.health import HEALTH
+from fleetpulse.streams.panels.health import CARDINALITY, HEALTH
 from fleetpulse.streams.panels.macros import variables
 from fleetpulse.streams.panels.requests import FLEET, MODEL_DETAIL
 
-DASHBOARDS: tuple[Dashboard, ...] = (FLEET, MODEL_DETAIL, GPUS, DRIFT, ALERTS, HEALTH)
+DASHBOARDS: tuple[Dashboard, ...] = (FLEET, MODEL_DETAIL, GPUS, DRIFT, ALERTS, HEALTH, CARDINALITY)
 PANELS: dict[str, Panel] = {p.name: p for d in DASHBOARDS for p in d.panels}
 VARIABLES: dict[str, Variable] = {v.name: v for d in DASHBOARDS for v in d.variables}
 

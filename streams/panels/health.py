@@ -33,3 +33,35 @@ HEALTH = Dashboard(
                      "fleetpulse_request_queue_time_seconds_bucket[$__rate_interval])))", legend="{{model}}"),
     ),
 )
+
+#: fleetpulse's own series, as Prometheus stores them.
+_OURS = '{__name__=~"fleetpulse_.+|gen_ai_.+"}'
+
+
+def _values_of(label: str) -> str:
+    return (f'label_replace(count(group by ({label}) ({{__name__=~"fleetpulse_.+|gen_ai_.+", {label}!=""}})), '
+            f'"label", "{label}", "", "")')
+
+
+CARDINALITY = Dashboard(
+    "cardinality", "Cardinality",
+    "How many series the workers make, per metric and label, what the label cap folds into __other__, and the "
+    "series Prometheus creates per scrape (churn). `fleetpulse cardinality` reports the same, with advice.",
+    (),
+    (
+        Panel("cardinality_by_metric", "Series per metric (top 10)", "timeseries", "short",
+              promql=f"topk(10, count by (__name__) ({_OURS}))", legend="{{__name__}}"),
+        Panel("cardinality_label_values", "Distinct values per label", "timeseries", "short",
+              promql=" or ".join(_values_of(label) for label in ("model", "node", "error_type", "topic")),
+              legend="{{label}}"),
+        Panel("cardinality_folded", "Requests whose label value was folded into __other__, per second",
+              "timeseries", "short",
+              promql="sum by (label) (rate(fleetpulse_label_values_folded_total[$__rate_interval]))",
+              legend="{{label}}"),
+        Panel("cardinality_live_series", "Live series per scrape target", "timeseries", "short",
+              promql="sum by (job, instance) (scrape_samples_post_metric_relabeling)",
+              legend="{{job}} {{instance}}"),
+        Panel("cardinality_created", "New series in each rate window (churn)", "timeseries", "short",
+              promql="sum by (job) (sum_over_time(scrape_series_added[$__rate_interval]))", legend="{{job}}"),
+    ),
+)

@@ -21,7 +21,7 @@ def test_the_catalogue_has_no_problems():
 
 
 def test_the_dashboards_the_issue_asks_for_are_there():
-    assert [d.name for d in DASHBOARDS] == ["fleet", "model", "gpus", "drift", "alerts", "pipeline"]
+    assert [d.name for d in DASHBOARDS] == ["fleet", "model", "gpus", "drift", "alerts", "pipeline", "cardinality"]
 
 
 @pytest.mark.parametrize("d", DASHBOARDS, ids=lambda d: d.name)
