@@ -14,6 +14,7 @@ from typing import Iterator
 
 import numpy as np
 
+from fleetpulse.producers.quality import DEFAULT, Analyser
 from fleetpulse.schemas import VERSION, encode_batch
 
 #: Stay well under Kafka's default 1 MiB ``message.max.bytes`` and the
@@ -28,7 +29,7 @@ _TAIL = _EMPTY[_EMPTY.index(b"[]") + 1:]   # b']}'
 #: cheapest thing to build on the caller's thread; the dict is built later).
 RECORD_FIELDS = ("timestamp", "model", "node", "duration", "ttft", "tpot", "queue_time",
                  "input_tokens", "output_tokens", "error_type", "finish_reasons",
-                 "operation", "gpu", "request_id", "trace_id")
+                 "operation", "gpu", "request_id", "trace_id", "text", "expect_format", "cache_read_tokens")
 
 _OPTIONAL = (
     (4, "gen_ai.server.time_to_first_token"),
@@ -38,14 +39,17 @@ _OPTIONAL = (
     (9, "error.type"),
     (11, "gen_ai.operation.name"),
     (12, "gpu.id"),
+    (17, "gen_ai.usage.cache_read.input_tokens"),
 )
 
 
-def event_from_record(rec: tuple, request_id: str, trace_id: str) -> dict:
+def event_from_record(rec: tuple, request_id: str, trace_id: str, analyser: Analyser = DEFAULT) -> dict:
     """The v1 request event for one recorded call; ids fill in those not given.
 
     Optional fields that are None are left out rather than sent as null: the
-    schema allows both, and absent is smaller on the wire.
+    schema allows both, and absent is smaller on the wire. A response text
+    (``rec[15]``) becomes its quality signals (producers/quality.py) here, on
+    the recorder's thread; the text itself goes nowhere.
     """
     event = {
         "type": "request",
@@ -63,6 +67,8 @@ def event_from_record(rec: tuple, request_id: str, trace_id: str) -> dict:
         value = rec[index]
         if value is not None:
             event[name] = value
+    if rec[15] is not None:
+        event.update(analyser.signals(rec[15], rec[10], rec[16]))
     return event
 
 

@@ -31,6 +31,7 @@ from prometheus_client.registry import Collector
 
 from fleetpulse.errors import ConfigError, FleetpulseError, KafkaUnavailable
 from fleetpulse.producers.envelope import MAX_MESSAGE_BYTES, envelopes, event_from_record, hex_ids
+from fleetpulse.producers.quality import FORMATS, REFUSAL_PHRASES, Analyser
 from fleetpulse.producers.timer import RequestTimer
 from fleetpulse.settings import Settings
 
@@ -71,12 +72,13 @@ class Recorder:
     private one, read it as ``recorder.registry``). ``producer_config`` entries
     override the producer defaults. ``single_events`` sends one event per Kafka
     message, as a non-Python client would, instead of batch envelopes.
+    ``refusal_phrases`` replaces the phrases that mark a refused response.
     """
 
     def __init__(self, bootstrap: str, topic: str, *, max_buffer: int = 100_000, batch_events: int = 500,
                  linger_s: float = 0.05, max_message_bytes: int = MAX_MESSAGE_BYTES,
                  single_events: bool = False, producer_config: dict | None = None,
-                 registry: CollectorRegistry | None = None):
+                 registry: CollectorRegistry | None = None, refusal_phrases=REFUSAL_PHRASES):
         self.bootstrap = bootstrap
         self.topic = topic
         self.registry = CollectorRegistry() if registry is None else registry
@@ -86,6 +88,7 @@ class Recorder:
         self._linger_s = linger_s
         self._max_message_bytes = max_message_bytes
         self._single_events = single_events
+        self._analyser = Analyser(refusal_phrases)
         self._dropped = self._sent = self._failed = self._in_flight = self._reported_failed = 0
         self._drop_lock = threading.Lock()
         self._last_error: str | None = None  # the broker's or producer's latest complaint
@@ -115,14 +118,22 @@ class Recorder:
                        output_tokens: int = 0, error_type: str | None = None,
                        finish_reasons: list[str] | None = None, operation: str | None = None,
                        gpu: str | None = None, request_id: str | None = None, trace_id: str | None = None,
-                       timestamp: float | None = None) -> bool:
-        """Queue one finished request (seconds; ``timestamp`` defaults to now). False if dropped."""
+                       timestamp: float | None = None, text: str | None = None,
+                       expect_format: str | None = None, cache_read_tokens: int | None = None) -> bool:
+        """Queue one finished request (seconds; ``timestamp`` defaults to now). False if dropped.
+
+        ``text``, the response, is only carried to the background thread, which
+        derives its quality signals (``expect_format="json"``: does it parse?)
+        and drops it: the text is never sent (producers/quality.py)."""
         buffer = self._buffer
         if len(buffer) >= self._max_buffer:
             self._drop(1)
             return False
+        if expect_format is not None and expect_format.lower() not in FORMATS:
+            raise ValueError(f"expect_format {expect_format!r}: not one of {FORMATS}")
         buffer.append((timestamp or _now(), model, node, duration, ttft, tpot, queue_time, input_tokens,
-                       output_tokens, error_type, finish_reasons, operation, gpu, request_id, trace_id))
+                       output_tokens, error_type, finish_reasons, operation, gpu, request_id, trace_id, text,
+                       expect_format, cache_read_tokens))
         return True
 
     def time_request(self, model: str, node: str, **fields) -> RequestTimer:
@@ -259,7 +270,7 @@ class Recorder:
         request_ids, trace_ids = hex_ids(len(items))
         by_node: dict[str, list[bytes]] = {}
         for item, request_id, trace_id in zip(items, request_ids, trace_ids):
-            event = item if type(item) is dict else event_from_record(item, request_id, trace_id)
+            event = item if type(item) is dict else event_from_record(item, request_id, trace_id, self._analyser)
             try:
                 data = orjson.dumps(event, option=orjson.OPT_SERIALIZE_NUMPY)
             except orjson.JSONEncodeError as exc:

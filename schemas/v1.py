@@ -30,6 +30,10 @@ def _seconds(name: str, description: str, required: bool = True) -> Field:
                  maximum=MAX_DURATION_S, description=description + " Seconds.")
 
 
+def _flag(name: str, description: str) -> Field:
+    return Field(name, "integer", required=False, nullable=True, minimum=0, maximum=1, description=description)
+
+
 REQUEST = _header("request") + (
     Field("request.id", "string", max_length=128, description="Unique id of the request."),
     Field("trace_id", "string", max_length=64, description="W3C trace id, for exemplars."),
@@ -52,6 +56,16 @@ REQUEST = _header("request") + (
           description="Finish reason per choice, e.g. stop, length, content_filter."),
     Field("error.type", "string", required=False, nullable=True, max_length=128,
           description="Error class when the request failed; null or absent on success."),
+    # Output quality, derived on the node from the response text, which never
+    # leaves it (producers/quality.py, docs/quality.md). Flags are integers 0/1.
+    _flag("fleetpulse.output.refusal", "1 when the response refused: a refusal phrase, or a content_filter finish."),
+    _flag("fleetpulse.output.empty", "1 when the response text was blank (empty or only whitespace)."),
+    Field("fleetpulse.output.repetition", "number", required=False, nullable=True, minimum=0.0, maximum=1.0,
+          description="Share of the response's word trigrams that repeat an earlier one, 0..1."),
+    _flag("fleetpulse.output.format_ok",
+          "1 when the response parsed in the format asked for (e.g. JSON), 0 when not; absent when none was asked."),
+    Field("gen_ai.usage.cache_read.input_tokens", "integer", required=False, nullable=True, minimum=0,
+          maximum=MAX_TOKENS, description="Prompt tokens served from the provider's or server's prompt cache."),
 )
 
 GPU = _header("gpu") + (

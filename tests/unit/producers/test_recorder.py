@@ -22,7 +22,8 @@ def record(i: int = 0, **fields) -> tuple:
     """The tuple record_request queues, with defaults."""
     base = dict(timestamp=1_700_000_000.0 + i, model="llama", node="node-1", duration=0.5, ttft=None, tpot=None,
                 queue_time=None, input_tokens=10, output_tokens=20, error_type=None, finish_reasons=None,
-                operation=None, gpu=None, request_id=None, trace_id=None)
+                operation=None, gpu=None, request_id=None, trace_id=None, text=None, expect_format=None,
+                cache_read_tokens=None)
     base.update(fields)
     return tuple(base.values())
 
