@@ -295,7 +295,14 @@ CREATE TABLE request_windows
     `operations` Map(String, UInt64),
     `finish_reasons` Map(String, UInt64),
     `outcomes` Map(String, UInt64),
-    `gpu` LowCardinality(String)
+    `gpu` LowCardinality(String),
+    `analysed` UInt64,
+    `refusals` UInt64,
+    `empty_outputs` UInt64,
+    `format_checked` UInt64,
+    `format_failures` UInt64,
+    `cache_read_tokens` UInt64,
+    `repetition_buckets` Map(Int16, UInt64)
 )
 ENGINE = MergeTree
 ORDER BY (window_start, model, node)
@@ -324,7 +331,14 @@ CREATE TABLE request_windows_1h
     `input_tokens_buckets` SimpleAggregateFunction(sumMap, Map(Int16, UInt64)),
     `output_tokens_buckets` SimpleAggregateFunction(sumMap, Map(Int16, UInt64)),
     `finish_reasons` SimpleAggregateFunction(sumMap, Map(String, UInt64)),
-    `outcomes` SimpleAggregateFunction(sumMap, Map(String, UInt64))
+    `outcomes` SimpleAggregateFunction(sumMap, Map(String, UInt64)),
+    `analysed` SimpleAggregateFunction(sum, UInt64),
+    `refusals` SimpleAggregateFunction(sum, UInt64),
+    `empty_outputs` SimpleAggregateFunction(sum, UInt64),
+    `format_checked` SimpleAggregateFunction(sum, UInt64),
+    `format_failures` SimpleAggregateFunction(sum, UInt64),
+    `cache_read_tokens` SimpleAggregateFunction(sum, UInt64),
+    `repetition_buckets` SimpleAggregateFunction(sumMap, Map(Int16, UInt64))
 )
 ENGINE = AggregatingMergeTree
 ORDER BY (window_start, model, node, source_topic, source_partition)
@@ -353,7 +367,14 @@ CREATE TABLE request_windows_1m
     `input_tokens_buckets` SimpleAggregateFunction(sumMap, Map(Int16, UInt64)),
     `output_tokens_buckets` SimpleAggregateFunction(sumMap, Map(Int16, UInt64)),
     `finish_reasons` SimpleAggregateFunction(sumMap, Map(String, UInt64)),
-    `outcomes` SimpleAggregateFunction(sumMap, Map(String, UInt64))
+    `outcomes` SimpleAggregateFunction(sumMap, Map(String, UInt64)),
+    `analysed` SimpleAggregateFunction(sum, UInt64),
+    `refusals` SimpleAggregateFunction(sum, UInt64),
+    `empty_outputs` SimpleAggregateFunction(sum, UInt64),
+    `format_checked` SimpleAggregateFunction(sum, UInt64),
+    `format_failures` SimpleAggregateFunction(sum, UInt64),
+    `cache_read_tokens` SimpleAggregateFunction(sum, UInt64),
+    `repetition_buckets` SimpleAggregateFunction(sumMap, Map(Int16, UInt64))
 )
 ENGINE = AggregatingMergeTree
 ORDER BY (window_start, model, node, source_topic, source_partition)
@@ -399,7 +420,14 @@ CREATE MATERIALIZED VIEW request_windows_1h_mv TO request_windows_1h
     `input_tokens_buckets` Map(Int16, UInt64),
     `output_tokens_buckets` Map(Int16, UInt64),
     `finish_reasons` Map(String, UInt64),
-    `outcomes` Map(String, UInt64)
+    `outcomes` Map(String, UInt64),
+    `analysed` UInt64,
+    `refusals` UInt64,
+    `empty_outputs` UInt64,
+    `format_checked` UInt64,
+    `format_failures` UInt64,
+    `cache_read_tokens` UInt64,
+    `repetition_buckets` Map(Int16, UInt64)
 )
 AS SELECT
     toStartOfHour(window_start) AS window_start,
@@ -422,7 +450,14 @@ AS SELECT
     sumMap(input_tokens_buckets) AS input_tokens_buckets,
     sumMap(output_tokens_buckets) AS output_tokens_buckets,
     sumMap(finish_reasons) AS finish_reasons,
-    sumMap(outcomes) AS outcomes
+    sumMap(outcomes) AS outcomes,
+    sum(analysed) AS analysed,
+    sum(refusals) AS refusals,
+    sum(empty_outputs) AS empty_outputs,
+    sum(format_checked) AS format_checked,
+    sum(format_failures) AS format_failures,
+    sum(cache_read_tokens) AS cache_read_tokens,
+    sumMap(repetition_buckets) AS repetition_buckets
 FROM request_windows
 GROUP BY
     window_start,
@@ -453,7 +488,14 @@ CREATE MATERIALIZED VIEW request_windows_1m_mv TO request_windows_1m
     `input_tokens_buckets` Map(Int16, UInt64),
     `output_tokens_buckets` Map(Int16, UInt64),
     `finish_reasons` Map(String, UInt64),
-    `outcomes` Map(String, UInt64)
+    `outcomes` Map(String, UInt64),
+    `analysed` UInt64,
+    `refusals` UInt64,
+    `empty_outputs` UInt64,
+    `format_checked` UInt64,
+    `format_failures` UInt64,
+    `cache_read_tokens` UInt64,
+    `repetition_buckets` Map(Int16, UInt64)
 )
 AS SELECT
     toStartOfMinute(window_start) AS window_start,
@@ -476,7 +518,14 @@ AS SELECT
     sumMap(input_tokens_buckets) AS input_tokens_buckets,
     sumMap(output_tokens_buckets) AS output_tokens_buckets,
     sumMap(finish_reasons) AS finish_reasons,
-    sumMap(outcomes) AS outcomes
+    sumMap(outcomes) AS outcomes,
+    sum(analysed) AS analysed,
+    sum(refusals) AS refusals,
+    sum(empty_outputs) AS empty_outputs,
+    sum(format_checked) AS format_checked,
+    sum(format_failures) AS format_failures,
+    sum(cache_read_tokens) AS cache_read_tokens,
+    sumMap(repetition_buckets) AS repetition_buckets
 FROM request_windows
 GROUP BY
     window_start,
@@ -710,7 +759,21 @@ CREATE VIEW request_stats
     `queue_p90` Float64,
     `queue_p95` Float64,
     `queue_p99` Float64,
-    `queue_p999` Float64
+    `queue_p999` Float64,
+    `analysed` UInt64,
+    `refusal_rate` Float64,
+    `empty_rate` Float64,
+    `finish_map` Map(String, UInt64),
+    `truncation_rate` Float64,
+    `content_filter_rate` Float64,
+    `format_checked` UInt64,
+    `format_failure_rate` Float64,
+    `repetition_map` Map(Int16, UInt64),
+    `repetition_p50` Float64,
+    `repetition_p90` Float64,
+    `repetition_p99` Float64,
+    `cache_read_tokens` UInt64,
+    `cache_hit_rate` Float64
 )
 AS SELECT *
 FROM request_stats_of(level = 'node');
@@ -752,7 +815,21 @@ CREATE VIEW request_stats_model
     `queue_p90` Float64,
     `queue_p95` Float64,
     `queue_p99` Float64,
-    `queue_p999` Float64
+    `queue_p999` Float64,
+    `analysed` UInt64,
+    `refusal_rate` Float64,
+    `empty_rate` Float64,
+    `finish_map` Map(String, UInt64),
+    `truncation_rate` Float64,
+    `content_filter_rate` Float64,
+    `format_checked` UInt64,
+    `format_failure_rate` Float64,
+    `repetition_map` Map(Int16, UInt64),
+    `repetition_p50` Float64,
+    `repetition_p90` Float64,
+    `repetition_p99` Float64,
+    `cache_read_tokens` UInt64,
+    `cache_hit_rate` Float64
 )
 AS SELECT * EXCEPT node
 FROM request_stats_of(level = 'model');
@@ -795,7 +872,21 @@ AS SELECT
     if(empty(queue_map), nan, if((arraySort(mapKeys(queue_map))[arrayFirstIndex(c -> (c >= greatest(1, ceil(round(0.9 * arraySum(mapValues(queue_map)), 6)))), arrayCumSum(arraySort((v, k) -> k, mapValues(queue_map), mapKeys(queue_map))))]) = -32768, 0., (2 * pow(2, (arraySort(mapKeys(queue_map))[arrayFirstIndex(c -> (c >= greatest(1, ceil(round(0.9 * arraySum(mapValues(queue_map)), 6)))), arrayCumSum(arraySort((v, k) -> k, mapValues(queue_map), mapKeys(queue_map))))]) / 32)) / (1 + pow(2, 1 / 32)))) AS queue_p90,
     if(empty(queue_map), nan, if((arraySort(mapKeys(queue_map))[arrayFirstIndex(c -> (c >= greatest(1, ceil(round(0.95 * arraySum(mapValues(queue_map)), 6)))), arrayCumSum(arraySort((v, k) -> k, mapValues(queue_map), mapKeys(queue_map))))]) = -32768, 0., (2 * pow(2, (arraySort(mapKeys(queue_map))[arrayFirstIndex(c -> (c >= greatest(1, ceil(round(0.95 * arraySum(mapValues(queue_map)), 6)))), arrayCumSum(arraySort((v, k) -> k, mapValues(queue_map), mapKeys(queue_map))))]) / 32)) / (1 + pow(2, 1 / 32)))) AS queue_p95,
     if(empty(queue_map), nan, if((arraySort(mapKeys(queue_map))[arrayFirstIndex(c -> (c >= greatest(1, ceil(round(0.99 * arraySum(mapValues(queue_map)), 6)))), arrayCumSum(arraySort((v, k) -> k, mapValues(queue_map), mapKeys(queue_map))))]) = -32768, 0., (2 * pow(2, (arraySort(mapKeys(queue_map))[arrayFirstIndex(c -> (c >= greatest(1, ceil(round(0.99 * arraySum(mapValues(queue_map)), 6)))), arrayCumSum(arraySort((v, k) -> k, mapValues(queue_map), mapKeys(queue_map))))]) / 32)) / (1 + pow(2, 1 / 32)))) AS queue_p99,
-    if(empty(queue_map), nan, if((arraySort(mapKeys(queue_map))[arrayFirstIndex(c -> (c >= greatest(1, ceil(round(0.999 * arraySum(mapValues(queue_map)), 6)))), arrayCumSum(arraySort((v, k) -> k, mapValues(queue_map), mapKeys(queue_map))))]) = -32768, 0., (2 * pow(2, (arraySort(mapKeys(queue_map))[arrayFirstIndex(c -> (c >= greatest(1, ceil(round(0.999 * arraySum(mapValues(queue_map)), 6)))), arrayCumSum(arraySort((v, k) -> k, mapValues(queue_map), mapKeys(queue_map))))]) / 32)) / (1 + pow(2, 1 / 32)))) AS queue_p999
+    if(empty(queue_map), nan, if((arraySort(mapKeys(queue_map))[arrayFirstIndex(c -> (c >= greatest(1, ceil(round(0.999 * arraySum(mapValues(queue_map)), 6)))), arrayCumSum(arraySort((v, k) -> k, mapValues(queue_map), mapKeys(queue_map))))]) = -32768, 0., (2 * pow(2, (arraySort(mapKeys(queue_map))[arrayFirstIndex(c -> (c >= greatest(1, ceil(round(0.999 * arraySum(mapValues(queue_map)), 6)))), arrayCumSum(arraySort((v, k) -> k, mapValues(queue_map), mapKeys(queue_map))))]) / 32)) / (1 + pow(2, 1 / 32)))) AS queue_p999,
+    sum(analysed) AS analysed,
+    sum(refusals) / analysed AS refusal_rate,
+    sum(empty_outputs) / analysed AS empty_rate,
+    sumMap(finish_reasons) AS finish_map,
+    (finish_map['length']) / requests AS truncation_rate,
+    (finish_map['content_filter']) / requests AS content_filter_rate,
+    sum(format_checked) AS format_checked,
+    sum(format_failures) / format_checked AS format_failure_rate,
+    sumMap(repetition_buckets) AS repetition_map,
+    if(empty(repetition_map), nan, if((arraySort(mapKeys(repetition_map))[arrayFirstIndex(c -> (c >= greatest(1, ceil(round(0.5 * arraySum(mapValues(repetition_map)), 6)))), arrayCumSum(arraySort((v, k) -> k, mapValues(repetition_map), mapKeys(repetition_map))))]) = -32768, 0., (2 * pow(2, (arraySort(mapKeys(repetition_map))[arrayFirstIndex(c -> (c >= greatest(1, ceil(round(0.5 * arraySum(mapValues(repetition_map)), 6)))), arrayCumSum(arraySort((v, k) -> k, mapValues(repetition_map), mapKeys(repetition_map))))]) / 32)) / (1 + pow(2, 1 / 32)))) AS repetition_p50,
+    if(empty(repetition_map), nan, if((arraySort(mapKeys(repetition_map))[arrayFirstIndex(c -> (c >= greatest(1, ceil(round(0.9 * arraySum(mapValues(repetition_map)), 6)))), arrayCumSum(arraySort((v, k) -> k, mapValues(repetition_map), mapKeys(repetition_map))))]) = -32768, 0., (2 * pow(2, (arraySort(mapKeys(repetition_map))[arrayFirstIndex(c -> (c >= greatest(1, ceil(round(0.9 * arraySum(mapValues(repetition_map)), 6)))), arrayCumSum(arraySort((v, k) -> k, mapValues(repetition_map), mapKeys(repetition_map))))]) / 32)) / (1 + pow(2, 1 / 32)))) AS repetition_p90,
+    if(empty(repetition_map), nan, if((arraySort(mapKeys(repetition_map))[arrayFirstIndex(c -> (c >= greatest(1, ceil(round(0.99 * arraySum(mapValues(repetition_map)), 6)))), arrayCumSum(arraySort((v, k) -> k, mapValues(repetition_map), mapKeys(repetition_map))))]) = -32768, 0., (2 * pow(2, (arraySort(mapKeys(repetition_map))[arrayFirstIndex(c -> (c >= greatest(1, ceil(round(0.99 * arraySum(mapValues(repetition_map)), 6)))), arrayCumSum(arraySort((v, k) -> k, mapValues(repetition_map), mapKeys(repetition_map))))]) / 32)) / (1 + pow(2, 1 / 32)))) AS repetition_p99,
+    sum(cache_read_tokens) AS cache_read_tokens,
+    cache_read_tokens / input_tokens AS cache_hit_rate
 FROM
 (
     SELECT
@@ -811,7 +902,15 @@ FROM
         latency_buckets,
         ttft_buckets,
         tpot_buckets,
-        queue_buckets
+        queue_buckets,
+        finish_reasons,
+        analysed,
+        refusals,
+        empty_outputs,
+        format_checked,
+        format_failures,
+        cache_read_tokens,
+        repetition_buckets
     FROM request_windows
     WHERE {level:String} = 'node'
     UNION ALL
@@ -828,7 +927,15 @@ FROM
         latency_buckets,
         ttft_buckets,
         tpot_buckets,
-        queue_buckets
+        queue_buckets,
+        finish_reasons,
+        analysed,
+        refusals,
+        empty_outputs,
+        format_checked,
+        format_failures,
+        cache_read_tokens,
+        repetition_buckets
     FROM request_windows
     WHERE {level:String} = 'model'
     UNION ALL
@@ -845,7 +952,15 @@ FROM
         latency_buckets,
         ttft_buckets,
         tpot_buckets,
-        queue_buckets
+        queue_buckets,
+        finish_reasons,
+        analysed,
+        refusals,
+        empty_outputs,
+        format_checked,
+        format_failures,
+        cache_read_tokens,
+        repetition_buckets
     FROM request_windows_1m
     WHERE {level:String} = '1m'
     UNION ALL
@@ -862,7 +977,15 @@ FROM
         latency_buckets,
         ttft_buckets,
         tpot_buckets,
-        queue_buckets
+        queue_buckets,
+        finish_reasons,
+        analysed,
+        refusals,
+        empty_outputs,
+        format_checked,
+        format_failures,
+        cache_read_tokens,
+        repetition_buckets
     FROM request_windows_1h
     WHERE {level:String} = '1h'
 )
@@ -911,7 +1034,21 @@ CREATE VIEW request_stats_rollup
     `queue_p90` Float64,
     `queue_p95` Float64,
     `queue_p99` Float64,
-    `queue_p999` Float64
+    `queue_p999` Float64,
+    `analysed` UInt64,
+    `refusal_rate` Float64,
+    `empty_rate` Float64,
+    `finish_map` Map(String, UInt64),
+    `truncation_rate` Float64,
+    `content_filter_rate` Float64,
+    `format_checked` UInt64,
+    `format_failure_rate` Float64,
+    `repetition_map` Map(Int16, UInt64),
+    `repetition_p50` Float64,
+    `repetition_p90` Float64,
+    `repetition_p99` Float64,
+    `cache_read_tokens` UInt64,
+    `cache_hit_rate` Float64
 )
 AS SELECT * REPLACE (toUInt16(window_seconds) AS window_seconds)
 FROM
@@ -947,7 +1084,14 @@ AS SELECT
     input_tokens_buckets,
     output_tokens_buckets,
     finish_reasons,
-    outcomes
+    outcomes,
+    analysed,
+    refusals,
+    empty_outputs,
+    format_checked,
+    format_failures,
+    cache_read_tokens,
+    repetition_buckets
 FROM request_windows
 WHERE ({interval_s:UInt32} % 60) != 0
 UNION ALL
@@ -970,7 +1114,14 @@ SELECT
     input_tokens_buckets,
     output_tokens_buckets,
     finish_reasons,
-    outcomes
+    outcomes,
+    analysed,
+    refusals,
+    empty_outputs,
+    format_checked,
+    format_failures,
+    cache_read_tokens,
+    repetition_buckets
 FROM request_windows_1m
 WHERE (({interval_s:UInt32} % 60) = 0) AND (({interval_s:UInt32} % 3600) != 0)
 UNION ALL
@@ -993,6 +1144,13 @@ SELECT
     input_tokens_buckets,
     output_tokens_buckets,
     finish_reasons,
-    outcomes
+    outcomes,
+    analysed,
+    refusals,
+    empty_outputs,
+    format_checked,
+    format_failures,
+    cache_read_tokens,
+    repetition_buckets
 FROM request_windows_1h
 WHERE ({interval_s:UInt32} % 3600) = 0;

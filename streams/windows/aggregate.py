@@ -47,6 +47,13 @@ class Partial:
     operations: dict[str, int]
     finish_reasons: dict[str, int]
     outcomes: dict[str, int]
+    analysed: int = 0
+    refusals: int = 0
+    empty_outputs: int = 0
+    format_checked: int = 0
+    format_failures: int = 0
+    cache_read_tokens: int = 0
+    repetition_buckets: dict[int, int] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,7 +75,9 @@ class SparseMaps:
 
 #: The bucket maps of a window row, in WINDOW_COLUMNS order (streams/windows/rows.py).
 HISTOGRAMS = ("latency_buckets", "ttft_buckets", "tpot_buckets", "input_tokens_buckets", "output_tokens_buckets",
-              "queue_buckets")
+              "queue_buckets", "repetition_buckets")
+#: The quality counts of a window row (docs/quality.md), in WINDOW_COLUMNS order.
+QUALITY = ("analysed", "refusals", "empty_outputs", "format_checked", "format_failures", "cache_read_tokens")
 CATEGORIES = ("errors_by_type", "operations", "finish_reasons", "outcomes")
 
 
@@ -89,6 +98,7 @@ class WindowBlock:
     output_tokens: np.ndarray
     latency_sum: np.ndarray
     maps: dict[str, SparseMaps]
+    quality: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)  # QUALITY -> count per group
 
     def __len__(self) -> int:
         return len(self.source)
@@ -100,9 +110,11 @@ class WindowBlock:
                       self.node.codes.tolist(), self.gpu.codes.tolist(), self.late.tolist(), self.requests.tolist(),
                       self.errors.tolist(), self.input_tokens.tolist(), self.output_tokens.tolist(),
                       self.latency_sum.tolist())
+        quality = {name: self.quality[name].tolist() for name in QUALITY}
         return [Partial(source, start, self.model.values[model], self.node.values[node], self.gpu.values[gpu],
                         bool(late), requests, errors, maps["errors_by_type"][g], in_tok, out_tok, lat_sum,
-                        *(maps[name][g] for name in HISTOGRAMS), *(maps[name][g] for name in CATEGORIES[1:]))
+                        *(maps[name][g] for name in HISTOGRAMS[:-1]), *(maps[name][g] for name in CATEGORIES[1:]),
+                        *(quality[name][g] for name in QUALITY), maps["repetition_buckets"][g])
                 for g, (source, start, model, node, gpu, late, requests, errors, in_tok, out_tok, lat_sum)
                 in enumerate(columns)]
 
@@ -148,7 +160,7 @@ def aggregate(cols: RequestColumns, window_seconds: int, sources: np.ndarray | N
 
     maps = {name: _histogram(group, values, n_groups) for name, values in zip(HISTOGRAMS, (
         cols.duration, cols.ttft, cols.tpot, cols.input_tokens.astype(np.float64),
-        cols.output_tokens.astype(np.float64), cols.queue_time))}
+        cols.output_tokens.astype(np.float64), cols.queue_time, cols.repetition))}
     maps["errors_by_type"] = _categories(group, cols.error_type, n_groups, cols.is_error)
     maps["operations"] = _categories(group, cols.operation, n_groups)
     maps["finish_reasons"] = _categories(group, cols.finish_reason, n_groups)
@@ -160,8 +172,24 @@ def aggregate(cols: RequestColumns, window_seconds: int, sources: np.ndarray | N
         requests=np.bincount(group, minlength=n_groups), errors=np.bincount(group[cols.is_error], minlength=n_groups),
         input_tokens=np.rint(total(cols.input_tokens)).astype(np.int64),
         output_tokens=np.rint(total(cols.output_tokens)).astype(np.int64),
-        latency_sum=total(cols.duration), maps=maps,
+        latency_sum=total(cols.duration), maps=maps, quality=_quality(group, cols, n_groups),
     )
+
+
+def _quality(group: np.ndarray, cols: RequestColumns, n_groups: int) -> dict[str, np.ndarray]:
+    """Per-group counts of the quality signals (a NaN flag is no event's: it compares false)."""
+    def count(mask: np.ndarray) -> np.ndarray:
+        return np.bincount(group[mask], minlength=n_groups).astype(np.int64)
+
+    return {
+        "analysed": count(~np.isnan(cols.refusal)),
+        "refusals": count(cols.refusal == 1),
+        "empty_outputs": count(cols.empty == 1),
+        "format_checked": count(~np.isnan(cols.format_ok)),
+        "format_failures": count(cols.format_ok == 0),
+        "cache_read_tokens": np.rint(np.bincount(group, weights=cols.cache_read_tokens, minlength=n_groups)
+                                     ).astype(np.int64),
+    }
 
 
 def _sparse(group: np.ndarray, key: np.ndarray, n_groups: int, labels: np.ndarray) -> SparseMaps:

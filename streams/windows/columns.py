@@ -65,6 +65,12 @@ class RequestColumns:
     finish_reason: Coded  # the first reason, "none" when absent
     outcome: Coded  # OUTCOMES
     trace_id: list[str]
+    # Quality signals from the node (docs/quality.md): NaN when the event has none.
+    refusal: np.ndarray  # 0/1
+    empty: np.ndarray  # 0/1
+    repetition: np.ndarray  # 0..1
+    format_ok: np.ndarray  # 0/1; NaN also when no format was asked for
+    cache_read_tokens: np.ndarray  # 0 when absent
 
     def __len__(self) -> int:
         return len(self.timestamp)
@@ -84,7 +90,8 @@ class RequestColumns:
 
 
 _FIELDS = ("timestamp", "model", "node", "gpu", "duration", "ttft", "tpot", "queue_time", "input_tokens",
-           "output_tokens", "error_type", "operation", "finish_reasons", "trace_id")
+           "output_tokens", "error_type", "operation", "finish_reasons", "trace_id", "refusal", "empty", "repetition",
+           "format_ok", "cache_read_tokens")
 
 
 def to_columns(events: Sequence) -> RequestColumns:
@@ -124,4 +131,9 @@ def to_columns(events: Sequence) -> RequestColumns:
         finish_reason=reasons.relabel(lambda r: r[0] if r else "none"),
         outcome=Coded(outcome, OUTCOMES),
         trace_id=col["trace_id"],
+        refusal=floats("refusal"),
+        empty=floats("empty"),
+        repetition=floats("repetition"),
+        format_ok=floats("format_ok"),
+        cache_read_tokens=np.nan_to_num(floats("cache_read_tokens")),
     )

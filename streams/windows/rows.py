@@ -8,13 +8,16 @@ from typing import NamedTuple
 import numpy as np
 
 from fleetpulse.streams.windows import native
-from fleetpulse.streams.windows.aggregate import CATEGORIES, HISTOGRAMS, WindowBlock
+from fleetpulse.streams.windows.aggregate import CATEGORIES, HISTOGRAMS, QUALITY, WindowBlock
 
 WINDOW_COLUMNS = (
     "window_start", "window_seconds", "model", "node", "gpu", "late", "requests", "errors", "errors_by_type",
     "input_tokens", "output_tokens", "latency_sum", "latency_buckets", "ttft_buckets", "tpot_buckets",
     "input_tokens_buckets", "output_tokens_buckets", "queue_buckets", "operations", "finish_reasons", "outcomes",
     "source_topic", "source_partition", "offset_first", "offset_last", "max_event_time",
+    # sql/014_quality.sql
+    "analysed", "refusals", "empty_outputs", "format_checked", "format_failures", "cache_read_tokens",
+    "repetition_buckets",
 )
 
 EVENT_COLUMNS = (
@@ -91,6 +94,8 @@ def window_rows(block: WindowBlock, window_seconds: int, spans: list[SourceSpan]
             int(p.late), p.requests, p.errors, p.errors_by_type, p.input_tokens, p.output_tokens,
             p.latency_sum, p.latency_buckets, p.ttft_buckets, p.tpot_buckets, p.input_tokens_buckets,
             p.output_tokens_buckets, p.queue_buckets, p.operations, p.finish_reasons, p.outcomes, *spans[p.source],
+            p.analysed, p.refusals, p.empty_outputs, p.format_checked, p.format_failures, p.cache_read_tokens,
+            p.repetition_buckets,
         ]
         for p in block.partials()
     ]
@@ -125,6 +130,7 @@ def window_block(block: WindowBlock, window_seconds: int, spans: list[SourceSpan
                                                      if n else src, "<f8")),
     }
     data.update({name: ("Map(Int16, UInt64)", native.int16_map(block.maps[name])) for name in HISTOGRAMS})
+    data.update({name: ("UInt64", native.numbers(block.quality[name], "<u8")) for name in QUALITY})
     data.update({name: ("Map(String, UInt64)", native.string_map(block.maps[name])) for name in CATEGORIES})
     return native.block([(name, *data[name]) for name in WINDOW_COLUMNS], n)
 

@@ -36,7 +36,7 @@ FROM {table} WHERE source_topic = {{topic:String}} GROUP BY source_partition
 """
 
 # The same mapping as the materialized views (sql/004_rollups.sql; the detail
-# maps since 013); the integration tests
+# maps since 013, the quality counts since 014); the integration tests
 # test_sql.py::test_rollup_catch_up_fills_in_exactly_what_the_views_missed and
 # test_rollups.py::test_the_backfill_gives_windows_written_before_it_their_exact_maps
 # hold them equal. The columns are named: a rollup's columns are in the order
@@ -45,12 +45,15 @@ _CATCH_UP_SQL = """
 INSERT INTO {rollup} (window_start, model, node, source_topic, source_partition, requests, errors, late_requests,
                       errors_by_type, input_tokens, output_tokens, latency_sum, latency_buckets, ttft_buckets,
                       tpot_buckets, queue_buckets, input_tokens_buckets, output_tokens_buckets, finish_reasons,
-                      outcomes, offset_last)
+                      outcomes, offset_last, analysed, refusals, empty_outputs, format_checked, format_failures,
+                      cache_read_tokens, repetition_buckets)
 SELECT {bucket}(window_start) AS window_start, model, node, source_topic, source_partition,
        sum(requests), sum(errors), sumIf(request_windows.requests, late = 1), sumMap(errors_by_type),
        sum(input_tokens), sum(output_tokens), sum(latency_sum), sumMap(latency_buckets),
        sumMap(ttft_buckets), sumMap(tpot_buckets), sumMap(queue_buckets), sumMap(input_tokens_buckets),
-       sumMap(output_tokens_buckets), sumMap(finish_reasons), sumMap(outcomes), max(offset_last)
+       sumMap(output_tokens_buckets), sumMap(finish_reasons), sumMap(outcomes), max(offset_last), sum(analysed),
+       sum(refusals), sum(empty_outputs), sum(format_checked), sum(format_failures), sum(cache_read_tokens),
+       sumMap(repetition_buckets)
 FROM request_windows
 WHERE source_topic = {{topic:String}} AND source_partition = {{partition:UInt32}} AND offset_last >= {{start:UInt64}}
 GROUP BY window_start, model, node, source_topic, source_partition

@@ -17,7 +17,7 @@ from fleetpulse.migrate import MIGRATIONS_TABLE, load_migrations, migrate
 from fleetpulse.settings import load_settings
 from fleetpulse.streams.prometheus.pipeline import PipelineMetrics
 from fleetpulse.streams.windows.aggregate import aggregate
-from fleetpulse.streams.windows.rows import WINDOW_COLUMNS, SourceSpan, window_block
+from fleetpulse.streams.windows.rows import WINDOW_COLUMNS, SourceSpan, window_block, window_rows
 from fleetpulse.streams.windows.sink import ClickHouseSink
 from fleetpulse.streams.windows.sketch import bucket_indices, exact_quantile, quantile
 from tests.clock import RECENT_HOUR
@@ -73,12 +73,21 @@ def events(n: int, seed: int, span_s: float = 7200) -> list[dict]:
     return out
 
 
+#: The columns request_windows had before 014 added the quality counts.
+BEFORE_014 = WINDOW_COLUMNS[:WINDOW_COLUMNS.index("analysed")]
+
+
 def write(ch: ClickHouse, batch: list[dict], offset: int, topic: str = "rollups", partition: int = 0,
-          late: bool = False) -> None:
+          late: bool = False, columns: tuple = WINDOW_COLUMNS) -> None:
     """One worker batch: its rows as one Native insert into request_windows
-    (``late``: every event came after its window closed)."""
+    (``late``: every event came after its window closed); ``columns``, fewer,
+    as a row insert, the way a release before them wrote."""
     span = [SourceSpan(topic, partition, offset, offset, max(e["timestamp"] for e in batch))]
     block = aggregate(request_columns(batch), 10, late=np.full(len(batch), late))
+    if columns != WINDOW_COLUMNS:
+        rows = [r[:len(columns)] for r in window_rows(block, 10, span)]
+        ch.insert("request_windows", rows, columns, dedup_token=f"{topic}:{partition}:{offset}")
+        return
     ch.insert_native("request_windows", WINDOW_COLUMNS, window_block(block, 10, span),
                      dedup_token=f"{topic}:{partition}:{offset}")
 
@@ -131,10 +140,10 @@ def test_the_backfill_gives_windows_written_before_it_their_exact_maps(database)
     migrate_to(ch, 12)
     sent = events(8000, seed=2)
     for offset in range(3):
-        write(ch, sent[offset:6000:3], offset)
+        write(ch, sent[offset:6000:3], offset, columns=BEFORE_014)
     for view in ("request_windows_1m_mv", "request_windows_1h_mv"):  # the views miss batch 3
         ch.command(f"DETACH TABLE {view}")
-    write(ch, sent[6000:7000], 3)
+    write(ch, sent[6000:7000], 3, columns=BEFORE_014)
     for view in ("request_windows_1m_mv", "request_windows_1h_mv"):
         ch.command(f"ATTACH TABLE {view}")
     counts = {rollup: ch.query(f"SELECT window_start, model, node, sum(requests), sum(errors), sum(late_requests), "
@@ -146,7 +155,7 @@ def test_the_backfill_gives_windows_written_before_it_their_exact_maps(database)
         for statement in m13.statements():
             ch.command(statement)
     ch.command("INSERT INTO fleetpulse_migrations (version, name) VALUES (13, {n:String})", parameters={"n": m13.name})
-    assert migrate(ch, log=lambda _: None) == []
+    assert [m.version for m in migrate(ch, log=lambda _: None)] == [14]
 
     for rollup, bucket in GRAINS:
         after = ch.query(f"SELECT window_start, model, node, sum(requests), sum(errors), sum(late_requests), "
