@@ -30,7 +30,7 @@ from fleetpulse.settings import Settings
 from fleetpulse.streams.alerting.engine import AlertEngine, Silence
 from fleetpulse.streams.alerting.notify import post_json
 from fleetpulse.streams.alerting.outbox import Outbox
-from fleetpulse.streams.alerting.rules import load_rules
+from fleetpulse.streams.alerting.rules import METRICS, load_rules
 from fleetpulse.streams.alerting.silences import read_silences
 from fleetpulse.streams.windows.fleet_watermark import MAX_WINDOWS_PER_TICK, REQUESTS_AND_GPU, FleetWatermark
 from fleetpulse.streams.windows.grid import utc
@@ -133,19 +133,19 @@ class AlertEvaluator:
 
     def _request_samples(self, first: int, last: int) -> dict[int, dict[str, list]]:
         params = {"lo": first, "hi": last, "w": self._step}
+        columns = [column for source, column in METRICS.values() if source == "request"]
         rows = self._ch.query(
-            "SELECT toUnixTimestamp(window_start), model, requests, error_rate, latency_p99, ttft_p99 "
+            f"SELECT toUnixTimestamp(window_start), model, requests, {', '.join(columns)} "
             "FROM request_stats_model WHERE window_start BETWEEN toDateTime({lo:UInt32}) AND toDateTime({hi:UInt32}) "
             "AND window_seconds = {w:UInt32}", parameters=params).result_rows
         out: dict[int, dict[str, list]] = {}
         seen: dict[int, set[str]] = {}
-        for w, model, requests, error_rate, p99, ttft in rows:
+        for w, model, requests, *values in rows:
             self._models.add(model)
             seen.setdefault(w, set()).add(model)
             by_metric = out.setdefault(w, {})
             labels = {"model": model}
-            for metric, value in (("error_rate", error_rate), ("latency_p99", p99), ("ttft_p99", ttft),
-                                  ("requests", requests)):
+            for metric, value in (*zip(columns, values), ("requests", requests)):
                 by_metric.setdefault(metric, []).append((labels, value))
         for w in range(first, last + 1, self._step):  # a model seen before and silent now reads 0
             for model in self._models - seen.get(w, set()):

@@ -38,6 +38,13 @@ METRICS = {
     "error_rate": ("request", "error_rate"),
     "latency_p99": ("request", "latency_p99"),
     "ttft_p99": ("request", "ttft_p99"),
+    # Output quality (docs/quality.md); NaN, so never firing, in a window without its denominator.
+    "refusal_rate": ("request", "refusal_rate"),
+    "empty_rate": ("request", "empty_rate"),
+    "truncation_rate": ("request", "truncation_rate"),
+    "content_filter_rate": ("request", "content_filter_rate"),
+    "format_failure_rate": ("request", "format_failure_rate"),
+    "repetition_p90": ("request", "repetition_p90"),
     "requests": ("silence", "requests"),
     "drift_level": ("drift", "drift_level"),
     "feature_drift_level": ("drift", "feature_drift_level"),

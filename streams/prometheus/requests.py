@@ -6,7 +6,8 @@ count here is the exact number of requests whose sketch bucket index is <= k:
 PromQL over these series and SQL over the ClickHouse bucket maps see the same
 counts. A request without a value (no TTFT, no queue time: NaN in the column)
 is in none of that histogram's series, as it is in none of the map's buckets.
-Counters add requests by status, errors by type and tokens. Everything is
+Counters add requests by status, errors by type, tokens (cache reads too) and
+requests by output quality signal. Everything is
 cumulative since the worker started (Prometheus handles the reset when a
 worker restarts; several workers add up in ``sum()``).
 
@@ -55,6 +56,20 @@ def le_indices(seconds: Iterable[float]) -> list[int]:
 
 def le_text(index: int) -> str:
     return repr(2.0 ** (index / BUCKETS_PER_OCTAVE))
+
+
+#: The quality signals counted per label set (docs/quality.md), in export order.
+SIGNALS = ("analysed", "refusal", "empty", "format_checked", "format_failure", "truncation", "content_filter")
+
+
+def signals(cols: RequestColumns) -> list[tuple[str, np.ndarray]]:
+    """(signal, bool mask over the batch) of each of SIGNALS: numpy, Python per distinct finish reason."""
+    def reason(name: str) -> np.ndarray:
+        return np.array([v == name for v in cols.finish_reason.values], dtype=bool)[cols.finish_reason.codes]
+
+    masks = (~np.isnan(cols.refusal), cols.refusal == 1, cols.empty == 1, ~np.isnan(cols.format_ok),
+             cols.format_ok == 0, reason("length"), reason("content_filter"))
+    return list(zip(SIGNALS, masks))
 
 
 class LabelCap:
@@ -113,6 +128,8 @@ class RequestExporter(Collector):
         self._errors: dict[tuple, float] = defaultdict(float)
         self._tokens_in: dict[tuple, float] = defaultdict(float)
         self._tokens_out: dict[tuple, float] = defaultdict(float)
+        self._tokens_cached: dict[tuple, float] = defaultdict(float)
+        self._quality: dict[tuple, float] = defaultdict(float)
 
     def observe(self, cols: RequestColumns) -> None:
         """Add one durable batch: numpy over the batch, Python per label set."""
@@ -127,11 +144,16 @@ class RequestExporter(Collector):
             errors = np.bincount(group[cols.is_error], minlength=n)
             tokens_in = np.bincount(group, weights=cols.input_tokens, minlength=n)
             tokens_out = np.bincount(group, weights=cols.output_tokens, minlength=n)
+            tokens_cached = np.bincount(group, weights=cols.cache_read_tokens, minlength=n)
+            quality = {signal: np.bincount(group[mask], minlength=n).tolist() for signal, mask in signals(cols)}
             for g, key in enumerate(lookup):
                 self._requests[(*key, "ok")] += int(requests[g] - errors[g])
                 self._requests[(*key, "error")] += int(errors[g])
                 self._tokens_in[key] += float(tokens_in[g])
                 self._tokens_out[key] += float(tokens_out[g])
+                self._tokens_cached[key] += float(tokens_cached[g])
+                for signal, counts in quality.items():
+                    self._quality[(*key, signal)] += counts[g]
             if cols.is_error.any():
                 error_type = self._cap.column("error_type", cols.error_type, cols.is_error)
                 pairs, counts = np.unique(group[cols.is_error] * len(error_type.values) + error_type.codes,
@@ -185,6 +207,13 @@ class RequestExporter(Collector):
                                 [*self._labels, "error_type"], self._errors)
             yield self._counter("gen_ai_usage_input_tokens", "Prompt tokens.", self._labels, self._tokens_in)
             yield self._counter("gen_ai_usage_output_tokens", "Generated tokens.", self._labels, self._tokens_out)
+            yield self._counter("gen_ai_usage_cache_read_input_tokens",
+                                "Prompt tokens served from a prompt cache (gen_ai.usage.cache_read.input_tokens).",
+                                self._labels, self._tokens_cached)
+            yield self._counter("fleetpulse_output_quality", "Requests by output quality signal (docs/quality.md): "
+                                "analysed, refusal, empty, format_checked, format_failure (of the analysed), "
+                                "truncation, content_filter (finish reasons, of all).",
+                                [*self._labels, "signal"], self._quality)
             folded = CounterMetricFamily("fleetpulse_label_values_folded",
                                          "Label values past FLEETPULSE_METRIC_LABEL_CAP, exported as __other__.",
                                          labels=["label"])

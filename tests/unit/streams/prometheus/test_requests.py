@@ -121,3 +121,33 @@ def test_a_label_set_without_any_queue_time_has_no_queue_series():
     assert sample(text, "fleetpulse_request_queue_time_seconds_count", model="a") == 1
     assert 'fleetpulse_request_queue_time_seconds_count{model="b"}' not in text
     assert sample(text, "gen_ai_server_request_duration_seconds_count", model="b") == 1
+
+
+def test_quality_signals_and_cache_reads_are_counted_per_label_set():
+    events = []
+    for i in range(100):
+        event = good_request(**{"host.name": f"node-{i % 2}", "gen_ai.request.model": "m",
+                                "gen_ai.response.finish_reasons": ["length"] if i % 10 == 0 else
+                                ["content_filter"] if i % 25 == 1 else ["stop"],
+                                "gen_ai.usage.cache_read.input_tokens": 3})
+        if i < 80:  # 80 analysed: every 8th refused, every 20th empty; 40 asked for JSON, 4 failed
+            event.update({"fleetpulse.output.refusal": int(i % 8 == 0), "fleetpulse.output.empty": int(i % 20 == 0),
+                          "fleetpulse.output.repetition": 0.1})
+            if i % 2 == 0:
+                event["fleetpulse.output.format_ok"] = int(i % 20 != 2)
+        events.append(event)
+    exporter = RequestExporter(["model", "node"], 10, le_indices([1]))
+    registry = CollectorRegistry()
+    registry.register(exporter)
+    exporter.observe(request_columns(events))
+    text = generate_latest(registry).decode()
+
+    def total(signal: str) -> float:
+        return sum(sample(text, "fleetpulse_output_quality_total", model="m", node=f"node-{n}", signal=signal)
+                   for n in (0, 1))
+
+    assert total("analysed") == 80 and total("refusal") == 10 and total("empty") == 4
+    assert total("format_checked") == 40 and total("format_failure") == 4
+    assert total("truncation") == 10 and total("content_filter") == 4
+    assert sample(text, "fleetpulse_output_quality_total", node="node-0", signal="refusal") == 10  # i % 8 == 0: even
+    assert sample(text, "gen_ai_usage_cache_read_input_tokens_total", node="node-1") == 150
