@@ -197,6 +197,7 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _simulate(settings: Settings, args: argparse.Namespace) -> int:
+    from fleetpulse.producers.sim_quality import QualityShares
     from fleetpulse.producers.simulator import Drift, SimulationConfig, run_simulation
     from fleetpulse.topics import check_kafka
 
@@ -208,6 +209,9 @@ def _simulate(settings: Settings, args: argparse.Namespace) -> int:
         burst_every_s=args.burst_every, burst_len_s=args.burst_len, burst_error_rate=args.burst_error_rate,
         drifts=tuple(Drift.parse(d) for d in args.drift), gpu_samples=args.gpu_samples,
         window_seconds=settings.window_seconds, single_events=args.single_events, pace=args.pace,
+        quality=QualityShares(args.refusal_share or 0.0, args.truncation_share or 0.0, args.repetition_share or 0.0)
+        if args.quality or any(s is not None for s in (args.refusal_share, args.truncation_share,
+                                                       args.repetition_share)) else None,
     )
     result = run_simulation(settings, config, truth_path=args.truth, progress=not args.quiet)
     return 130 if result.interrupted else 0
@@ -272,6 +276,14 @@ def build_parser() -> argparse.ArgumentParser:
                         "finish_reason, operation. Repeatable.")
     p.add_argument("--gpu-samples", action="store_true",
                    help="also send GPU samples for each node's 8 GPUs, following the simulated load")
+    p.add_argument("--quality", action="store_true",
+                   help="successful requests carry output quality signals, as a Recorder given the response "
+                        "text sends them (implied by the three shares below)")
+    p.add_argument("--refusal-share", type=float, metavar="SHARE", help="share of answers that are refusals")
+    p.add_argument("--truncation-share", type=float, metavar="SHARE",
+                   help="share of stop finishes that become length (truncated)")
+    p.add_argument("--repetition-share", type=float, metavar="SHARE",
+                   help="share of answers that repeat themselves (repetition 0.2..0.95)")
     p.add_argument("--truth", help="write exact per-(window, model, node) ground truth as JSON lines here")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.set_defaults(run=_simulate)

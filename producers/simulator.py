@@ -25,6 +25,7 @@ from fleetpulse.errors import ConfigError
 from fleetpulse.producers.envelope import hex_ids
 from fleetpulse.producers.gpu.simulated import SimulatedGpus
 from fleetpulse.producers.recorder import Recorder
+from fleetpulse.producers.sim_quality import QualityShares, QualityTruth, draw, fields
 from fleetpulse.schemas import VERSION
 from fleetpulse.settings import Settings
 from fleetpulse.streams.windows.grid import window_starts
@@ -82,6 +83,7 @@ class SimulationConfig:
     pace: str = "realtime"  # or "fast"
     drifts: tuple[Drift, ...] = ()
     gpu_samples: bool = False  # also send NVML-like samples of each node's 8 GPUs, following the load
+    quality: QualityShares | None = None  # output quality signals on successful requests (producers/sim_quality.py)
 
     def __post_init__(self):
         if (self.duration_s is None) == (self.count is None):
@@ -195,8 +197,15 @@ def _chunk(rng: np.random.Generator, c: SimulationConfig, t: _Table, start: floa
     chat = (rng.random(n) < 0.8) & ~(rng.random(n) < shift("operation"))
     gpu = rng.integers(0, GPUS_PER_NODE, n)
     request_ids, trace_ids = hex_ids(n, rng.bytes(32 * n))
-    return _events(ts, node, model, inputs, outputs, np.minimum(duration, _MAX_S), ttft, tpot, queue,
-                   np.where(failed, kind, -1), finish, chat, gpu, request_ids, trace_ids, t)
+    drawn = None
+    if c.quality is not None:
+        drawn, finish = draw(c.seed, first, c.quality, failed, finish, inputs)
+    events = _events(ts, node, model, inputs, outputs, np.minimum(duration, _MAX_S), ttft, tpot, queue,
+                     np.where(failed, kind, -1), finish, chat, gpu, request_ids, trace_ids, t)
+    if drawn is not None:
+        for event, extra in zip(events, fields(drawn)):
+            event.update(extra)
+    return events
 
 
 def _shifts(c: SimulationConfig, rel: np.ndarray):
@@ -258,6 +267,7 @@ class Truth:
     def __init__(self, window_seconds: int):
         self.window_seconds = window_seconds
         self._rows: dict[tuple[int, str, str], list[int]] = {}
+        self.quality = QualityTruth()  # the output quality signals, by the same keys
 
     def add(self, events: Iterable[dict]) -> None:
         events = list(events)
@@ -271,6 +281,7 @@ class Truth:
             row[1] += e.get("error.type") is not None
             row[2] += e["gen_ai.usage.input_tokens"]
             row[3] += e["gen_ai.usage.output_tokens"]
+            self.quality.add(key, e)
 
     @property
     def requests(self) -> int:
