@@ -73,6 +73,7 @@ class Settings:
     alert_rules: str = ""  # a YAML file; empty: the shipped defaults (streams/alerting/default_rules.yml)
     alertmanager_url: str = ""
     prometheus_url: str = ""  # the Prometheus that scrapes the workers: the pages' pipeline-health panels read it
+    prices: str = ""  # a YAML/JSON price table (fleetpulse/prices.py); empty: the price tables stay as they are
     alert_webhook_url: str = ""  # every alert event, as a JSON array (FLEETPULSE_DRIFT_WEBHOOK_URL before)
     drift_features: str = "input_tokens,output_tokens,latency,ttft,tpot,queue_time,operation,finish_reason,error_type,output_outcome"
     drift_reference: str = "previous"  # previous | yesterday | baseline, or per model: "previous,MODEL=baseline"

@@ -13,6 +13,8 @@ CREATE FUNCTION fleetpulse_bucket_quantile AS (buckets, q) -> if(empty(buckets),
 
 CREATE FUNCTION fleetpulse_bucket_value AS i -> if(i = -32768, 0., (2 * pow(2, i / 32)) / (1 + pow(2, 1 / 32)));
 
+CREATE FUNCTION fleetpulse_token_cost AS (input, output, cached, p_in, p_out, p_cached) -> (((((input - cached) * p_in) + (cached * p_cached)) + (output * p_out)) / 1000000);
+
 
 
 -- Tables
@@ -79,6 +81,17 @@ CREATE TABLE fleetpulse_migrations
 )
 ENGINE = MergeTree
 ORDER BY version
+SETTINGS index_granularity = 8192;
+
+CREATE TABLE gpu_prices
+(
+    `kind` LowCardinality(String),
+    `name` String,
+    `hourly` Float64,
+    `energy_per_kwh` Float64
+)
+ENGINE = MergeTree
+ORDER BY (kind, name)
 SETTINGS index_granularity = 8192;
 
 CREATE TABLE gpu_samples
@@ -237,6 +250,17 @@ CREATE TABLE gpu_windows_1m
 ENGINE = ReplacingMergeTree(computed_at)
 ORDER BY (window_start, node, gpu_uuid, window_seconds)
 TTL window_start + toIntervalDay(FLEETPULSE_ROLLUP_1M_TTL_DAYS)
+SETTINGS index_granularity = 8192;
+
+CREATE TABLE model_prices
+(
+    `model` String,
+    `input_per_million` Float64,
+    `output_per_million` Float64,
+    `cached_input_per_million` Float64
+)
+ENGINE = MergeTree
+ORDER BY model
 SETTINGS index_granularity = 8192;
 
 CREATE TABLE request_events
@@ -567,6 +591,96 @@ AS SELECT
 FROM drift_windows
 FINAL;
 
+CREATE VIEW gpu_cost
+(
+    `grain` String,
+    `window_start` DateTime('UTC'),
+    `window_seconds` UInt32,
+    `node` LowCardinality(String),
+    `gpu_uuid` LowCardinality(String),
+    `gpu_index` UInt16,
+    `gpu_name` LowCardinality(String),
+    `gpu_hours` Float64,
+    `energy_kwh` Float64,
+    `hourly_price` Float64,
+    `energy_price` Float64,
+    `time_cost` Float64,
+    `energy_cost` Float64,
+    `gpu_cost` Float64
+)
+AS SELECT
+    g.grain AS grain,
+    g.window_start AS window_start,
+    g.window_seconds AS window_seconds,
+    g.node AS node,
+    g.gpu_uuid AS gpu_uuid,
+    g.gpu_index AS gpu_index,
+    g.gpu_name AS gpu_name,
+    g.window_seconds / 3600 AS gpu_hours,
+    ifNull(g.energy_joules, 0) / 3600000 AS energy_kwh,
+    if(n.name != '', n.hourly, t.hourly) AS hourly_price,
+    if(n.name != '', n.energy_per_kwh, t.energy_per_kwh) AS energy_price,
+    gpu_hours * hourly_price AS time_cost,
+    energy_kwh * energy_price AS energy_cost,
+    time_cost + energy_cost AS gpu_cost
+FROM
+(
+    SELECT
+        'base' AS grain,
+        window_start,
+        window_seconds,
+        node,
+        gpu_uuid,
+        gpu_index,
+        gpu_name,
+        energy_joules
+    FROM gpu_windows
+    FINAL
+    UNION ALL
+    SELECT
+        '1m' AS grain,
+        window_start,
+        window_seconds,
+        node,
+        gpu_uuid,
+        gpu_index,
+        gpu_name,
+        energy_joules
+    FROM gpu_windows_1m
+    FINAL
+    UNION ALL
+    SELECT
+        '1h' AS grain,
+        window_start,
+        window_seconds,
+        node,
+        gpu_uuid,
+        gpu_index,
+        gpu_name,
+        energy_joules
+    FROM gpu_windows_1h
+    FINAL
+) AS g
+LEFT JOIN
+(
+    SELECT
+        name,
+        hourly,
+        energy_per_kwh
+    FROM gpu_prices
+    WHERE kind = 'node'
+) AS n ON g.node = n.name
+LEFT JOIN
+(
+    SELECT
+        name,
+        hourly,
+        energy_per_kwh
+    FROM gpu_prices
+    WHERE kind = 'gpu'
+) AS t ON g.gpu_name = t.name
+WHERE (n.name != '') OR (t.name != '');
+
 CREATE VIEW gpu_efficiency
 (
     `window_start` DateTime('UTC'),
@@ -627,6 +741,40 @@ INNER JOIN
     FROM gpu_windows
     FINAL
 ) AS g ON ((r.window_start = g.window_start) AND (r.window_seconds = g.window_seconds) AND (r.node = g.node) AND (r.gpu = g.gpu_index)) OR ((r.window_start = g.window_start) AND (r.window_seconds = g.window_seconds) AND (r.node = g.node) AND (r.gpu = g.gpu_uuid));
+
+CREATE VIEW gpu_request_cost
+(
+    `window_start` DateTime('UTC'),
+    `node` LowCardinality(String),
+    `gpu` LowCardinality(String),
+    `gpu_uuid` LowCardinality(String),
+    `requests` UInt64,
+    `output_tokens` UInt64,
+    `gpu_cost` Float64,
+    `gpu_cost_per_request` Float64,
+    `output_tokens_per_dollar` Float64
+)
+AS SELECT
+    e.window_start AS window_start,
+    e.node AS node,
+    e.gpu AS gpu,
+    e.gpu_uuid AS gpu_uuid,
+    e.requests AS requests,
+    e.output_tokens AS output_tokens,
+    c.gpu_cost AS gpu_cost,
+    c.gpu_cost / e.requests AS gpu_cost_per_request,
+    e.output_tokens / c.gpu_cost AS output_tokens_per_dollar
+FROM gpu_efficiency AS e
+INNER JOIN
+(
+    SELECT
+        window_start,
+        node,
+        gpu_uuid,
+        gpu_cost
+    FROM gpu_cost
+    WHERE grain = 'base'
+) AS c ON (e.window_start = c.window_start) AND (e.node = c.node) AND (e.gpu_uuid = c.gpu_uuid);
 
 CREATE VIEW gpu_windows_for
 AS SELECT
@@ -706,6 +854,87 @@ SELECT
 FROM gpu_windows_1h
 FINAL
 WHERE ({interval_s:UInt32} % 3600) = 0;
+
+CREATE VIEW request_cost
+(
+    `window_start` DateTime('UTC'),
+    `window_seconds` UInt32,
+    `model` LowCardinality(String),
+    `requests` UInt64,
+    `input_tokens` UInt64,
+    `output_tokens` UInt64,
+    `cache_read_tokens` UInt64,
+    `cache_hit_rate` Float64,
+    `cost` Float64,
+    `cost_per_request` Float64,
+    `cost_per_million_tokens` Float64,
+    `tokens_per_dollar` Float64,
+    `cache_savings` Float64
+)
+AS SELECT
+    s.window_start AS window_start,
+    s.window_seconds AS window_seconds,
+    s.model AS model,
+    s.requests AS requests,
+    s.input_tokens AS input_tokens,
+    s.output_tokens AS output_tokens,
+    s.cache_read_tokens AS cache_read_tokens,
+    s.cache_hit_rate AS cache_hit_rate,
+    ((((s.input_tokens - s.cache_read_tokens) * p.input_per_million) + (s.cache_read_tokens * p.cached_input_per_million)) + (s.output_tokens * p.output_per_million)) / 1000000 AS cost,
+    cost / s.requests AS cost_per_request,
+    (cost / (s.input_tokens + s.output_tokens)) * 1000000 AS cost_per_million_tokens,
+    (s.input_tokens + s.output_tokens) / cost AS tokens_per_dollar,
+    (s.cache_read_tokens * (p.input_per_million - p.cached_input_per_million)) / 1000000 AS cache_savings
+FROM request_stats_model AS s
+INNER JOIN model_prices AS p ON s.model = p.model;
+
+CREATE VIEW request_cost_rollup
+(
+    `grain` String,
+    `window_start` DateTime('UTC'),
+    `model` LowCardinality(String),
+    `requests` UInt64,
+    `input_tokens` UInt64,
+    `output_tokens` UInt64,
+    `cache_read_tokens` UInt64,
+    `cache_hit_rate` Float64,
+    `cost` Float64,
+    `cost_per_request` Float64,
+    `cost_per_million_tokens` Float64,
+    `tokens_per_dollar` Float64,
+    `cache_savings` Float64
+)
+AS SELECT
+    s.grain AS grain,
+    s.window_start AS window_start,
+    s.model AS model,
+    s.requests AS requests,
+    s.input_tokens AS input_tokens,
+    s.output_tokens AS output_tokens,
+    s.cache_read_tokens AS cache_read_tokens,
+    s.cache_read_tokens / s.input_tokens AS cache_hit_rate,
+    ((((s.input_tokens - s.cache_read_tokens) * p.input_per_million) + (s.cache_read_tokens * p.cached_input_per_million)) + (s.output_tokens * p.output_per_million)) / 1000000 AS cost,
+    cost / s.requests AS cost_per_request,
+    (cost / (s.input_tokens + s.output_tokens)) * 1000000 AS cost_per_million_tokens,
+    (s.input_tokens + s.output_tokens) / cost AS tokens_per_dollar,
+    (s.cache_read_tokens * (p.input_per_million - p.cached_input_per_million)) / 1000000 AS cache_savings
+FROM
+(
+    SELECT
+        grain,
+        window_start,
+        model,
+        sum(requests) AS requests,
+        sum(input_tokens) AS input_tokens,
+        sum(output_tokens) AS output_tokens,
+        sum(cache_read_tokens) AS cache_read_tokens
+    FROM request_stats_rollup
+    GROUP BY
+        grain,
+        window_start,
+        model
+) AS s
+INNER JOIN model_prices AS p ON s.model = p.model;
 
 CREATE VIEW request_quantile
 AS SELECT

@@ -17,6 +17,7 @@ from fleetpulse.migrate import migrate
 from fleetpulse.settings import Settings, is_loopback
 from fleetpulse.streams.worker.app import build_app
 from fleetpulse.streams.worker.query import open_reader
+from fleetpulse.prices import load_prices, read_prices
 from fleetpulse.topics import check_kafka, ensure_topics
 
 log = logging.getLogger("fleetpulse.worker")
@@ -31,10 +32,15 @@ def run_worker(settings: Settings) -> int:
         settings.home.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ConfigError(f"FLEETPULSE_HOME={str(settings.home)!r} cannot be created: {exc.strerror}") from exc
+    prices = read_prices(settings.prices) if settings.prices else None  # a bad file fails now, in one line
     check_kafka(settings, timeout=10)
     ensure_topics(settings)
     ch = ClickHouse(settings)
     migrate(ch, log=lambda line: log.info("migrate: %s", line))
+    if prices is not None:
+        load_prices(ch, prices)
+        log.info("prices: %d models, %d GPU types and nodes from %s", len(prices.models), len(prices.gpus),
+                 settings.prices)
     reader = open_reader(settings)
     app, handler = build_app(settings, ch, reader)
     worker = faust.Worker(app, loglevel=_faust_level(settings), quiet=True, logging_config=_logging(settings))
