@@ -50,6 +50,13 @@ def _length_heatmap(column: str) -> str:
             "GROUP BY time, if(k = -32768, '0', toString(pow(2, ceil(k / 32)))) AS le ORDER BY time, toFloat64(le)")
 
 
+#: The range's tokens priced by the model_prices table (sql/016_prices.sql); unpriced models count 0.
+_TOKEN_COST = ("SELECT sum(fleetpulse_token_cost(w.i, w.o, w.c, p.input_per_million, p.output_per_million, "
+               "p.cached_input_per_million)) AS cost FROM (SELECT model, sum(input_tokens) AS i, "
+               f"sum(output_tokens) AS o, sum(cache_read_tokens) AS c {WINDOWS} GROUP BY model) AS w "
+               "INNER JOIN model_prices AS p ON w.model = p.model")
+
+
 FLEET = Dashboard(
     "fleet", "Fleet overview",
     "Requests, errors, latency and tokens by model, across the fleet.",
@@ -67,6 +74,7 @@ FLEET = Dashboard(
         Panel("fleet_output_tokens_total", "Output tokens/s", "stat", "short",
               _stat("sum(output_tokens) / greatest(1, dateDiff('second', $__fromTime, $__toTime)) AS tokens_per_s"),
               width=4),
+        Panel("fleet_token_cost", "Token cost (FLEETPULSE_PRICES)", "stat", "short", _TOKEN_COST, width=4),
         Panel("fleet_requests_per_s", "Requests/s by model", "timeseries", "reqps",
               _series("sum(requests) / $__interval_s AS requests_per_s")),
         Panel("fleet_error_rate", "Error rate by model", "timeseries", "percentunit",
@@ -98,6 +106,14 @@ MODEL_DETAIL = Dashboard(
               _map_series("finish_reasons", "reason")),
         Panel("model_outcomes", "Outcomes/s (answered, empty, refused, error)", "timeseries", "reqps",
               _map_series("outcomes", "outcome")),
+        Panel("model_quality_rates", "Refusal, empty, truncation and format-failure rates", "timeseries",
+              "percentunit", _series("sum(refusals) / sum(analysed) AS refusal, sum(empty_outputs) / sum(analysed) "
+                                     "AS empty, sumMap(finish_reasons)['length'] / sum(requests) AS truncation, "
+                                     "sum(format_failures) / sum(format_checked) AS format_failure")),
+        Panel("model_repetition", "Repetition (share of repeated word trigrams) p50 and p90", "timeseries",
+              "percentunit", _series(f"{_q('repetition_buckets', 0.5)} AS p50, {_q('repetition_buckets', 0.9)} AS p90")),
+        Panel("model_cache_hit_rate", "Prompt cache hit rate (cached / input tokens)", "timeseries", "percentunit",
+              _series("sum(cache_read_tokens) / sum(input_tokens) AS cache_hit_rate")),
         Panel("model_prompt_lengths", "Prompt length (input tokens)", "heatmap", "short",
               _length_heatmap("input_tokens_buckets")),
         Panel("model_generation_lengths", "Generation length (output tokens)", "heatmap", "short",

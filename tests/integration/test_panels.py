@@ -24,12 +24,14 @@ import urllib.parse
 import urllib.request
 from collections import defaultdict
 from datetime import datetime
+from pathlib import Path
 
 import numpy as np
 import orjson
 import pytest
 from confluent_kafka import Producer
 
+from fleetpulse.producers.sim_quality import QualityShares
 from fleetpulse.producers.simulator import Drift, SimulationConfig, generate, run_simulation
 from fleetpulse.streams.panels.dashboards import DASHBOARDS, PANELS, VARIABLES
 from fleetpulse.streams.panels.macros import TimeRange, as_grafana, choose_interval, rate_interval, variables
@@ -40,10 +42,13 @@ from tests.integration.workers import isolated_settings
 
 pytestmark = pytest.mark.integration
 
+ROOT = Path(__file__).resolve().parents[2]
+
 DURATION_S = 600
 CONFIG = SimulationConfig(nodes=2, models=2, rate=100.0, duration_s=DURATION_S, seed=7, start=RECENT_HOUR,
                           burst_every_s=200, burst_len_s=40, burst_error_rate=0.6, pace="fast", gpu_samples=True,
-                          drifts=(Drift("input_tokens", 1.0, 300), Drift("finish_reason", 0.5, 300)))
+                          drifts=(Drift("input_tokens", 1.0, 300), Drift("finish_reason", 0.5, 300)),
+                          quality=QualityShares(refusal=0.05, repetition=0.2))
 CLICKHOUSE_PANELS = [p for p in PANELS.values() if p.sql]
 PROMQL_PANELS = [p for p in PANELS.values() if p.promql]
 
@@ -83,7 +88,8 @@ def fleet(kafka_settings, tmp_path_factory, start_worker):
     prometheus = Prometheus(tmp, [f"127.0.0.1:{settings.http_port}"])
     try:
         settings = isolated_settings(kafka_settings, tmp, drift_window_minutes=1, http_port=settings.http_port,
-                                     prometheus_url=f"http://127.0.0.1:{prometheus.port}")
+                                     prometheus_url=f"http://127.0.0.1:{prometheus.port}",
+                                     prices=str(ROOT / "infra/prices/example.yml"))
         worker = start_worker(settings)
         producer = Producer({"bootstrap.servers": settings.bootstrap})
         producer.produce(settings.topic("requests"), b'{"not": "an event"}')
@@ -145,6 +151,20 @@ def _truth():
     return out
 
 
+def _token_cost() -> float:
+    """The simulated tokens priced by hand from the shipped example price table."""
+    from fleetpulse.prices import read_prices
+    prices = {m: p for m, *p in read_prices(str(ROOT / "infra/prices/example.yml")).models}
+    total = 0.0
+    for chunk in generate(CONFIG):
+        for e in chunk:
+            p_in, p_out, p_cached = prices[e["gen_ai.request.model"]]
+            cached = e.get("gen_ai.usage.cache_read.input_tokens") or 0
+            total += ((e["gen_ai.usage.input_tokens"] - cached) * p_in + cached * p_cached
+                      + e["gen_ai.usage.output_tokens"] * p_out) / 1e6
+    return total
+
+
 def _exact_quantile(values, q) -> float:
     ordered = np.sort(np.asarray(values, dtype=float))
     return float(ordered[max(1, math.ceil(round(q * len(ordered), 6))) - 1])
@@ -167,6 +187,7 @@ def test_fleet_overview_equals_the_simulators_truth(fleet, which):
         exact = _exact_quantile(truth[column], 0.99)
         assert stat(panel) == pytest.approx(exact, rel=0.011), panel
     assert stat("fleet_output_tokens_total") == pytest.approx(sum(truth["output_tokens"]) / (bounds[1] - bounds[0]))
+    assert stat("fleet_token_cost") == pytest.approx(_token_cost(), rel=1e-9)
 
     # The time series add up to the same counts, per model, whatever the interval.
     answer = fleet.panel("fleet_requests_per_s", bounds)
