@@ -62,7 +62,8 @@ def test_each_migration_survives_a_crash_before_its_record(chdb_path):
                                "AND name LIKE 'gpu_%'").result_rows)
         assert tables == {"gpu_samples": "ReplacingMergeTree", "gpu_windows": "ReplacingMergeTree",
                           "gpu_windows_1m": "ReplacingMergeTree", "gpu_windows_1h": "ReplacingMergeTree",
-                          "gpu_efficiency": "View", "gpu_windows_for": "View"}
+                          "gpu_efficiency": "View", "gpu_windows_for": "View", "gpu_cost": "View",
+                          "gpu_request_cost": "View", "gpu_prices": "MergeTree"}
         key = ch.query("SELECT sorting_key FROM system.tables WHERE database = currentDatabase() "
                        "AND name = 'gpu_windows'").result_rows[0][0]
         assert key == "window_start, node, gpu_uuid, window_seconds"
