@@ -133,3 +133,4 @@ def test_metrics_count_each_signal_per_model_and_node(fleet):
             assert got == counts[column], (model, node, name)
         assert metric_value(text, "gen_ai_usage_cache_read_input_tokens_total", model=model, node=node) == \
             counts["cache_read_tokens"]
+

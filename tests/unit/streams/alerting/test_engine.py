@@ -118,3 +118,18 @@ def test_label_sets_that_come_and_go_are_forgotten_and_still_alert_when_they_ret
     fired = engine.observe(T0 + 10_010, {"error_rate": [({"node": "n1"}, 0.5)]})
     assert {e["alert.name"] for e in fired if e["status"] == "firing"} == {"VeryHighErrorRate"}
     assert len(engine._states) == 2, "pending and firing states are kept"
+
+
+def test_the_default_quality_rules_fire_per_model_on_their_rates():
+    """HighRefusalRate: > 5% for three windows; a model without analysed
+    requests (NaN rate) never fires, one at 5% exactly neither."""
+    engine = AlertEngine([r for r in load_rules() if r.name in ("HighRefusalRate", "HighTruncationRate")])
+    events = []
+    for i, rate in enumerate([0.08, 0.08, 0.08, 0.08, 0.0, 0.0, 0.0, 0.0]):
+        samples = {"refusal_rate": [({"model": "m"}, rate), ({"model": "quiet"}, float("nan")),
+                                    ({"model": "edge"}, 0.05)],
+                   "truncation_rate": [({"model": "m"}, 0.0)]}
+        events += engine.observe(T0 + 10 * i, samples)
+    assert [(e["alert.name"], e["labels"]["model"], e["status"], e["timestamp"] - T0) for e in events] == [
+        ("HighRefusalRate", "m", "firing", 20.0), ("HighRefusalRate", "m", "resolved", 60.0)]
+    assert events[0]["annotations"]["summary"] == "m: 0.08 of answers are refusals (> 5%)"
