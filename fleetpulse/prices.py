@@ -82,8 +82,9 @@ def load_prices(ch, prices: Prices) -> None:
     """Replace the price tables with ``prices`` (``ch``: a fleetpulse.clickhouse.ClickHouse)."""
     ch.command("TRUNCATE TABLE model_prices")
     ch.command("TRUNCATE TABLE gpu_prices")
+    token = f"prices:{time.time_ns()}"  # the tables have no dedup window; unique anyway
     if prices.models:
         ch.insert("model_prices", prices.models,
-                  ("model", "input_per_million", "output_per_million", "cached_input_per_million"), dedup_token=f"prices:{time.time_ns()}")
+                  ("model", "input_per_million", "output_per_million", "cached_input_per_million"), dedup_token=token)
     if prices.gpus:
-        ch.insert("gpu_prices", prices.gpus, ("kind", "name", "hourly", "energy_per_kwh"), dedup_token=f"prices:{time.time_ns()}")
+        ch.insert("gpu_prices", prices.gpus, ("kind", "name", "hourly", "energy_per_kwh"), dedup_token=token)

@@ -58,7 +58,8 @@ def expected(truth, keys: list, requests: int, input_tokens: int) -> dict:
         "requests": requests, "input_tokens": input_tokens, "analysed": c["analysed"],
         "format_checked": c["format_checked"], "cache_read_tokens": c["cache_read_tokens"],
         "refusal_rate": rate(c["refusals"], c["analysed"]), "empty_rate": rate(c["empty_outputs"], c["analysed"]),
-        "truncation_rate": rate(c["truncations"], requests), "content_filter_rate": rate(c["content_filtered"], requests),
+        "truncation_rate": rate(c["truncations"], requests),
+        "content_filter_rate": rate(c["content_filtered"], requests),
         "format_failure_rate": rate(c["format_failures"], c["format_checked"]),
         "cache_hit_rate": rate(c["cache_read_tokens"], input_tokens),
         **{f"repetition_p{int(qq * 100)}": q.repetition_quantile(keys, qq) for qq in (0.5, 0.9, 0.99)},
@@ -134,3 +135,21 @@ def test_metrics_count_each_signal_per_model_and_node(fleet):
         assert metric_value(text, "gen_ai_usage_cache_read_input_tokens_total", model=model, node=node) == \
             counts["cache_read_tokens"]
 
+
+
+def test_the_default_refusal_rule_fires_for_each_model(kafka_settings, tmp_path_factory, start_worker):
+    """8% refusals in every window (> 5% for three windows): the built-in
+    engine's HighRefusalRate fires for each model. Realtime, with 1 s of
+    lateness, so windows close one by one as the engine evaluates them (it
+    starts at the newest closed window, and a window closes only once event
+    time is past its end plus the allowed lateness)."""
+    settings = isolated_settings(kafka_settings, tmp_path_factory.mktemp("quality_rule"), allowed_lateness_seconds=1)
+    worker = start_worker(settings)
+    config = SimulationConfig(nodes=2, models=2, rate=500.0, count=25_000, seed=3,
+                              window_seconds=settings.window_seconds, pace="realtime", burst_every_s=0, quality=QualityShares(refusal=0.08))
+    result = run_simulation(settings, config, progress=False)
+    models = sorted({m for _, m, _ in result.truth._rows})
+    sql = ("SELECT arraySort(groupUniqArray(labels['model'])) FROM alerts "
+           "WHERE alert_name = 'HighRefusalRate' AND status = 'firing'")
+    assert worker.wait_for(sql, models, timeout=60) == models, worker.log_tail()
+    assert worker.stop() == 0
