@@ -28,7 +28,7 @@ _TAIL = _EMPTY[_EMPTY.index(b"[]") + 1:]   # b']}'
 #: cheapest thing to build on the caller's thread; the dict is built later).
 RECORD_FIELDS = ("timestamp", "model", "node", "duration", "ttft", "tpot", "queue_time",
                  "input_tokens", "output_tokens", "error_type", "finish_reasons",
-                 "operation", "gpu", "request_id", "trace_id")
+                 "operation", "gpu", "request_id", "trace_id", "tenant")
 
 _OPTIONAL = (
     (4, "gen_ai.server.time_to_first_token"),
@@ -38,6 +38,7 @@ _OPTIONAL = (
     (9, "error.type"),
     (11, "gen_ai.operation.name"),
     (12, "gpu.id"),
+    (15, "fleetpulse.tenant"),  # already hashed when the recorder hashes tenants
 )
 
 

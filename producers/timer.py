@@ -21,11 +21,11 @@ class RequestTimer:
     propagates unchanged."""
 
     __slots__ = ("_recorder", "_start", "model", "node", "ttft", "tpot", "queue_time", "input_tokens",
-                 "output_tokens", "error_type", "finish_reasons", "operation", "gpu", "request_id", "trace_id")
+                 "output_tokens", "error_type", "finish_reasons", "operation", "gpu", "request_id", "trace_id", "tenant")
 
     def __init__(self, recorder: Recorder, model: str, node: str, *, queue_time: float | None = None,
                  input_tokens: int = 0, operation: str | None = None, gpu: str | None = None,
-                 request_id: str | None = None, trace_id: str | None = None):
+                 request_id: str | None = None, trace_id: str | None = None, tenant: str | None = None):
         self._recorder = recorder
         self.model, self.node = model, node
         self.ttft = self.tpot = None
@@ -33,6 +33,7 @@ class RequestTimer:
         self.input_tokens, self.output_tokens = input_tokens, 0
         self.error_type = self.finish_reasons = None
         self.operation, self.gpu, self.request_id, self.trace_id = operation, gpu, request_id, trace_id
+        self.tenant = tenant
 
     def first_token(self) -> None:
         """Mark the first output token: sets ``ttft`` from the start of the block."""
@@ -53,5 +54,5 @@ class RequestTimer:
             self.model, self.node, duration, ttft=self.ttft, tpot=tpot, queue_time=self.queue_time,
             input_tokens=self.input_tokens, output_tokens=self.output_tokens, error_type=self.error_type,
             finish_reasons=self.finish_reasons, operation=self.operation, gpu=self.gpu,
-            request_id=self.request_id, trace_id=self.trace_id)
+            request_id=self.request_id, trace_id=self.trace_id, tenant=self.tenant)
         return False

@@ -36,7 +36,7 @@ ATTRIBUTES = {
     "gen_ai.server.time_to_first_token": "ttft", "gen_ai.server.time_per_output_token": "tpot",
     "fleetpulse.queue_time": "queue_time", "gen_ai.usage.input_tokens": "input_tokens",
     "gen_ai.usage.output_tokens": "output_tokens", "gen_ai.response.finish_reasons": "finish_reasons",
-    "error.type": "error_type",
+    "error.type": "error_type", "fleetpulse.tenant": "tenant",
 }
 if set(ATTRIBUTES) != {f.name for f in REQUEST}:
     raise ImportError(f"schemas.fast.ATTRIBUTES must name every field of REQUEST: "

@@ -14,6 +14,8 @@ VERSION = 1
 #: One hour: a single request slower than this is a clock or unit bug (ms sent as s).
 MAX_DURATION_S = 3600.0
 MAX_TOKENS = 10_000_000
+#: Longest tenant id: a hashed tenant is 16 hex characters; raw ids up to this.
+MAX_TENANT_LENGTH = 128
 
 
 def _header(kind: str) -> tuple[Field, ...]:
@@ -52,6 +54,9 @@ REQUEST = _header("request") + (
           description="Finish reason per choice, e.g. stop, length, content_filter."),
     Field("error.type", "string", required=False, nullable=True, max_length=128,
           description="Error class when the request failed; null or absent on success."),
+    Field("fleetpulse.tenant", "string", required=False, nullable=True, max_length=MAX_TENANT_LENGTH,
+          description="Tenant (customer, API key owner) the request is billed to. The SDK can send a keyed "
+                      "BLAKE2b hash instead of the raw value (Recorder(hash_tenants=True)); never an e-mail."),
 )
 
 GPU = _header("gpu") + (

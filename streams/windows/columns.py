@@ -65,6 +65,7 @@ class RequestColumns:
     finish_reason: Coded  # the first reason, "none" when absent
     outcome: Coded  # OUTCOMES
     trace_id: list[str]
+    tenant: Coded | None = None  # "" when absent (fleetpulse.tenant); None: built without one
 
     def __len__(self) -> int:
         return len(self.timestamp)
@@ -74,7 +75,9 @@ class RequestColumns:
         out = {}
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            if isinstance(value, np.ndarray):
+            if value is None:
+                out[f.name] = None
+            elif isinstance(value, np.ndarray):
                 out[f.name] = value[keep]
             elif isinstance(value, Coded):
                 out[f.name] = Coded(value.codes[keep], value.values)
@@ -84,7 +87,7 @@ class RequestColumns:
 
 
 _FIELDS = ("timestamp", "model", "node", "gpu", "duration", "ttft", "tpot", "queue_time", "input_tokens",
-           "output_tokens", "error_type", "operation", "finish_reasons", "trace_id")
+           "output_tokens", "error_type", "operation", "finish_reasons", "trace_id", "tenant")
 
 
 def to_columns(events: Sequence) -> RequestColumns:
@@ -124,4 +127,5 @@ def to_columns(events: Sequence) -> RequestColumns:
         finish_reason=reasons.relabel(lambda r: r[0] if r else "none"),
         outcome=Coded(outcome, OUTCOMES),
         trace_id=col["trace_id"],
+        tenant=Coded.of(col["tenant"]).relabel(lambda v: v or ""),
     )
