@@ -38,7 +38,6 @@ _OPTIONAL = (
     (9, "error.type"),
     (11, "gen_ai.operation.name"),
     (12, "gpu.id"),
-    (15, "fleetpulse.tenant"),  # already hashed when the recorder hashes tenants
 )
 
 
@@ -64,6 +63,8 @@ def event_from_record(rec: tuple, request_id: str, trace_id: str) -> dict:
         value = rec[index]
         if value is not None:
             event[name] = value
+    if len(rec) > 15 and rec[15] is not None:  # already hashed when the recorder hashes tenants
+        event["fleetpulse.tenant"] = rec[15]
     return event
 
 

@@ -54,7 +54,7 @@ class TenantHasher:
             if type(item) is dict:
                 if item.get("fleetpulse.tenant") is not None:
                     item = {**item, "fleetpulse.tenant": self(item["fleetpulse.tenant"])}
-            elif item[15] is not None:
+            elif len(item) > 15 and item[15] is not None:
                 item = (*item[:15], self(item[15]))
             out.append(item)
         return out

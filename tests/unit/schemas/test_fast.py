@@ -329,7 +329,7 @@ def test_the_struct_is_the_request_schema():
     assert {f.encode_name for f in FIELDS if f.required} == {f.name for f in REQUEST if f.required}
     assert [f.name for f in FIELDS] == [
         "type", "version", "timestamp", "request_id", "trace_id", "model", "node", "gpu", "operation", "duration",
-        "ttft", "tpot", "queue_time", "input_tokens", "output_tokens", "finish_reasons", "error_type"]
+        "ttft", "tpot", "queue_time", "input_tokens", "output_tokens", "finish_reasons", "error_type", "tenant"]
 
 
 def simulated(count: int) -> list[dict]:
