@@ -1,0 +1,112 @@
+"""Tenants end to end through the real worker: 100,000 distinct tenants in one
+window give exact per-tenant totals in ClickHouse, /metrics holds at most K+1
+tenant series and they are the true heaviest tenants, and a spike of one
+tenant fires exactly one TenantTrafficSpike alert, which resolves."""
+
+from __future__ import annotations
+
+import collections
+import re
+import time
+
+import numpy as np
+import pytest
+from confluent_kafka import Producer
+
+from fleetpulse.schemas import encode_batch
+from fleetpulse.schemas.fields import OTHER
+from tests.events import good_request
+from tests.integration.workers import isolated_settings, metric_value
+
+pytestmark = pytest.mark.integration
+
+K = 5
+HEAVY = {f"heavy-{i}": 500 - 20 * i for i in range(10)}
+LIGHT = 100_000
+
+
+def _event(t: float, tenant: str | None, i: int) -> dict:
+    return good_request(**{"timestamp": t, "fleetpulse.tenant": tenant, "request.id": f"r{t}-{i}",
+                           "gen_ai.usage.input_tokens": i % 13, "gen_ai.usage.output_tokens": i % 7,
+                           "error.type": "internal" if i % 11 == 0 else None,
+                           "gen_ai.request.model": "m-a" if i % 3 else "m-b"})
+
+
+def _send(producer: Producer, topic: str, events: list[dict]) -> None:
+    for lo in range(0, len(events), 500):
+        producer.produce(topic, encode_batch(events[lo:lo + 500]), partition=0)
+        producer.poll(0)
+    assert producer.flush(60) == 0
+
+
+def _until(condition, what: str, timeout: float = 120):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _tenant_series(text: str) -> dict[str, float]:
+    return {m[1]: float(m[2]) for m in re.finditer(r'^fleetpulse_tenant_requests\{tenant="([^"]*)"\} (\S+)$',
+                                                   text, re.MULTILINE)}
+
+
+def test_tenants_exact_in_clickhouse_top_k_on_metrics_and_one_spike_alert(kafka_settings, tmp_path_factory,
+                                                                          start_worker):
+    tmp = tmp_path_factory.mktemp("tenants")
+    settings = isolated_settings(kafka_settings, tmp, window_seconds=10, allowed_lateness_seconds=1,
+                                 tenant_top_k=K, tenant_counters=100, tenant_baseline_windows=6)
+    worker = start_worker(settings)
+    producer = Producer({"bootstrap.servers": settings.bootstrap, "linger.ms": 5})
+    topic = settings.topic("requests")
+    base = float((int(time.time()) // 10) * 10 - 1800)
+
+    # Window 0: 100,000 tenants of one request each and ten heavy hitters, shuffled.
+    names = [f"light-{i:05d}" for i in range(LIGHT)] + [t for t, n in HEAVY.items() for _ in range(n)]
+    order = np.random.default_rng(17).permutation(len(names)).tolist()
+    events = [_event(base + 9.0 * k / len(names), names[j], k) for k, j in enumerate(order)]
+    truth: dict[str, list[int]] = collections.defaultdict(lambda: [0, 0, 0, 0])
+    for e in events:
+        row = truth[e["fleetpulse.tenant"]]
+        row[0] += 1
+        row[1] += e["error.type"] is not None
+        row[2] += e["gen_ai.usage.input_tokens"]
+        row[3] += e["gen_ai.usage.output_tokens"]
+    _send(producer, topic, events + [_event(base + 12, None, 0)])  # the last one closes window 0
+
+    assert worker.wait_for("SELECT sum(requests) FROM tenant_windows", len(events)) == len(events)
+    rows = worker.query("SELECT tenant, sum(requests) AS r, sum(errors) AS e, sum(input_tokens) AS i, "
+                        "sum(output_tokens) AS o FROM tenant_stats GROUP BY tenant")
+    assert len(rows) == LIGHT + len(HEAVY)
+    assert {row["tenant"]: [int(row[c]) for c in "reio"] for row in rows} == dict(truth)
+    by_model = worker.query("SELECT model, sum(requests) AS r FROM tenant_stats GROUP BY model ORDER BY model")
+    assert [int(row["r"]) for row in by_model] == [sum(1 for e in events if e["gen_ai.request.model"] == m)
+                                                   for m in ("m-a", "m-b")]
+
+    text = worker.wait_for_metric("fleetpulse_tenant_window_start_seconds", base)
+    assert metric_value(text, "fleetpulse_tenant_window_start_seconds") == base
+    series = _tenant_series(text)
+    assert len(series) <= K + 1, series
+    assert set(series) == {*list(HEAVY)[:K], OTHER}, series  # the true heaviest, exactly
+    for tenant in list(HEAVY)[:K]:
+        assert HEAVY[tenant] <= series[tenant] <= HEAVY[tenant] + LIGHT / 100  # the Space-Saving bound
+    assert series[OTHER] == len(events) - sum(series[t] for t in list(HEAVY)[:K])
+
+    # Windows 1-12: five steady tenants, 20 requests a window; steady-2 sends 20x in window 9.
+    steady = [f"steady-{i}" for i in range(5)]
+    for w in range(1, 13):
+        batch = [_event(base + 10 * w + 0.5 + k * 0.01, tenant, k)
+                 for tenant in steady for k in range(400 if (tenant == "steady-2" and w == 9) else 20)]
+        _send(producer, topic, batch)
+    _send(producer, topic, [_event(base + 10 * 13 + 2, None, 0)])  # closes every window up to 12
+
+    spike = "SELECT status, labels['tenant'] AS tenant FROM alerts WHERE alert_name = 'TenantTrafficSpike' " \
+            "ORDER BY timestamp, status"
+    _until(lambda: any(a["status"] == "resolved" for a in worker.query(spike)), "the spike alert to resolve")
+    _until(lambda: worker.scalar("SELECT count() FROM tenant_windows WHERE window_start >= "
+                                 f"toDateTime({int(base) + 120})") > 0, "the last window")
+    assert [(a["status"], a["tenant"]) for a in worker.query(spike)] == [("firing", "steady-2"),
+                                                                         ("resolved", "steady-2")]
