@@ -110,3 +110,46 @@ def test_tenants_exact_in_clickhouse_top_k_on_metrics_and_one_spike_alert(kafka_
                                  f"toDateTime({int(base) + 120})") > 0, "the last window")
     assert [(a["status"], a["tenant"]) for a in worker.query(spike)] == [("firing", "steady-2"),
                                                                          ("resolved", "steady-2")]
+
+
+@pytest.fixture(scope="module")
+def ch(chdb_path):
+    from fleetpulse.clickhouse import ClickHouse
+    from fleetpulse.migrate import migrate
+    from fleetpulse.settings import load_settings
+
+    client = ClickHouse(load_settings(environ={}, clickhouse_url=chdb_path, clickhouse_database="tenants_test"))
+    migrate(client, log=lambda *_: None)
+    yield client
+    client.close()
+
+
+def test_every_worker_exports_the_merge_of_all_workers_summaries(ch):
+    """Two workers count different tenants of one window; each writes its
+    Space-Saving summary, and both export the same merge, bounded to K+1
+    series, with the true heaviest on top."""
+    from fleetpulse.settings import load_settings
+    from fleetpulse.streams.prometheus.tenants import TenantTopK
+    from fleetpulse.streams.windows.tenants import aggregate_tenants
+    from tests.clock import RECENT_HOUR
+    from tests.events import request_columns
+
+    settings = load_settings(environ={}, tenant_top_k=3, tenant_counters=20)
+    w = int(RECENT_HOUR)
+    first = [{"fleetpulse.tenant": t, "timestamp": w + 1.0} for t in ["a"] * 50 + ["b"] * 5 +
+             [f"x{i}" for i in range(500)]]
+    second = [{"fleetpulse.tenant": t, "timestamp": w + 2.0} for t in ["b"] * 40 + ["c"] * 30 + ["a"] * 1 +
+              [f"y{i}" for i in range(500)]]
+    workers = [TenantTopK(settings, worker=f"w{i}") for i in range(2)]
+    for worker, events in zip(workers, (first, second)):
+        worker.observe(aggregate_tenants(request_columns(events), 10))
+    for worker in workers:
+        worker.tick(ch, None)  # writes
+    for worker in workers:
+        worker.tick(ch, w)  # reads the merge
+    exported = [list(worker.collect())[0].samples for worker in workers]
+    assert exported[0] == exported[1]
+    values = {s.labels["tenant"]: s.value for s in exported[0]}
+    assert list(values) == ["a", "b", "c", OTHER]
+    assert values["a"] >= 51 and values["b"] >= 45 and values["c"] >= 30
+    assert sum(values.values()) == len(first) + len(second)
