@@ -153,3 +153,42 @@ def test_every_worker_exports_the_merge_of_all_workers_summaries(ch):
     assert list(values) == ["a", "b", "c", OTHER]
     assert values["a"] >= 51 and values["b"] >= 45 and values["c"] >= 30
     assert sum(values.values()) == len(first) + len(second)
+
+
+def test_simulated_zipf_tenants_exact_totals_and_the_true_top_k(kafka_settings, tmp_path_factory, start_worker):
+    """`fleetpulse simulate --tenants`: a known heavy-hitter law (Zipf over
+    100,000 tenants); ClickHouse equals the simulator's truth tenant by
+    tenant, and the exported top K of the window are the truth's."""
+    import orjson
+
+    from tests.integration.workers import run_simulator
+
+    tmp = tmp_path_factory.mktemp("tenants-sim")
+    settings = isolated_settings(kafka_settings, tmp, window_seconds=10, allowed_lateness_seconds=1,
+                                 tenant_top_k=K, tenant_counters=50)
+    worker = start_worker(settings)
+    start = float((int(time.time()) // 10) * 10 - 600)
+    truth_path = tmp / "truth.jsonl"
+    sim = run_simulator(settings, "--count", "90000", "--rate", "3000", "--start", str(start), "--pace", "fast",
+                        "--burst-every", "0", "--tenants", "100000", "--truth", str(truth_path))
+    assert sim.wait(300) == 0, sim.stdout.read()
+    rows = [orjson.loads(line) for line in truth_path.with_suffix(".tenants.jsonl").read_bytes().splitlines()]
+    totals: dict[str, list[int]] = collections.defaultdict(lambda: [0, 0, 0, 0])
+    for r in rows:
+        totals[r["tenant"]] = [a + b for a, b in zip(totals[r["tenant"]], (r["requests"], r["errors"],
+                                                                          r["input_tokens"], r["output_tokens"]))]
+    producer = Producer({"bootstrap.servers": settings.bootstrap})
+    _send(producer, settings.topic("requests"), [_event(start + 32, None, 0)])  # closes the three windows
+
+    assert worker.wait_for("SELECT sum(requests) FROM tenant_windows", 90000) == 90000
+    got = worker.query("SELECT tenant, sum(requests) AS r, sum(errors) AS e, sum(input_tokens) AS i, "
+                       "sum(output_tokens) AS o FROM tenant_stats GROUP BY tenant")
+    assert {row["tenant"]: [int(row[c]) for c in "reio"] for row in got} == dict(totals)
+
+    last = start + 20
+    text = worker.wait_for_metric("fleetpulse_tenant_window_start_seconds", last)
+    series = _tenant_series(text)
+    window = sorted(((r["requests"], r["tenant"]) for r in rows if r["window_start"] == last), reverse=True)
+    assert len(series) <= K + 1
+    assert set(series) - {OTHER} == {t for _, t in window[:K]}
+    assert series[OTHER] + sum(v for t, v in series.items() if t != OTHER) == sum(n for n, _ in window)

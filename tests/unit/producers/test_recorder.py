@@ -142,3 +142,20 @@ def test_time_request_records_the_exception_class_and_reraises():
             raise TimeoutError("upstream")
     assert sink.event["error_type"] == "TimeoutError"
     assert sink.event["duration"] > 0
+
+
+def test_tenants_are_hashed_on_the_recorders_thread_when_asked():
+    from fleetpulse.producers.tenant import hash_tenant
+
+    recorder = Recorder(UNREACHABLE, "t", linger_s=30, hash_tenants=True, tenant_salt="pepper")
+    recorder.record_request("llama", "node-1", 0.5, tenant="alice@example.com")
+    queued = list(recorder._buffer)
+    assert queued[0][15] == "alice@example.com"  # the caller's thread only queues it
+    sent = []
+    recorder._produce = lambda value, key, n: sent.append(value)
+    recorder._send(queued)
+    event = decode_message(sent[0], "request", 1 << 20).events[0]
+    assert event["fleetpulse.tenant"] == hash_tenant("alice@example.com", b"pepper")
+    assert b"alice" not in sent[0]
+    recorder._buffer.clear()
+    recorder.close(timeout=0.1)
