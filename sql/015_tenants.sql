@@ -42,9 +42,11 @@ SELECT
 FROM tenant_windows
 GROUP BY window_start, window_seconds, tenant, model;
 
--- Each worker's Space-Saving summary of a window (streams/windows/spacesaving.py),
--- rewritten whole under a new version as the worker counts more of it; readers
--- take each worker's newest version and merge them (streams/prometheus/tenants.py).
+-- Each worker's Space-Saving summary of a closed window (streams/windows/spacesaving.py),
+-- rewritten whole under a new version when late data changes it; readers take
+-- each worker's newest version and merge them (streams/prometheus/tenants.py).
+-- Only the newest closed windows are read: a week is kept (a replay of older
+-- data exports no top K for its windows; tenant_windows has them all).
 CREATE TABLE IF NOT EXISTS tenant_summaries
 (
     window_start   DateTime('UTC'),
@@ -59,4 +61,4 @@ CREATE TABLE IF NOT EXISTS tenant_summaries
 )
 ENGINE = MergeTree
 ORDER BY (window_start, worker, version)
-TTL window_start + INTERVAL 30 DAY;
+TTL window_start + INTERVAL 7 DAY;

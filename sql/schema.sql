@@ -387,7 +387,7 @@ CREATE TABLE tenant_summaries
 )
 ENGINE = MergeTree
 ORDER BY (window_start, worker, version)
-TTL window_start + toIntervalDay(FLEETPULSE_WINDOWS_TTL_DAYS)
+TTL window_start + toIntervalDay(7)
 SETTINGS index_granularity = 8192;
 
 CREATE TABLE tenant_windows

@@ -4,8 +4,8 @@ workers, everything else as ``__other__``.
 Each worker keeps one Space-Saving summary per window
 (streams/windows/spacesaving.py, FLEETPULSE_TENANT_COUNTERS counters), fed
 each durable batch's exact per-tenant counts (numpy; Python per counter, never
-per tenant). On every evaluation tick it writes the summaries that changed to
-``tenant_summaries`` (all their counters, under a new version), then reads
+per tenant). On every evaluation tick it writes the summaries of closed windows that changed
+to ``tenant_summaries`` (all their counters, under a new version), then reads
 every worker's newest summary of the newest closed window, merges them and
 exports the K largest: ``fleetpulse_tenant_requests{tenant}``, at most K+1
 series (K tenants and ``__other__``, the window's remaining requests), and
@@ -82,11 +82,13 @@ class TenantTopK(Collector):
                 self._dirty.add(w)
 
     def tick(self, ch: ClickHouse, last_closed: int | None) -> None:
-        """Write the summaries that changed, forget those long closed, and
-        export the fleet's merge of the newest closed window."""
+        """Write the summaries of closed windows that changed (an open window
+        is written once it closes: only closed ones are read), forget those
+        long closed, and export the fleet's merge of the newest closed window."""
         with self._lock:
-            dirty = {w: (self._names[w], self._windows[w]) for w in sorted(self._dirty)}
-            self._dirty.clear()
+            closed = [w for w in sorted(self._dirty) if last_closed is not None and w <= last_closed]
+            dirty = {w: (self._names[w], self._windows[w]) for w in closed}
+            self._dirty.difference_update(closed)
         version = time.time_ns()
         rows = [[datetime.fromtimestamp(w, tz=timezone.utc), self._step, name, version, s.capacity, s.total,
                  key, count, error] for w, (name, s) in dirty.items() for key, count, error in s.top(s.capacity)]

@@ -86,7 +86,10 @@ def test_tenants_exact_in_clickhouse_top_k_on_metrics_and_one_spike_alert(kafka_
     assert [int(row["r"]) for row in by_model] == [sum(1 for e in events if e["gen_ai.request.model"] == m)
                                                    for m in ("m-a", "m-b")]
 
-    text = worker.wait_for_metric("fleetpulse_tenant_window_start_seconds", base)
+    # A batch is counted in the summaries just after it is durable, when the
+    # window may already read as closed: the next tick (2 s) exports it whole.
+    text = worker.wait_for_metrics(lambda t: metric_value(t, "fleetpulse_tenant_window_start_seconds") == base
+                                   and sum(_tenant_series(t).values()) == len(events))
     assert metric_value(text, "fleetpulse_tenant_window_start_seconds") == base
     series = _tenant_series(text)
     assert len(series) <= K + 1, series
@@ -144,9 +147,12 @@ def test_every_worker_exports_the_merge_of_all_workers_summaries(ch):
     for worker, events in zip(workers, (first, second)):
         worker.observe(aggregate_tenants(request_columns(events), 10))
     for worker in workers:
-        worker.tick(ch, None)  # writes
+        worker.tick(ch, w - 10)  # the window is open: nothing is written
+    assert ch.query("SELECT count() FROM tenant_summaries").result_rows[0][0] == 0
     for worker in workers:
-        worker.tick(ch, w)  # reads the merge
+        worker.tick(ch, w)  # closed: each writes its summary
+    for worker in workers:
+        worker.tick(ch, w)  # and reads the merge of both
     exported = [list(worker.collect())[0].samples for worker in workers]
     assert exported[0] == exported[1]
     values = {s.labels["tenant"]: s.value for s in exported[0]}
@@ -186,9 +192,10 @@ def test_simulated_zipf_tenants_exact_totals_and_the_true_top_k(kafka_settings, 
     assert {row["tenant"]: [int(row[c]) for c in "reio"] for row in got} == dict(totals)
 
     last = start + 20
-    text = worker.wait_for_metric("fleetpulse_tenant_window_start_seconds", last)
-    series = _tenant_series(text)
     window = sorted(((r["requests"], r["tenant"]) for r in rows if r["window_start"] == last), reverse=True)
+    text = worker.wait_for_metrics(lambda t: metric_value(t, "fleetpulse_tenant_window_start_seconds") == last
+                                   and sum(_tenant_series(t).values()) == sum(n for n, _ in window))
+    series = _tenant_series(text)
     assert len(series) <= K + 1
     assert set(series) - {OTHER} == {t for _, t in window[:K]}
     assert series[OTHER] + sum(v for t, v in series.items() if t != OTHER) == sum(n for n, _ in window)
