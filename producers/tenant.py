@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import hashlib
 
+from fleetpulse.errors import ConfigError
+
 #: Hex characters of a hashed tenant (8 bytes of BLAKE2b).
 HASH_CHARS = 16
 #: BLAKE2b takes keys of at most 64 bytes.
@@ -31,8 +33,9 @@ class TenantHasher:
 
     def __init__(self, salt: bytes | str):
         salt = salt.encode() if isinstance(salt, str) else bytes(salt)
-        if len(salt) > MAX_SALT_BYTES:
-            raise ValueError(f"tenant_salt: at most {MAX_SALT_BYTES} bytes, got {len(salt)}")
+        if not 0 < len(salt) <= MAX_SALT_BYTES:  # no salt: an e-mail's hash is one guess away
+            raise ConfigError(f"tenant_salt: a secret of 1 to {MAX_SALT_BYTES} bytes is needed to hash tenants, "
+                             f"got {len(salt)}")
         self._salt = salt
         self._cache: dict[str, str] = {}
 

@@ -6,6 +6,7 @@ import hashlib
 
 import pytest
 
+from fleetpulse.errors import ConfigError
 from fleetpulse.producers.envelope import event_from_record
 from fleetpulse.producers.tenant import TenantHasher, hash_tenant
 from fleetpulse.schemas import validate_event
@@ -33,6 +34,7 @@ def test_records_get_their_tenant_hashed_and_stay_valid() -> None:
     assert "fleetpulse.tenant" not in event_from_record(record[:15], "r", "t")  # old 15-field records
 
 
-def test_salt_longer_than_blake2b_takes_is_refused() -> None:
-    with pytest.raises(ValueError):
-        TenantHasher(b"x" * 65)
+@pytest.mark.parametrize("salt", [b"", "", b"x" * 65])
+def test_no_salt_or_one_longer_than_blake2b_takes_is_refused(salt) -> None:
+    with pytest.raises(ConfigError):
+        TenantHasher(salt)
