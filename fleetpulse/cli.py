@@ -199,6 +199,7 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
 def _simulate(settings: Settings, args: argparse.Namespace) -> int:
     from fleetpulse.producers.sim_quality import QualityShares
     from fleetpulse.producers.simulator import Drift, SimulationConfig, run_simulation
+    from fleetpulse.producers.tenant_traffic import TenantSpike
     from fleetpulse.topics import check_kafka
 
     check_kafka(settings, timeout=10)  # one clear line now, not a stream of retries later
@@ -212,6 +213,8 @@ def _simulate(settings: Settings, args: argparse.Namespace) -> int:
         quality=QualityShares(args.refusal_share or 0.0, args.truncation_share or 0.0, args.repetition_share or 0.0)
         if args.quality or any(s is not None for s in (args.refusal_share, args.truncation_share,
                                                        args.repetition_share)) else None,
+        tenants=args.tenants, tenant_zipf=args.tenant_zipf,
+        tenant_spikes=tuple(TenantSpike.parse(s) for s in args.tenant_spike),
     )
     result = run_simulation(settings, config, truth_path=args.truth, progress=not args.quiet)
     return 130 if result.interrupted else 0
@@ -284,7 +287,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="share of stop finishes that become length (truncated)")
     p.add_argument("--repetition-share", type=float, metavar="SHARE",
                    help="share of answers that repeat themselves (repetition 0.2..0.95)")
-    p.add_argument("--truth", help="write exact per-(window, model, node) ground truth as JSON lines here")
+    p.add_argument("--tenants", type=int, default=0,
+                   help="give requests a tenant (fleetpulse.tenant) out of N, Zipf-distributed: tenant-000000 "
+                        "is the heaviest (default 0: no tenant)")
+    p.add_argument("--tenant-zipf", type=float, default=1.1, help="Zipf exponent of --tenants (default 1.1)")
+    p.add_argument("--tenant-spike", action="append", default=[], metavar="TENANT@SECONDS[xSHARE]",
+                   help="send SHARE (default 0.5) of all traffic to TENANT for one window from SECONDS of event "
+                        "time on, e.g. tenant-000042@300. Repeatable.")
+    p.add_argument("--truth", help="write exact per-(window, model, node) ground truth as JSON lines here "
+                                   "(with --tenants, per (window, tenant) beside it: NAME.tenants.jsonl)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.set_defaults(run=_simulate)
 

@@ -82,6 +82,7 @@ TTL_SETTINGS = {
     "request_windows_1h": ("window_start", "rollup_1h_ttl_days"),
     "gpu_samples": ("toDateTime(timestamp)", "windows_ttl_days"),
     "gpu_windows": ("window_start", "windows_ttl_days"),
+    "tenant_windows": ("window_start", "windows_ttl_days"),
     "gpu_windows_1m": ("window_start", "rollup_1m_ttl_days"),
     "gpu_windows_1h": ("window_start", "rollup_1h_ttl_days"),
 }

@@ -69,6 +69,9 @@ class Settings:
     session_timeout_seconds: int = 10
     metric_labels: str = "model,node"
     metric_label_cap: int = 250
+    tenant_top_k: int = 20  # tenants on /metrics per window; the rest are __other__
+    tenant_counters: int = 200  # Space-Saving counters per window and worker (at least top K)
+    tenant_baseline_windows: int = 30  # trailing windows whose median TenantTrafficSpike compares with
     histogram_buckets: str = "0.00390625,0.0078125,0.015625,0.03125,0.0625,0.125,0.25,0.5,1,2,4,8,16,32,64"
     alert_rules: str = ""  # a YAML file; empty: the shipped defaults (streams/alerting/default_rules.yml)
     alertmanager_url: str = ""
@@ -220,17 +223,15 @@ def _check(s: Settings) -> None:
                 "max_message_bytes", "raw_events_ttl_days", "requests_retention_hours", "batch_max_wait_seconds",
                 "windows_ttl_days", "rollup_1m_ttl_days", "rollup_1h_ttl_days", "session_timeout_seconds",
                 "drift_window_minutes", "drift_bins", "drift_category_cap", "drift_min_count", "drift_alpha",
-                "metric_label_cap", "batch_max_bytes", "query_timeout_seconds",
-                "query_max_memory_bytes", "health_stall_seconds", "max_clock_skew_seconds",
-                "idle_partition_seconds")
+                "metric_label_cap", "batch_max_bytes", "query_timeout_seconds", "query_max_memory_bytes",
+                "health_stall_seconds", "max_clock_skew_seconds", "idle_partition_seconds", "tenant_top_k",
+                "tenant_counters", "tenant_baseline_windows")
     for name in positive:
         if getattr(s, name) <= 0:
             raise ConfigError(f"FLEETPULSE_{name.upper()} must be > 0, got {getattr(s, name)}")
     if not (s.clickhouse_url.startswith(("chdb://", "http://", "https://"))):
-        raise ConfigError(
-            f"FLEETPULSE_CLICKHOUSE_URL={safe_url(s.clickhouse_url)!r}: expected chdb://PATH, http://HOST:PORT or "
-            "https://HOST:PORT"
-        )
+        raise ConfigError(f"FLEETPULSE_CLICKHOUSE_URL={safe_url(s.clickhouse_url)!r}: expected chdb://PATH, "
+                          "http://HOST:PORT or https://HOST:PORT")
     for name in ("kafka_port", "http_port"):
         if not 0 < getattr(s, name) < 65536:
             raise ConfigError(f"FLEETPULSE_{name.upper()}={getattr(s, name)} is not a TCP port (1-65535)")

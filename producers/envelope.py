@@ -29,7 +29,9 @@ _TAIL = _EMPTY[_EMPTY.index(b"[]") + 1:]   # b']}'
 #: cheapest thing to build on the caller's thread; the dict is built later).
 RECORD_FIELDS = ("timestamp", "model", "node", "duration", "ttft", "tpot", "queue_time",
                  "input_tokens", "output_tokens", "error_type", "finish_reasons",
-                 "operation", "gpu", "request_id", "trace_id", "text", "expect_format", "cache_read_tokens")
+                 "operation", "gpu", "request_id", "trace_id", "text", "expect_format", "cache_read_tokens", "tenant")
+
+TENANT = RECORD_FIELDS.index("tenant")
 
 _OPTIONAL = (
     (4, "gen_ai.server.time_to_first_token"),
@@ -40,6 +42,7 @@ _OPTIONAL = (
     (11, "gen_ai.operation.name"),
     (12, "gpu.id"),
     (17, "gen_ai.usage.cache_read.input_tokens"),
+    (TENANT, "fleetpulse.tenant"),  # already hashed when the recorder hashes tenants
 )
 
 

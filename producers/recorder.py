@@ -32,6 +32,7 @@ from prometheus_client.registry import Collector
 from fleetpulse.errors import ConfigError, FleetpulseError, KafkaUnavailable
 from fleetpulse.producers.envelope import MAX_MESSAGE_BYTES, envelopes, event_from_record, hex_ids
 from fleetpulse.producers.quality import FORMATS, REFUSAL_PHRASES, Analyser
+from fleetpulse.producers.tenant import TenantHasher
 from fleetpulse.producers.timer import RequestTimer
 from fleetpulse.settings import Settings
 
@@ -78,7 +79,8 @@ class Recorder:
     def __init__(self, bootstrap: str, topic: str, *, max_buffer: int = 100_000, batch_events: int = 500,
                  linger_s: float = 0.05, max_message_bytes: int = MAX_MESSAGE_BYTES,
                  single_events: bool = False, producer_config: dict | None = None,
-                 registry: CollectorRegistry | None = None, refusal_phrases=REFUSAL_PHRASES):
+                 registry: CollectorRegistry | None = None, refusal_phrases=REFUSAL_PHRASES,
+                 hash_tenants: bool = False, tenant_salt: bytes = b""):
         self.bootstrap = bootstrap
         self.topic = topic
         self.registry = CollectorRegistry() if registry is None else registry
@@ -89,6 +91,8 @@ class Recorder:
         self._max_message_bytes = max_message_bytes
         self._single_events = single_events
         self._analyser = Analyser(refusal_phrases)
+        # Tenants are hashed on the recorder's thread, never the caller's.
+        self._tenant = TenantHasher(tenant_salt) if hash_tenants else None
         self._dropped = self._sent = self._failed = self._in_flight = self._reported_failed = 0
         self._drop_lock = threading.Lock()
         self._last_error: str | None = None  # the broker's or producer's latest complaint
@@ -119,12 +123,14 @@ class Recorder:
                        finish_reasons: list[str] | None = None, operation: str | None = None,
                        gpu: str | None = None, request_id: str | None = None, trace_id: str | None = None,
                        timestamp: float | None = None, text: str | None = None,
-                       expect_format: str | None = None, cache_read_tokens: int | None = None) -> bool:
+                       expect_format: str | None = None, cache_read_tokens: int | None = None,
+                       tenant: str | None = None) -> bool:
         """Queue one finished request (seconds; ``timestamp`` defaults to now). False if dropped.
 
         ``text``, the response, is only carried to the background thread, which
         derives its quality signals (``expect_format="json"``: does it parse?)
-        and drops it: the text is never sent (producers/quality.py)."""
+        and drops it: the text is never sent (producers/quality.py). ``tenant`` is sent as
+        given, or as its keyed hash with ``hash_tenants=True``."""
         buffer = self._buffer
         if len(buffer) >= self._max_buffer:
             self._drop(1)
@@ -133,7 +139,7 @@ class Recorder:
             raise ValueError(f"expect_format {expect_format!r}: not one of {FORMATS}")
         buffer.append((timestamp or _now(), model, node, duration, ttft, tpot, queue_time, input_tokens,
                        output_tokens, error_type, finish_reasons, operation, gpu, request_id, trace_id, text,
-                       expect_format, cache_read_tokens))
+                       expect_format, cache_read_tokens, tenant))
         return True
 
     def time_request(self, model: str, node: str, **fields) -> RequestTimer:
@@ -268,6 +274,8 @@ class Recorder:
         if not items:
             return
         request_ids, trace_ids = hex_ids(len(items))
+        if self._tenant is not None:
+            items = self._tenant.records(items)
         by_node: dict[str, list[bytes]] = {}
         for item, request_id, trace_id in zip(items, request_ids, trace_ids):
             event = item if type(item) is dict else event_from_record(item, request_id, trace_id, self._analyser)

@@ -26,6 +26,7 @@ from fleetpulse.producers.envelope import hex_ids
 from fleetpulse.producers.gpu.simulated import SimulatedGpus
 from fleetpulse.producers.recorder import Recorder
 from fleetpulse.producers.sim_quality import QualityShares, QualityTruth, draw, fields
+from fleetpulse.producers.tenant_traffic import TenantDraw, TenantSpike, TenantTruth
 from fleetpulse.schemas import VERSION
 from fleetpulse.settings import Settings
 from fleetpulse.streams.windows.grid import window_starts
@@ -84,6 +85,9 @@ class SimulationConfig:
     drifts: tuple[Drift, ...] = ()
     gpu_samples: bool = False  # also send NVML-like samples of each node's 8 GPUs, following the load
     quality: QualityShares | None = None  # output quality signals on successful requests (producers/sim_quality.py)
+    tenants: int = 0  # 0: no fleetpulse.tenant; else Zipf over this many tenants (producers/tenant_traffic.py)
+    tenant_zipf: float = 1.1
+    tenant_spikes: tuple[TenantSpike, ...] = ()
 
     def __post_init__(self):
         if (self.duration_s is None) == (self.count is None):
@@ -152,9 +156,14 @@ def generate(config: SimulationConfig) -> Iterator[list[dict]]:
     start = time.time() if config.start is None else config.start
     rng = np.random.default_rng(config.seed)
     table = _Table(profiles(config.models), config.nodes)
+    tenants = TenantDraw(config.tenants, config.tenant_zipf, config.seed, config.tenant_spikes,
+                         config.window_seconds) if config.tenants else None
     for first in range(0, config.total, config.chunk_size):
         n = min(config.chunk_size, config.total - first)
-        yield _chunk(rng, config, table, start, first, n)
+        chunk = _chunk(rng, config, table, start, first, n)
+        if tenants is not None:
+            tenants.assign(chunk, start)
+        yield chunk
 
 
 class _Table:
@@ -301,6 +310,7 @@ class Truth:
 class SimulationResult:
     sent: int  # events the broker acknowledged; equals truth.requests
     truth: Truth
+    tenant_truth: TenantTruth | None
     elapsed_s: float
     interrupted: bool = False  # stopped by Ctrl-C before the end
 
@@ -324,6 +334,7 @@ def run_simulation(settings: Settings, config: SimulationConfig, *, truth_path: 
     if truth_path is not None:
         Path(truth_path).touch()  # an unwritable path fails now, not after the whole run
     truth = Truth(config.window_seconds)
+    tenant_truth = TenantTruth(config.window_seconds) if config.tenants else None
     report = _Progress(progress)
     gpus = SimulatedGpus(_Table(profiles(config.models), config.nodes).nodes, GPUS_PER_NODE) \
         if config.gpu_samples else None
@@ -337,6 +348,8 @@ def run_simulation(settings: Settings, config: SimulationConfig, *, truth_path: 
                 break
             recorder.record_batch(chunk, block=True)
             truth.add(chunk)
+            if tenant_truth is not None:
+                tenant_truth.add(chunk)
             last = chunk[-1]["timestamp"]
             if gpus:
                 gpu_recorder.record_batch(gpus.add(chunk), block=True)
@@ -346,7 +359,9 @@ def run_simulation(settings: Settings, config: SimulationConfig, *, truth_path: 
     report.done(truth.requests, recorder.sent, stop.is_set())
     if truth_path is not None:
         truth.write_jsonl(truth_path)
-    return SimulationResult(recorder.sent, truth, report.elapsed(), stop.is_set())
+        if tenant_truth is not None:  # beside it: truth.jsonl -> truth.tenants.jsonl
+            tenant_truth.write_jsonl(Path(truth_path).with_suffix(".tenants.jsonl"))
+    return SimulationResult(recorder.sent, truth, tenant_truth, report.elapsed(), stop.is_set())
 
 
 class _Progress:

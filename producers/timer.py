@@ -23,12 +23,12 @@ class RequestTimer:
 
     __slots__ = ("_recorder", "_start", "model", "node", "ttft", "tpot", "queue_time", "input_tokens",
                  "output_tokens", "error_type", "finish_reasons", "operation", "gpu", "request_id", "trace_id",
-                 "text", "expect_format", "cache_read_tokens")
+                 "text", "expect_format", "cache_read_tokens", "tenant")
 
     def __init__(self, recorder: Recorder, model: str, node: str, *, queue_time: float | None = None,
                  input_tokens: int = 0, operation: str | None = None, gpu: str | None = None,
                  request_id: str | None = None, trace_id: str | None = None, expect_format: str | None = None,
-                 cache_read_tokens: int | None = None):
+                 cache_read_tokens: int | None = None, tenant: str | None = None):
         self._recorder = recorder
         self.model, self.node = model, node
         self.ttft = self.tpot = None
@@ -37,6 +37,7 @@ class RequestTimer:
         self.error_type = self.finish_reasons = None
         self.operation, self.gpu, self.request_id, self.trace_id = operation, gpu, request_id, trace_id
         self.text, self.expect_format, self.cache_read_tokens = None, expect_format, cache_read_tokens
+        self.tenant = tenant
 
     def first_token(self) -> None:
         """Mark the first output token: sets ``ttft`` from the start of the block."""
@@ -58,5 +59,5 @@ class RequestTimer:
             input_tokens=self.input_tokens, output_tokens=self.output_tokens, error_type=self.error_type,
             finish_reasons=self.finish_reasons, operation=self.operation, gpu=self.gpu,
             request_id=self.request_id, trace_id=self.trace_id, text=self.text,
-            expect_format=self.expect_format, cache_read_tokens=self.cache_read_tokens)
+            expect_format=self.expect_format, cache_read_tokens=self.cache_read_tokens, tenant=self.tenant)
         return False

@@ -38,7 +38,7 @@ ATTRIBUTES = {
     "gen_ai.usage.output_tokens": "output_tokens", "gen_ai.response.finish_reasons": "finish_reasons",
     "error.type": "error_type", "fleetpulse.output.refusal": "refusal", "fleetpulse.output.empty": "empty",
     "fleetpulse.output.repetition": "repetition", "fleetpulse.output.format_ok": "format_ok",
-    "gen_ai.usage.cache_read.input_tokens": "cache_read_tokens",
+    "gen_ai.usage.cache_read.input_tokens": "cache_read_tokens", "fleetpulse.tenant": "tenant",
 }
 if set(ATTRIBUTES) != {f.name for f in REQUEST}:
     raise ImportError(f"schemas.fast.ATTRIBUTES must name every field of REQUEST: "

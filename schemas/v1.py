@@ -14,6 +14,8 @@ VERSION = 1
 #: One hour: a single request slower than this is a clock or unit bug (ms sent as s).
 MAX_DURATION_S = 3600.0
 MAX_TOKENS = 10_000_000
+#: Longest tenant id: a hashed tenant is 16 hex characters; raw ids up to this.
+MAX_TENANT_LENGTH = 128
 
 
 def _header(kind: str) -> tuple[Field, ...]:
@@ -66,6 +68,9 @@ REQUEST = _header("request") + (
           "1 when the response parsed in the format asked for (e.g. JSON), 0 when not; absent when none was asked."),
     Field("gen_ai.usage.cache_read.input_tokens", "integer", required=False, nullable=True, minimum=0,
           maximum=MAX_TOKENS, description="Prompt tokens served from the provider's or server's prompt cache."),
+    Field("fleetpulse.tenant", "string", required=False, nullable=True, max_length=MAX_TENANT_LENGTH,
+          description="Tenant (customer, API key owner) the request is billed to. The SDK can send a keyed "
+                      "BLAKE2b hash instead of the raw value (Recorder(hash_tenants=True)); never an e-mail."),
 )
 
 GPU = _header("gpu") + (

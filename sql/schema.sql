@@ -418,6 +418,45 @@ ENGINE = ReplacingMergeTree(updated_at)
 ORDER BY id
 SETTINGS index_granularity = 8192;
 
+CREATE TABLE tenant_summaries
+(
+    `window_start` DateTime('UTC'),
+    `window_seconds` UInt32,
+    `worker` String,
+    `version` UInt64,
+    `capacity` UInt32,
+    `total` UInt64,
+    `tenant` String,
+    `count` UInt64,
+    `error` UInt64
+)
+ENGINE = MergeTree
+ORDER BY (window_start, worker, version)
+TTL window_start + toIntervalDay(7)
+SETTINGS index_granularity = 8192;
+
+CREATE TABLE tenant_windows
+(
+    `window_start` DateTime('UTC'),
+    `window_seconds` UInt32,
+    `tenant` String,
+    `model` LowCardinality(String),
+    `requests` UInt64,
+    `errors` UInt64,
+    `input_tokens` UInt64,
+    `output_tokens` UInt64,
+    `source_topic` LowCardinality(String),
+    `source_partition` UInt32,
+    `offset_first` UInt64,
+    `offset_last` UInt64,
+    `max_event_time` Float64,
+    `inserted_at` DateTime64(3, 'UTC') DEFAULT now64(3)
+)
+ENGINE = MergeTree
+ORDER BY (window_start, tenant, model)
+TTL window_start + toIntervalDay(FLEETPULSE_WINDOWS_TTL_DAYS)
+SETTINGS non_replicated_deduplication_window = 10000, index_granularity = 8192;
+
 
 
 -- Materialized views
@@ -1383,3 +1422,32 @@ SELECT
     repetition_buckets
 FROM request_windows_1h
 WHERE ({interval_s:UInt32} % 3600) = 0;
+
+CREATE VIEW tenant_stats
+(
+    `window_start` DateTime('UTC'),
+    `window_seconds` UInt32,
+    `tenant` String,
+    `model` LowCardinality(String),
+    `requests` UInt64,
+    `errors` UInt64,
+    `error_rate` Float64,
+    `input_tokens` UInt64,
+    `output_tokens` UInt64
+)
+AS SELECT
+    window_start,
+    window_seconds,
+    tenant,
+    model,
+    sum(requests) AS requests,
+    sum(errors) AS errors,
+    errors / requests AS error_rate,
+    sum(input_tokens) AS input_tokens,
+    sum(output_tokens) AS output_tokens
+FROM tenant_windows
+GROUP BY
+    window_start,
+    window_seconds,
+    tenant,
+    model;

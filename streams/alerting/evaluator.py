@@ -37,6 +37,21 @@ from fleetpulse.streams.windows.grid import utc
 
 log = logging.getLogger("fleetpulse.alerts")
 
+#: Per tenant of window {w}: its requests and the median of its requests in the
+#: {m} windows before, absent ones as 0 (sorted, ``zeros`` zeros come first: the
+#: upper median is element m/2).
+_TENANT_SQL = """
+SELECT tenant, cur, median FROM (
+    SELECT tenant, sumIf(r, ws = toDateTime({{w:UInt32}})) AS cur, arraySort(groupArrayIf(r, ws < toDateTime({{w:UInt32}}))) AS past,
+           {{m:UInt32}} - length(past) AS zeros,
+           if(intDiv({{m:UInt32}}, 2) < zeros, 0, past[intDiv({{m:UInt32}}, 2) - zeros + 1]) AS median
+    FROM (SELECT tenant, window_start AS ws, sum(requests) AS r FROM tenant_windows
+          WHERE window_start BETWEEN toDateTime({{lo:UInt32}}) AND toDateTime({{w:UInt32}})
+            AND window_seconds = {{s:UInt32}}
+          GROUP BY tenant, ws)
+    GROUP BY tenant)
+WHERE cur > 0 AND median > 0 {having}
+"""
 _DRIFT_LEVEL = "multiIf(decision = 'critical', 3, decision = 'warning', 2, decision = 'drift', 1, 0)"
 
 
@@ -74,7 +89,8 @@ class AlertEvaluator:
         # not wait for it, so ModelSilent still fires when every request stops.
         self._gpu_written_end = gpu_written_end
         self._drift_stored = drift_stored
-        tracks = [_Track("requests", AlertEngine([r for r in rules if r.source in ("request", "silence")]),
+        self._tenant_rules = [r for r in rules if r.source == "tenant"]
+        tracks = [_Track("requests", AlertEngine([r for r in rules if r.source in ("request", "silence", "tenant")]),
                          self._request_samples, lambda: self._watermark.last_closed(REQUESTS_AND_GPU)),
                   _Track("drift", AlertEngine([r for r in rules if r.source == "drift"]), self._drift_samples,
                          self._drift_until, self._drift_start),
@@ -150,7 +166,23 @@ class AlertEvaluator:
         for w in range(first, last + 1, self._step):  # a model seen before and silent now reads 0
             for model in self._models - seen.get(w, set()):
                 out.setdefault(w, {}).setdefault("requests", []).append(({"model": model}, 0))
+            if self._tenant_rules:
+                out.setdefault(w, {})["tenant_requests_ratio"] = self._tenant_samples(w)
         return out
+
+    def _tenant_samples(self, w: int) -> list:
+        """(tenant, requests / trailing median) for the tenants that may cross
+        a tenant rule's threshold. The median is computed in ClickHouse over
+        every tenant of the window; only the candidates come back (a tenant
+        with no sample reads as "condition false"), so Python runs per
+        spiking tenant, never per tenant."""
+        ops = {r.op for r in self._tenant_rules}
+        above = min(r.threshold for r in self._tenant_rules) if ops <= {">", ">="} else None
+        rows = self._ch.query(_TENANT_SQL.format(having="AND cur >= {above:Float64} * median" if above else ""),
+                              parameters={"w": w, "lo": w - self._s.tenant_baseline_windows * self._step,
+                                          "m": self._s.tenant_baseline_windows, "s": self._step,
+                                          "above": above or 0.0}).result_rows
+        return [({"tenant": tenant}, cur / median) for tenant, cur, median in rows]
 
     def _drift_samples(self, first: int, last: int) -> dict[int, dict[str, list]]:
         """Per window: ``feature_drift_level`` per (model, feature) and

@@ -33,7 +33,10 @@ from fleetpulse.errors import ConfigError
 #: ``drift``: the drift decision per (window, model, feature) from drift_windows, 0 stable or
 #: insufficient, 1 drift, 2 warning, 3 critical: ``feature_drift_level`` per feature,
 #: ``drift_level`` the worst of a model's features;
-#: ``gpu``: per (window, node, gpu) from the gpu_windows table (streams/gpu/windows.py).
+#: ``gpu``: per (window, node, gpu) from the gpu_windows table (streams/gpu/windows.py);
+#: ``tenant``: per (window, tenant) from tenant_windows, a tenant's requests over the median
+#: of its requests in the FLEETPULSE_TENANT_BASELINE_WINDOWS windows before (absent ones as 0),
+#: for tenants whose median is above 0 (seen in at least half of them).
 METRICS = {
     "error_rate": ("request", "error_rate"),
     "latency_p99": ("request", "latency_p99"),
@@ -51,6 +54,7 @@ METRICS = {
     "gpu_utilization_avg": ("gpu", "utilization_avg"),
     "gpu_memory_used_ratio": ("gpu", "memory_used_ratio"),
     "gpu_temperature_max": ("gpu", "temperature_max"),
+    "tenant_requests_ratio": ("tenant", "requests_ratio"),
 }
 OPS = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le, "==": operator.eq}
 SEVERITIES = ("info", "warning", "critical")

@@ -6,6 +6,8 @@
 - ``aggregate``: the columns grouped per source partition, window, model, node,
   GPU and late flag (pure, numpy).
 - ``sketch``: the mergeable log-bucket histograms (pure).
+- ``tenants``: exact per-tenant partial rows of tenant_windows (pure, numpy).
+- ``spacesaving``: mergeable Space-Saving heavy-hitter summaries (pure).
 - ``rows`` and ``native``: window rows, and their Native-format block (pure).
 - ``watermark``: per-partition lateness and the fleet watermark's logic (pure).
 - ``fleet_watermark``: the fleet watermark read from ClickHouse, on /metrics.

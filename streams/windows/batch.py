@@ -28,6 +28,7 @@ from fleetpulse.streams.windows.aggregate import WindowBlock, aggregate
 from fleetpulse.streams.windows.columns import RequestColumns, to_columns
 from fleetpulse.streams.windows.grid import window_starts
 from fleetpulse.streams.windows.rows import EventRun, EventSource, SourceSpan, day_runs, event_rows, window_block, window_rows
+from fleetpulse.streams.windows.tenants import TenantBlock, aggregate_tenants, tenant_block, tenant_keep
 from fleetpulse.streams.windows.watermark import PartitionProgress, late_flags
 
 TopicPartition = tuple[str, int]
@@ -123,6 +124,7 @@ class BatchResult:
     progress: dict[TopicPartition, PartitionProgress]
     columns: RequestColumns
     slow_messages: int = 0  # messages the per-message validator decided (bad input, integral floats...)
+    tenants: TenantBlock | None = None  # tenant_windows rows (streams/windows/tenants.py)
 
     @property
     def window_rows(self) -> list[list]:
@@ -132,6 +134,10 @@ class BatchResult:
     def window_block(self) -> bytes:
         """The window rows as the Native block the sink inserts."""
         return window_block(self.windows, self.window_seconds, self.spans)
+
+    def tenant_block(self) -> bytes:
+        """The tenant rows as the Native block the sink inserts."""
+        return tenant_block(self.tenants, self.window_seconds, self.spans)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -203,7 +209,10 @@ def _fresh(batch: MessageBatch, progress: Mapping[TopicPartition, PartitionProgr
 
 def process_batch(messages: MessageBatch | list[RawMessage], progress: Mapping[TopicPartition, PartitionProgress],
                   *, window_seconds: int, lateness: float, max_bytes: int, keep_events: bool,
-                  retention: Retention | None = None) -> BatchResult:
+                  retention: Retention | None = None,
+                  tenant_floor: dict[TopicPartition, int] | None = None) -> BatchResult:
+    """``tenant_floor``: the next offset per partition tenant_windows lacks
+    (it may be ahead of ``progress``: see streams/windows/tenants.py)."""
     batch = messages if isinstance(messages, MessageBatch) else MessageBatch.of(messages)
     fresh = batch.take(_fresh(batch, progress))
     spans = fresh.spans()
@@ -246,6 +255,8 @@ def process_batch(messages: MessageBatch | list[RawMessage], progress: Mapping[T
         progress={tp: PartitionProgress(spans[tp][1] + 1, new_max[i]) for i, tp in enumerate(tps)},
         columns=cols,
         slow_messages=len(decoded.slow),
+        tenants=aggregate_tenants(cols, window_seconds, sources, tenant_keep(
+            fresh.partitions, fresh.offsets, per_message, fresh.topic, tenant_floor or {})),
     )
 
 

@@ -71,6 +71,7 @@ class RequestColumns:
     repetition: np.ndarray  # 0..1
     format_ok: np.ndarray  # 0/1; NaN also when no format was asked for
     cache_read_tokens: np.ndarray  # 0 when absent
+    tenant: Coded | None = None  # "" when absent (fleetpulse.tenant); None: built without one
 
     def __len__(self) -> int:
         return len(self.timestamp)
@@ -80,7 +81,9 @@ class RequestColumns:
         out = {}
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            if isinstance(value, np.ndarray):
+            if value is None:
+                out[f.name] = None
+            elif isinstance(value, np.ndarray):
                 out[f.name] = value[keep]
             elif isinstance(value, Coded):
                 out[f.name] = Coded(value.codes[keep], value.values)
@@ -91,7 +94,7 @@ class RequestColumns:
 
 _FIELDS = ("timestamp", "model", "node", "gpu", "duration", "ttft", "tpot", "queue_time", "input_tokens",
            "output_tokens", "error_type", "operation", "finish_reasons", "trace_id", "refusal", "empty", "repetition",
-           "format_ok", "cache_read_tokens")
+           "format_ok", "cache_read_tokens", "tenant")
 
 
 def to_columns(events: Sequence) -> RequestColumns:
@@ -136,4 +139,11 @@ def to_columns(events: Sequence) -> RequestColumns:
         repetition=floats("repetition"),
         format_ok=floats("format_ok"),
         cache_read_tokens=np.nan_to_num(floats("cache_read_tokens")),
+        tenant=_absent_as_empty(Coded.of(col["tenant"])),
     )
+
+
+def _absent_as_empty(column: Coded) -> Coded:
+    """None (absent) as "": no valid value is empty, so nothing merges, and
+    the column of 10^5 distinct tenants is not coded twice (as relabel would)."""
+    return Coded(column.codes, ["" if v is None else v for v in column.values])

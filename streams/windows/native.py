@@ -33,8 +33,13 @@ def strings(values: list[str], codes: np.ndarray) -> bytes:
     """A String column: row i holds ``values[codes[i]]``; each distinct value is
     encoded once. A None among ``values`` (the error type of a success, which
     no map entry refers to) is encoded as the empty string."""
-    encoded = [leb128(len(b)) + b for b in (("" if v is None else v).encode() for v in values)]
+    encoded = [(_SHORT[len(b)] if len(b) < 128 else leb128(len(b))) + b
+               for b in (("" if v is None else v).encode() for v in values)]
     return b"".join(map(encoded.__getitem__, codes.tolist()))
+
+
+#: The LEB128 of each length below 128: one byte, the length itself.
+_SHORT = [bytes((n,)) for n in range(128)]
 
 
 def numbers(values: np.ndarray, dtype: str) -> bytes:

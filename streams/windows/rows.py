@@ -104,8 +104,6 @@ def window_rows(block: WindowBlock, window_seconds: int, spans: list[SourceSpan]
 def window_block(block: WindowBlock, window_seconds: int, spans: list[SourceSpan]) -> bytes:
     """The rows as one ClickHouse Native block with the WINDOW_COLUMNS, built from arrays."""
     n = len(block)
-    src = block.source
-    topics = sorted({s.topic for s in spans})
     data = {
         "window_start": ("DateTime", native.numbers(block.window_start, "<u4")),
         "window_seconds": ("UInt32", native.numbers(np.full(n, window_seconds), "<u4")),
@@ -118,21 +116,30 @@ def window_block(block: WindowBlock, window_seconds: int, spans: list[SourceSpan
         "input_tokens": ("UInt64", native.numbers(block.input_tokens, "<u8")),
         "output_tokens": ("UInt64", native.numbers(block.output_tokens, "<u8")),
         "latency_sum": ("Float64", native.numbers(block.latency_sum, "<f8")),
-        "source_topic": ("String", native.strings(topics, np.array([topics.index(s.topic) for s in spans],
-                                                                     dtype=np.int64)[src] if n else src)),
-        "source_partition": ("UInt32", native.numbers(np.array([s.partition for s in spans], dtype=np.int64)[src]
-                                                      if n else src, "<u4")),
-        "offset_first": ("UInt64", native.numbers(np.array([s.offset_first for s in spans], dtype=np.int64)[src]
-                                                  if n else src, "<u8")),
-        "offset_last": ("UInt64", native.numbers(np.array([s.offset_last for s in spans], dtype=np.int64)[src]
-                                                 if n else src, "<u8")),
-        "max_event_time": ("Float64", native.numbers(np.array([s.max_event_time for s in spans], dtype=np.float64)[src]
-                                                     if n else src, "<f8")),
+        **source_columns(block.source, spans),
     }
     data.update({name: ("Map(Int16, UInt64)", native.int16_map(block.maps[name])) for name in HISTOGRAMS})
     data.update({name: ("UInt64", native.numbers(block.quality[name], "<u8")) for name in QUALITY})
     data.update({name: ("Map(String, UInt64)", native.string_map(block.maps[name])) for name in CATEGORIES})
     return native.block([(name, *data[name]) for name in WINDOW_COLUMNS], n)
+
+
+def source_columns(src: np.ndarray, spans: list[SourceSpan]) -> dict[str, tuple[str, bytes]]:
+    """The exactly-once bookkeeping columns of rows whose source partition is
+    ``spans[src[i]]``, as Native columns (request_windows, tenant_windows)."""
+    n = len(src)
+    topics = sorted({s.topic for s in spans})
+
+    def of(values: list, dtype) -> np.ndarray:
+        return np.array(values, dtype=dtype)[src] if n else src
+
+    return {
+        "source_topic": ("String", native.strings(topics, of([topics.index(s.topic) for s in spans], np.int64))),
+        "source_partition": ("UInt32", native.numbers(of([s.partition for s in spans], np.int64), "<u4")),
+        "offset_first": ("UInt64", native.numbers(of([s.offset_first for s in spans], np.int64), "<u8")),
+        "offset_last": ("UInt64", native.numbers(of([s.offset_last for s in spans], np.int64), "<u8")),
+        "max_event_time": ("Float64", native.numbers(of([s.max_event_time for s in spans], np.float64), "<f8")),
+    }
 
 
 def event_rows(events: list, origins: list[EventSource]) -> list[list]:

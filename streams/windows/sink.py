@@ -23,6 +23,7 @@ from fleetpulse.clickhouse import ClickHouse
 from fleetpulse.streams.prometheus.pipeline import PipelineMetrics
 from fleetpulse.streams.windows.batch import BatchResult
 from fleetpulse.streams.windows.rows import EVENT_COLUMNS, WINDOW_COLUMNS
+from fleetpulse.streams.windows.tenants import TENANT_COLUMNS
 from fleetpulse.streams.windows.watermark import PartitionProgress
 
 log = logging.getLogger("fleetpulse.worker")
@@ -71,6 +72,13 @@ class ClickHouseSink:
         # collapses the repeat; the other order would lose those events.
         if batch.event_rows:
             self._write_events(batch)
+        # Tenant rows before the window rows: a replay skips the messages
+        # tenant_windows holds (read_tenant_progress), so neither order of a
+        # crash between the two counts a tenant twice or loses it.
+        if batch.tenants is not None and len(batch.tenants):
+            self._ch.insert_native("tenant_windows", TENANT_COLUMNS, batch.tenant_block(),
+                                   dedup_token=f"{batch.source}/tenants")
+            self._metrics.rows_written.labels("tenant_windows").inc(len(batch.tenants))
         if len(batch.windows):
             self._ch.insert_native("request_windows", WINDOW_COLUMNS, batch.window_block(), dedup_token=batch.source)
             self._metrics.rows_written.labels("request_windows").inc(len(batch.windows))
@@ -85,6 +93,11 @@ class ClickHouseSink:
             token = f"{batch.source}/events/{run.days}" if run.days else f"{batch.source}/events"
             self._ch.insert("request_events", batch.event_rows[run.lo:run.hi], EVENT_COLUMNS, dedup_token=token)
         self._metrics.rows_written.labels("request_events").inc(len(batch.event_rows))
+
+    def read_tenant_progress(self, topic: str) -> dict[int, int]:
+        """Per partition of ``topic``: the next offset tenant_windows lacks."""
+        rows = self._ch.query(_PROGRESS_SQL.format(table="tenant_windows"), parameters={"topic": topic}).result_rows
+        return {int(p): int(last) + 1 for p, last, _ in rows}
 
     def read_progress(self, topic: str) -> dict[int, PartitionProgress]:
         """Per partition of ``topic``: the next offset to write and the event-time high-water mark."""

@@ -23,8 +23,9 @@ from fleetpulse.streams.drift.evaluator import DriftEvaluator
 from fleetpulse.streams.gpu.windows import GpuWindowWriter
 from fleetpulse.streams.prometheus.pipeline import PipelineMetrics
 from fleetpulse.streams.prometheus.requests import RequestExporter, le_indices
+from fleetpulse.streams.prometheus.tenants import TenantTopK
 from fleetpulse.streams.windows.batch import MessageBatch, RawMessage
-from fleetpulse.streams.windows.fleet_watermark import FleetWatermark
+from fleetpulse.streams.windows.fleet_watermark import REQUESTS_AND_GPU, FleetWatermark
 from fleetpulse.streams.windows.sink import ClickHouseSink
 from fleetpulse.streams.worker.consumer import RequestFeed
 from fleetpulse.streams.worker.deadletter import DeadLetterSink
@@ -48,9 +49,11 @@ def build_app(settings: Settings, ch: ClickHouse, reader: ClickHouse) -> tuple[f
     exporter = RequestExporter(settings.metric_label_names, settings.metric_label_cap,
                                le_indices(settings.histogram_edge_seconds))
     metrics.registry.register(exporter)
+    tenants = TenantTopK(settings)
+    metrics.registry.register(tenants)
     # One retry loop, one chDB thread, one /health watch for both agents' writes.
     durable = Durable(DeadLetterSink(settings.bootstrap, settings.topic("deadletter")), metrics)
-    handler = RequestBatchHandler(settings, durable, ClickHouseSink(ch, metrics), metrics, exporter)
+    handler = RequestBatchHandler(settings, durable, ClickHouseSink(ch, metrics), metrics, exporter, tenants)
     app = faust.App(
         settings.consumer_group,
         broker=f"kafka://{settings.bootstrap}",
@@ -107,7 +110,9 @@ def build_app(settings: Settings, ch: ClickHouse, reader: ClickHouse) -> tuple[f
     async def evaluate_closed_windows() -> None:
         # On the sink's thread: evaluations and writes never interleave on chDB.
         # GPU windows and drift first: the alert rules read what they just stored.
-        for name, tick in (("GPU windows", gpu_windows.tick), ("drift", drift.tick), ("alert rules", rules.tick)):
+        top_tenants = lambda: tenants.tick(ch, watermark.last_closed(REQUESTS_AND_GPU))  # noqa: E731
+        for name, tick in (("GPU windows", gpu_windows.tick), ("drift", drift.tick), ("alert rules", rules.tick),
+                           ("top tenants", top_tenants)):
             try:
                 await asyncio.get_running_loop().run_in_executor(durable.executor, tick)
             except (ClickHouseUnavailable, KafkaUnavailable) as exc:

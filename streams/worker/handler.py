@@ -19,6 +19,7 @@ import numpy as np
 from fleetpulse.settings import Settings
 from fleetpulse.streams.prometheus.pipeline import PipelineMetrics
 from fleetpulse.streams.prometheus.requests import RequestExporter
+from fleetpulse.streams.prometheus.tenants import TenantTopK
 from fleetpulse.streams.windows.batch import (BatchResult, MessageBatch, RawMessage, Retention, TopicPartition, byte_runs,
                                               process_batch)
 from fleetpulse.streams.windows.sink import ClickHouseSink
@@ -30,8 +31,9 @@ log = logging.getLogger("fleetpulse.worker")
 
 class RequestBatchHandler:
     def __init__(self, settings: Settings, durable: Durable, sink: ClickHouseSink, metrics: PipelineMetrics,
-                 exporter: RequestExporter):
+                 exporter: RequestExporter, tenants: TenantTopK | None = None):
         self._exporter = exporter
+        self._tenants = tenants
         self._settings = settings
         self.durable = durable
         self._sink = sink
@@ -42,6 +44,7 @@ class RequestBatchHandler:
         self._math = ThreadPoolExecutor(1, thread_name_prefix="fleetpulse-math")
         self.progress: dict[TopicPartition, PartitionProgress] = {}  # durable
         self._ahead: dict[TopicPartition, PartitionProgress] = {}  # processed, being written
+        self._tenant_floor: dict[TopicPartition, int] = {}  # next offset tenant_windows lacks, when assigned
         self._writing: asyncio.Future | None = None
         self._assigned: set[TopicPartition] = set()
         self._summary = _Summary()
@@ -74,12 +77,15 @@ class RequestBatchHandler:
         repaired = self._sink.catch_up_rollups(topic, partitions)
         if repaired:
             self._metrics.rollup_repairs.inc(repaired)
+        tenants = self._sink.read_tenant_progress(topic)
+        self._tenant_floor.update({(topic, p): tenants[p] for p in partitions if p in tenants})
         return self._sink.read_progress(topic)
 
     def on_revoked(self, revoked: Iterable[TopicPartition]) -> None:
         for tp in revoked:
             self.progress.pop(tp, None)
             self._ahead.pop(tp, None)
+            self._tenant_floor.pop(tp, None)
             self._assigned.discard(tp)
 
     async def handle(self, messages: MessageBatch, on_durable: Callable[[], None],
@@ -127,6 +133,8 @@ class RequestBatchHandler:
             if self._ahead.get(tp) == done:
                 del self._ahead[tp]  # nothing newer is being written
         self._exporter.observe(batch.columns)
+        if self._tenants is not None:
+            self._tenants.observe(batch.tenants)
         self._record(batch, messages, time.perf_counter() - started)
         if on_durable is not None:
             on_durable()
@@ -135,7 +143,8 @@ class RequestBatchHandler:
         s = self._settings
         return process_batch(messages, {**self.progress, **self._ahead}, window_seconds=s.window_seconds,
                              lateness=s.allowed_lateness_seconds, max_bytes=s.max_message_bytes,
-                             keep_events=s.store_raw_events, retention=Retention.now(s))
+                             keep_events=s.store_raw_events, retention=Retention.now(s),
+                             tenant_floor=dict(self._tenant_floor))
 
     def _record(self, batch: BatchResult, messages: MessageBatch, elapsed: float) -> None:
         m = self._metrics

@@ -1,6 +1,6 @@
 """Effectively once into ClickHouse: SIGKILL the worker at random moments while
 500,000 events (and the simulated fleet's GPU samples) stream in, restart it
-each time, and the totals must still equal the simulator's ground truth
+each time, and the totals (per tenant too) must still equal the simulator's ground truth
 exactly: nothing lost, nothing counted twice; every GPU window holds exactly
 its stored samples."""
 
@@ -9,6 +9,7 @@ from __future__ import annotations
 import random
 import time
 
+import orjson
 import pytest
 
 from tests.integration.workers import advance_gpu_watermark, isolated_settings, metric_value, read_truth, run_simulator
@@ -31,7 +32,8 @@ def test_sigkill_five_times_mid_stream_and_totals_stay_exact(kafka_settings, tmp
     truth_path = tmp / "truth.jsonl"
     worker = start_worker(settings)
     simulator = run_simulator(settings, "--count", str(EVENTS), "--rate", str(RATE), "--seed", "7",
-                              "--pace", "realtime", "--truth", str(truth_path), "--gpu-samples")
+                              "--pace", "realtime", "--truth", str(truth_path), "--gpu-samples",
+                              "--tenants", "20000")
     rng = random.Random(20261125)
     seen_at_kill = []
     for _ in range(KILLS):
@@ -62,6 +64,15 @@ def test_sigkill_five_times_mid_stream_and_totals_stay_exact(kafka_settings, tmp
     for grain in ("1m", "1h"):
         rolled = worker.scalar(f"SELECT sum(requests) FROM request_stats_rollup WHERE grain = '{grain}'")
         assert rolled == EVENTS, f"rollup {grain}: {rolled}"
+    # Tenant rows too (written in an INSERT of their own, before the window rows).
+    tenants = {(r["window_start"], r["tenant"]): r
+               for r in map(orjson.loads, truth_path.with_suffix(".tenants.jsonl").read_bytes().splitlines())}
+    stored = worker.query("SELECT toUnixTimestamp(window_start) AS window_start, tenant, sum(requests) AS requests, "
+                          "sum(errors) AS errors, sum(input_tokens) AS input_tokens, "
+                          "sum(output_tokens) AS output_tokens FROM tenant_windows GROUP BY window_start, tenant")
+    columns = ("requests", "errors", "input_tokens", "output_tokens")
+    assert {(int(r["window_start"]), r["tenant"]): [int(r[c]) for c in columns] for r in stored} == \
+        {key: [r[c] for c in columns] for key, r in tenants.items()}
     # The last restart re-read messages whose rows were already written, and skipped them.
     _assert_gpu_windows_match_their_samples(worker)
     print(f"sum(requests) at each kill: {seen_at_kill}; skipped on the last restart: "

@@ -74,7 +74,8 @@ def released_at(ch: ClickHouse, version: int, old_objects: list[str]) -> None:
 ], ids=["at_013", "at_012", "at_011", "at_009"])
 def test_an_older_database_ends_with_the_same_schema(database, version, old_objects, pending):
     released_at(database, version, old_objects)
-    assert [m.version for m in migrate(database, log=lambda _: None)] == pending
+    later = [m.version for m in load_migrations() if m.version > 13]  # files added since (tenants: 015)
+    assert [m.version for m in migrate(database, log=lambda _: None)] == pending + later
     assert migrate(database, log=lambda _: None) == []
     shipped = importlib.resources.files("fleetpulse.sql").joinpath("schema.sql").read_text()
     assert dump(database) == shipped

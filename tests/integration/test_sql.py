@@ -89,7 +89,8 @@ def test_upgrade_from_the_gpu_windows_without_a_window_size(chdb_path):
             ch.command(f"INSERT INTO {table} VALUES (now(), 'node-1', 'GPU-a', 10, now64(6))")
         ch.command("INSERT INTO fleetpulse_migrations (version, name) VALUES (10, 'gpu_windows_written')")
 
-        assert [m.version for m in migrate(ch, log=lambda _: None)] == [11, 12, 13, 14, 16]
+        later = [m.version for m in load_migrations() if m.version > 13]  # files added since (tenants: 015)
+        assert [m.version for m in migrate(ch, log=lambda _: None)] == [11, 12, 13, *later]
         for table in ("gpu_windows", "gpu_windows_1m", "gpu_windows_1h"):
             key, rows = ch.query("SELECT sorting_key, total_rows FROM system.tables WHERE database = "
                                  "currentDatabase() AND name = {t:String}", parameters={"t": table}).result_rows[0]

@@ -10,7 +10,7 @@ import pytest
 from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 
 from fleetpulse.errors import KafkaUnavailable
-from fleetpulse.producers.envelope import envelopes, event_from_record, frame, hex_ids
+from fleetpulse.producers.envelope import RECORD_FIELDS, TENANT, envelopes, event_from_record, frame, hex_ids
 from fleetpulse.producers.recorder import Recorder
 from fleetpulse.producers.timer import RequestTimer
 from fleetpulse.schemas import decode_message, encode_batch, validate_event
@@ -23,8 +23,9 @@ def record(i: int = 0, **fields) -> tuple:
     base = dict(timestamp=1_700_000_000.0 + i, model="llama", node="node-1", duration=0.5, ttft=None, tpot=None,
                 queue_time=None, input_tokens=10, output_tokens=20, error_type=None, finish_reasons=None,
                 operation=None, gpu=None, request_id=None, trace_id=None, text=None, expect_format=None,
-                cache_read_tokens=None)
+                cache_read_tokens=None, tenant=None)
     base.update(fields)
+    assert tuple(base) == RECORD_FIELDS
     return tuple(base.values())
 
 
@@ -143,3 +144,20 @@ def test_time_request_records_the_exception_class_and_reraises():
             raise TimeoutError("upstream")
     assert sink.event["error_type"] == "TimeoutError"
     assert sink.event["duration"] > 0
+
+
+def test_tenants_are_hashed_on_the_recorders_thread_when_asked():
+    from fleetpulse.producers.tenant import hash_tenant
+
+    recorder = Recorder(UNREACHABLE, "t", linger_s=30, hash_tenants=True, tenant_salt="pepper")
+    recorder.record_request("llama", "node-1", 0.5, tenant="alice@example.com")
+    queued = list(recorder._buffer)
+    assert queued[0][TENANT] == "alice@example.com"  # the caller's thread only queues it
+    sent = []
+    recorder._produce = lambda value, key, n: sent.append(value)
+    recorder._send(queued)
+    event = decode_message(sent[0], "request", 1 << 20).events[0]
+    assert event["fleetpulse.tenant"] == hash_tenant("alice@example.com", b"pepper")
+    assert b"alice" not in sent[0]
+    recorder._buffer.clear()
+    recorder.close(timeout=0.1)

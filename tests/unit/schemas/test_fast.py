@@ -330,7 +330,7 @@ def test_the_struct_is_the_request_schema():
     assert [f.name for f in FIELDS] == [
         "type", "version", "timestamp", "request_id", "trace_id", "model", "node", "gpu", "operation", "duration",
         "ttft", "tpot", "queue_time", "input_tokens", "output_tokens", "finish_reasons", "error_type", "refusal",
-        "empty", "repetition", "format_ok", "cache_read_tokens"]
+        "empty", "repetition", "format_ok", "cache_read_tokens", "tenant"]
 
 
 def simulated(count: int) -> list[dict]:

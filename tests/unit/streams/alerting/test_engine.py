@@ -71,7 +71,21 @@ def test_silences_hold_notifications_back():
 def test_default_rules_load():
     names = {r.name for r in load_rules()}
     assert {"HighLatencyP99", "HighTTFTP99", "HighErrorRate", "ModelSilent", "ModelDrift", "FeatureDrift",
-            "GPUUtilizationHigh", "GPUMemoryHigh", "GPUTemperatureHigh"} <= names
+            "GPUUtilizationHigh", "GPUMemoryHigh", "GPUTemperatureHigh", "TenantTrafficSpike"} <= names
+
+
+def test_the_default_tenant_spike_rule_fires_once_per_spike_and_resolves():
+    """Samples are only the tenants that may cross (the evaluator's SQL returns
+    no others): a tenant absent from a window reads as "condition false"."""
+    engine = AlertEngine([r for r in load_rules() if r.name == "TenantTrafficSpike"])
+    assert engine.rules[0].source == "tenant"
+    events = []
+    for i, ratios in enumerate([{}, {"t1": 12.0, "t2": 3.0}, {"t1": 30.0}, {}, {}, {}]):
+        samples = [({"tenant": t}, r) for t, r in ratios.items()]
+        events += engine.observe(T0 + 10 * i, {"tenant_requests_ratio": samples})
+    assert [(e["status"], e["labels"]["tenant"], e["timestamp"] - T0) for e in events] == [
+        ("firing", "t1", 10.0), ("resolved", "t1", 40.0)]
+    assert events[0]["annotations"]["summary"] == "tenant t1 sent 12 times its median requests per window"
 
 
 def test_the_default_feature_drift_rule_alerts_per_model_and_feature():

@@ -36,6 +36,9 @@ class Sink:
     def read_progress(self, topic):
         return {}
 
+    def read_tenant_progress(self, topic):
+        return {}
+
     def write(self, batch):
         self.calls += 1
         raise AWAY
