@@ -445,6 +445,7 @@ CREATE TABLE tenant_windows
     `errors` UInt64,
     `input_tokens` UInt64,
     `output_tokens` UInt64,
+    `cache_read_tokens` UInt64,
     `source_topic` LowCardinality(String),
     `source_partition` UInt32,
     `offset_first` UInt64,
@@ -1423,6 +1424,35 @@ SELECT
 FROM request_windows_1h
 WHERE ({interval_s:UInt32} % 3600) = 0;
 
+CREATE VIEW tenant_cost
+(
+    `window_start` DateTime('UTC'),
+    `window_seconds` UInt32,
+    `tenant` String,
+    `model` LowCardinality(String),
+    `requests` UInt64,
+    `errors` UInt64,
+    `input_tokens` UInt64,
+    `output_tokens` UInt64,
+    `cache_read_tokens` UInt64,
+    `cost` Float64,
+    `cost_per_request` Float64
+)
+AS SELECT
+    t.window_start AS window_start,
+    t.window_seconds AS window_seconds,
+    t.tenant AS tenant,
+    t.model AS model,
+    t.requests AS requests,
+    t.errors AS errors,
+    t.input_tokens AS input_tokens,
+    t.output_tokens AS output_tokens,
+    t.cache_read_tokens AS cache_read_tokens,
+    ((((t.input_tokens - t.cache_read_tokens) * p.input_per_million) + (t.cache_read_tokens * p.cached_input_per_million)) + (t.output_tokens * p.output_per_million)) / 1000000 AS cost,
+    cost / t.requests AS cost_per_request
+FROM tenant_stats AS t
+INNER JOIN model_prices AS p ON t.model = p.model;
+
 CREATE VIEW tenant_stats
 (
     `window_start` DateTime('UTC'),
@@ -1433,7 +1463,8 @@ CREATE VIEW tenant_stats
     `errors` UInt64,
     `error_rate` Float64,
     `input_tokens` UInt64,
-    `output_tokens` UInt64
+    `output_tokens` UInt64,
+    `cache_read_tokens` UInt64
 )
 AS SELECT
     window_start,
@@ -1444,7 +1475,8 @@ AS SELECT
     sum(errors) AS errors,
     errors / requests AS error_rate,
     sum(input_tokens) AS input_tokens,
-    sum(output_tokens) AS output_tokens
+    sum(output_tokens) AS output_tokens,
+    sum(cache_read_tokens) AS cache_read_tokens
 FROM tenant_windows
 GROUP BY
     window_start,

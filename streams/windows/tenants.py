@@ -27,7 +27,7 @@ from fleetpulse.streams.windows.grid import window_starts
 from fleetpulse.streams.windows.rows import SourceSpan, source_columns
 
 TENANT_COLUMNS = ("window_start", "window_seconds", "tenant", "model", "requests", "errors", "input_tokens",
-                  "output_tokens", "source_topic", "source_partition", "offset_first", "offset_last",
+                  "output_tokens", "cache_read_tokens", "source_topic", "source_partition", "offset_first", "offset_last",
                   "max_event_time")
 
 
@@ -43,6 +43,7 @@ class TenantBlock:
     errors: np.ndarray
     input_tokens: np.ndarray
     output_tokens: np.ndarray
+    cache_read_tokens: np.ndarray  # of the input tokens: what tenant_cost prices at the cached price
 
     def __len__(self) -> int:
         return len(self.source)
@@ -89,7 +90,8 @@ def aggregate_tenants(cols: RequestColumns, window_seconds: int, sources: np.nda
         model=Coded(cols.model.codes[rows][first], cols.model.values),
         requests=np.bincount(group, minlength=n_groups).astype(np.int64),
         errors=np.bincount(group[cols.is_error[rows]], minlength=n_groups).astype(np.int64),
-        input_tokens=total(cols.input_tokens), output_tokens=total(cols.output_tokens))
+        input_tokens=total(cols.input_tokens), output_tokens=total(cols.output_tokens),
+        cache_read_tokens=total(cols.cache_read_tokens))
 
 
 def tenant_block(block: TenantBlock, window_seconds: int, spans: list[SourceSpan]) -> bytes:
@@ -104,6 +106,7 @@ def tenant_block(block: TenantBlock, window_seconds: int, spans: list[SourceSpan
         "errors": ("UInt64", native.numbers(block.errors, "<u8")),
         "input_tokens": ("UInt64", native.numbers(block.input_tokens, "<u8")),
         "output_tokens": ("UInt64", native.numbers(block.output_tokens, "<u8")),
+        "cache_read_tokens": ("UInt64", native.numbers(block.cache_read_tokens, "<u8")),
         **source_columns(block.source, spans),
     }
     return native.block([(name, *data[name]) for name in TENANT_COLUMNS], n)

@@ -12,6 +12,7 @@ from fleetpulse.prices import load_prices, parse_prices
 from fleetpulse.settings import load_settings
 from fleetpulse.streams.windows.aggregate import aggregate
 from fleetpulse.streams.windows.rows import WINDOW_COLUMNS, SourceSpan, window_block
+from fleetpulse.streams.windows.tenants import TENANT_COLUMNS, aggregate_tenants, tenant_block
 from tests.clock import RECENT_HOUR
 from tests.events import request_columns
 
@@ -30,6 +31,7 @@ nodes:
 # (model, node, input tokens, output tokens, cached tokens), all in the window at T0, served by GPU 0.
 REQUESTS = [("m-a", "n1", 1000, 200, 400), ("m-a", "n1", 3000, 50, 0), ("m-a", "n2", 500, 500, 500),
             ("m-b", "n1", 2000, 100, 1000), ("m-c", "n1", 10, 10, 0)]
+TENANTS = ["t1", "t2", "t1", "t1", "t2"]
 
 
 @pytest.fixture
@@ -40,10 +42,14 @@ def ch(chdb_path):
     load_prices(db, parse_prices(PRICES))  # replaces the first load whole
     events = [{"timestamp": T0 + 1.0 + i, "gen_ai.request.model": m, "host.name": n, "gpu.id": "0",
                "gen_ai.usage.input_tokens": i_, "gen_ai.usage.output_tokens": o,
-               "gen_ai.usage.cache_read.input_tokens": c} for i, (m, n, i_, o, c) in enumerate(REQUESTS)]
+               "gen_ai.usage.cache_read.input_tokens": c, "fleetpulse.tenant": TENANTS[i]}
+              for i, (m, n, i_, o, c) in enumerate(REQUESTS)]
     span = [SourceSpan("cost", 0, 0, 0, T0 + 10.0)]
-    db.insert_native("request_windows", WINDOW_COLUMNS, window_block(aggregate(request_columns(events), 10), 10, span),
+    columns = request_columns(events)
+    db.insert_native("request_windows", WINDOW_COLUMNS, window_block(aggregate(columns, 10), 10, span),
                      dedup_token="cost:0")
+    db.insert_native("tenant_windows", TENANT_COLUMNS, tenant_block(aggregate_tenants(columns, 10), 10, span),
+                     dedup_token="cost:tenants:0")
     for node, name, joules in (("n1", "H100", 7200.0), ("n2", "H100", 3600.0), ("n3", "unpriced", 1.0)):
         db.command(f"INSERT INTO gpu_windows (window_start, window_seconds, node, gpu_uuid, gpu_index, gpu_name, "
                    f"samples, energy_joules, computed_at) VALUES (toDateTime({T0}), 10, '{node}', 'GPU-{node}', 0, "
@@ -94,3 +100,17 @@ def test_gpu_request_cost_prices_gpu_efficiency(ch):
     assert [r[0] for r in rows] == ["n1", "n2"]
     assert rows[0][1:] == pytest.approx((4, 360, n1_cost, n1_cost / 4, 360 / n1_cost), rel=1e-12)
     assert rows[1][1:] == pytest.approx((1, 500, n2_cost, n2_cost, 500 / n2_cost), rel=1e-12)
+
+
+def test_tenant_cost_is_the_hand_computation_and_adds_up_to_the_models(ch):
+    prices = {"m-a": (0.6, 2.4, 0.15), "m-b": (1.0, 3.0, 1.0)}
+    expected: dict[tuple[str, str], float] = {}
+    for (model, _, i, o, c), tenant in zip(REQUESTS, TENANTS):
+        if model in prices:
+            p_in, p_out, p_cached = prices[model]
+            key = (tenant, model)
+            expected[key] = expected.get(key, 0.0) + ((i - c) * p_in + c * p_cached + o * p_out) / 1e6
+    rows = ch.query("SELECT tenant, model, cost FROM tenant_cost ORDER BY tenant, model").result_rows
+    assert {(t, m): cost for t, m, cost in rows} == pytest.approx(expected, rel=1e-12)  # m-c: no price, no row
+    by_model = dict(ch.query("SELECT model, sum(cost) FROM tenant_cost GROUP BY model").result_rows)
+    assert by_model == pytest.approx({m: EXPECTED[m]["cost"] for m in EXPECTED}, rel=1e-12)

@@ -155,7 +155,8 @@ def test_the_backfill_gives_windows_written_before_it_their_exact_maps(database)
         for statement in m13.statements():
             ch.command(statement)
     ch.command("INSERT INTO fleetpulse_migrations (version, name) VALUES (13, {n:String})", parameters={"n": m13.name})
-    assert [m.version for m in migrate(ch, log=lambda _: None)] == [14, 16]
+    assert [m.version for m in migrate(ch, log=lambda _: None)] == [m.version for m in load_migrations()
+                                                                    if m.version > 13]
 
     for rollup, bucket in GRAINS:
         after = ch.query(f"SELECT window_start, model, node, sum(requests), sum(errors), sum(late_requests), "
