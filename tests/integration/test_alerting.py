@@ -22,7 +22,7 @@ from confluent_kafka import Consumer, Producer
 from fleetpulse.schemas import validate_event
 
 from tests.integration.promstack import Alertmanager, WebhookReceiver
-from tests.integration.workers import isolated_settings
+from tests.integration.workers import isolated_settings, until
 from tests.events import good_request
 
 pytestmark = pytest.mark.integration
@@ -52,17 +52,6 @@ def second(producer, topic, error_rates: dict[str, float], per_model: int = 100,
             producer.produce(topic, orjson.dumps(event))
     producer.flush(10)
     time.sleep(max(0.0, 1.0 - (time.time() - now)))
-
-
-def until(condition, timeout: float = 60, what: str = ""):
-    """Poll ``condition`` until it returns something truthy; that value."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_burst_pages_once_resolves_once_flapping_and_silenced_stay_quiet(kafka_settings, tmp_path_factory,

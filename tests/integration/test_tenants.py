@@ -16,7 +16,7 @@ from confluent_kafka import Producer
 from fleetpulse.schemas import encode_batch
 from fleetpulse.schemas.fields import OTHER
 from tests.events import good_request
-from tests.integration.workers import isolated_settings, metric_value
+from tests.integration.workers import isolated_settings, metric_value, until
 
 pytestmark = pytest.mark.integration
 
@@ -37,16 +37,6 @@ def _send(producer: Producer, topic: str, events: list[dict]) -> None:
         producer.produce(topic, encode_batch(events[lo:lo + 500]), partition=0)
         producer.poll(0)
     assert producer.flush(60) == 0
-
-
-def _until(condition, what: str, timeout: float = 120):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _tenant_series(text: str) -> dict[str, float]:
@@ -108,9 +98,10 @@ def test_tenants_exact_in_clickhouse_top_k_on_metrics_and_one_spike_alert(kafka_
 
     spike = "SELECT status, labels['tenant'] AS tenant FROM alerts WHERE alert_name = 'TenantTrafficSpike' " \
             "ORDER BY timestamp, status"
-    _until(lambda: any(a["status"] == "resolved" for a in worker.query(spike)), "the spike alert to resolve")
-    _until(lambda: worker.scalar("SELECT count() FROM tenant_windows WHERE window_start >= "
-                                 f"toDateTime({int(base) + 120})") > 0, "the last window")
+    until(lambda: any(a["status"] == "resolved" for a in worker.query(spike)), timeout=120,
+          what="the spike alert to resolve")
+    until(lambda: worker.scalar("SELECT count() FROM tenant_windows WHERE window_start >= "
+                                 f"toDateTime({int(base) + 120})") > 0, timeout=120, what="the last window")
     assert [(a["status"], a["tenant"]) for a in worker.query(spike)] == [("firing", "steady-2"),
                                                                          ("resolved", "steady-2")]
 

@@ -189,6 +189,17 @@ class WorkerProcess:
             return "(no log)"
 
 
+def until(condition, timeout: float = 60, what: str = ""):
+    """Poll ``condition`` until it returns something truthy; that value."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
 def run_simulator(settings: Settings, *args: str) -> subprocess.Popen:
     """``fleetpulse simulate`` as a child process, so it can run beside a test."""
     env = {**os.environ, **settings.to_environ()}
