@@ -28,6 +28,7 @@ import pytest
 from confluent_kafka import Producer
 from PIL import Image
 
+from fleetpulse.producers.sim_quality import QualityShares
 from fleetpulse.producers.simulator import Drift, SimulationConfig, run_simulation
 from fleetpulse.settings import Secret
 from tests.integration.promstack import Prometheus
@@ -45,7 +46,8 @@ DRAW_TIMEOUT_MS = 90_000
 # One node: its 8 GPUs' lines keep the GPU page's screenshot small.
 CONFIG = SimulationConfig(nodes=1, models=2, rate=100.0, duration_s=600, seed=7, burst_every_s=200, burst_len_s=40,
                           burst_error_rate=0.6, pace="fast", gpu_samples=True,
-                          drifts=(Drift("input_tokens", 1.0, 300), Drift("finish_reason", 0.5, 300)))
+                          drifts=(Drift("input_tokens", 1.0, 300), Drift("finish_reason", 0.5, 300)),
+                          quality=QualityShares(refusal=0.05, repetition=0.2))  # the model page's quality panels
 
 # Every panel has drawn what the current range and filters ask for.
 ALL_DRAWN = """() => {
