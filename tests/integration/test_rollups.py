@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from fleetpulse.clickhouse import ClickHouse
-from fleetpulse.migrate import MIGRATIONS_TABLE, load_migrations, migrate
+from fleetpulse.migrate import load_migrations, migrate
 from fleetpulse.settings import load_settings
 from fleetpulse.streams.prometheus.pipeline import PipelineMetrics
 from fleetpulse.streams.windows.aggregate import aggregate
@@ -22,6 +22,7 @@ from fleetpulse.streams.windows.sink import ClickHouseSink
 from fleetpulse.streams.windows.sketch import bucket_indices, exact_quantile, quantile
 from tests.clock import RECENT_HOUR
 from tests.events import request_columns
+from tests.integration.releases import migrated_to
 
 pytestmark = pytest.mark.integration
 
@@ -40,17 +41,6 @@ def database(chdb_path, request):
     yield ch
     ch.command(f"DROP DATABASE {name}")
     ch.close()
-
-
-def migrate_to(ch: ClickHouse, version: int) -> None:
-    """The database as a release whose newest migration was ``version`` left it."""
-    ch.command(MIGRATIONS_TABLE)
-    for m in load_migrations():
-        if m.version <= version:
-            for statement in m.statements():
-                ch.command(statement)
-            ch.command("INSERT INTO fleetpulse_migrations (version, name) VALUES ({v:UInt32}, {n:String})",
-                       parameters={"v": m.version, "n": m.name})
 
 
 def events(n: int, seed: int, span_s: float = 7200) -> list[dict]:
@@ -137,7 +127,7 @@ def test_the_backfill_gives_windows_written_before_it_their_exact_maps(database)
     the views) is left to catch_up_rollups, which inserts it whole, maps and
     all; after it, and after new batches, rollups and base agree exactly."""
     ch = database
-    migrate_to(ch, 12)
+    migrated_to(ch, 12)
     sent = events(8000, seed=2)
     for offset in range(3):
         write(ch, sent[offset:6000:3], offset, columns=BEFORE_014)

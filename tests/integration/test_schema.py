@@ -9,9 +9,10 @@ import importlib.resources
 import pytest
 
 from fleetpulse.clickhouse import ClickHouse
-from fleetpulse.migrate import MIGRATIONS_TABLE, load_migrations, migrate
+from fleetpulse.migrate import load_migrations, migrate
 from fleetpulse.schema import REGENERATE, dump
 from fleetpulse.settings import load_settings
+from tests.integration.releases import migrated_to
 
 pytestmark = pytest.mark.integration
 
@@ -55,13 +56,7 @@ def released_at(ch: ClickHouse, version: int, old_objects: list[str]) -> None:
     """``ch``'s database as the release before issue 15 left it at ``version``:
     today's files up to there (the same tables), the objects the old files made
     besides, and the versions recorded under their old names."""
-    ch.command(MIGRATIONS_TABLE)
-    for m in load_migrations():
-        if m.version <= version:
-            for statement in m.statements():
-                ch.command(statement)
-            ch.command("INSERT INTO fleetpulse_migrations (version, name) VALUES ({v:UInt32}, {n:String})",
-                       parameters={"v": m.version, "n": OLD_NAMES.get(m.version, m.name)})
+    migrated_to(ch, version, OLD_NAMES)
     for statement in old_objects:
         ch.command(statement)
 
