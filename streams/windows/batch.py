@@ -21,11 +21,12 @@ from typing import Mapping, NamedTuple, Sequence
 import numpy as np
 
 from fleetpulse.schemas import DeadLetter, Decoded
+from fleetpulse.schemas.columnar import decode_columns
 from fleetpulse.schemas.fast import decode_requests
 from fleetpulse.schemas.validate import safe_decode
 from fleetpulse.settings import Settings
 from fleetpulse.streams.windows.aggregate import WindowBlock, aggregate
-from fleetpulse.streams.windows.columns import RequestColumns, to_columns
+from fleetpulse.streams.windows.columns import RequestColumns, from_arrow, to_columns
 from fleetpulse.streams.windows.grid import window_starts
 from fleetpulse.streams.windows.rows import EventRun, EventSource, SourceSpan, day_runs, event_rows, window_block, window_rows
 from fleetpulse.streams.windows.tenants import TenantBlock, aggregate_tenants, tenant_block, tenant_keep
@@ -220,12 +221,18 @@ def process_batch(messages: MessageBatch | list[RawMessage], progress: Mapping[T
     source_index = np.zeros(max([p for _, p in tps], default=-1) + 1, dtype=np.int64)
     source_index[[p for _, p in tps]] = np.arange(len(tps))
 
-    decoded = decode_requests(fresh.values, max_bytes)
+    # Columns straight from Arrow (schemas.columnar): nothing per event in Python.
+    # The msgspec path when Arrow refuses the batch, or when request_events
+    # takes each event as a row (it gives them as objects).
+    columnar = None if keep_events else decode_columns(fresh.values, max_bytes)
+    if columnar is None:
+        decoded = decode_requests(fresh.values, max_bytes)
+        cols, events = to_columns(decoded.events), decoded.events
+    else:
+        decoded, cols, events = columnar, from_arrow(columnar.events), []
     per_message = np.asarray(decoded.per_message, dtype=np.int64)
     dead = [SourcedDeadLetter(letter, fresh.topic, int(fresh.partitions[i]), int(fresh.offsets[i]))
             for i, letter in decoded.dead]
-    cols = to_columns(decoded.events)
-    events = decoded.events
     if retention is not None and len(cols):
         old = retention.outside(cols.timestamp, window_seconds)
         if old.any():

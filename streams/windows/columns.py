@@ -147,3 +147,102 @@ def _absent_as_empty(column: Coded) -> Coded:
     """None (absent) as "": no valid value is empty, so nothing merges, and
     the column of 10^5 distinct tenants is not coded twice (as relabel would)."""
     return Coded(column.codes, ["" if v is None else v for v in column.values])
+
+
+def from_arrow(events) -> RequestColumns:
+    """Columns of request events read by schemas.columnar (an Arrow struct
+    array with the wire names): numeric columns are Arrow's own buffers, and
+    strings are dictionary-encoded in C++, so no Python runs per event."""
+    n = len(events)
+    if not n:
+        return to_columns([])
+
+    def column(name: str):
+        return events.field(name)
+
+    def floats(name: str) -> np.ndarray:  # null (absent) becomes NaN
+        return column(name).to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
+
+    def ints(name: str) -> np.ndarray:
+        return column(name).to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
+
+    error_type = _coded(column("error.type"))
+    is_error = np.array([v is not None for v in error_type.values], dtype=bool)[error_type.codes]
+    reasons = column("gen_ai.response.finish_reasons")
+    first, refused = _first_reasons(reasons)
+    output_tokens = ints("gen_ai.usage.output_tokens")
+    outcome = np.where(is_error, 3, np.where(output_tokens == 0, 1, np.where(refused, 2, 0))).astype(np.int64)
+    return RequestColumns(
+        timestamp=floats("timestamp"),
+        model=_coded(column("gen_ai.request.model")),
+        node=_coded(column("host.name")),
+        gpu=_coded(column("gpu.id")).relabel(lambda v: v or ""),
+        duration=floats("gen_ai.server.request.duration"),
+        ttft=floats("gen_ai.server.time_to_first_token"),
+        tpot=floats("gen_ai.server.time_per_output_token"),
+        queue_time=floats("fleetpulse.queue_time"),
+        input_tokens=ints("gen_ai.usage.input_tokens"),
+        output_tokens=output_tokens,
+        error_type=error_type,
+        is_error=is_error,
+        operation=_coded(column("gen_ai.operation.name")).relabel(lambda v: v or "unknown"),
+        finish_reason=first,
+        outcome=Coded(outcome, OUTCOMES),
+        trace_id=Strings(column("trace_id")),
+        refusal=floats("fleetpulse.output.refusal"),
+        empty=floats("fleetpulse.output.empty"),
+        repetition=floats("fleetpulse.output.repetition"),
+        format_ok=floats("fleetpulse.output.format_ok"),
+        cache_read_tokens=np.nan_to_num(floats("gen_ai.usage.cache_read.input_tokens")),
+        tenant=_absent_as_empty(_coded(column("fleetpulse.tenant"))),
+    )
+
+
+def _coded(column) -> Coded:
+    """A string column as codes into its distinct values (first-seen order,
+    like Coded.of; null is a value of its own, None)."""
+    import pyarrow.compute as pc
+
+    encoded = pc.dictionary_encode(column, null_encoding="encode")
+    return Coded(encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64, copy=False),
+                 encoded.dictionary.to_pylist())
+
+
+def _first_reasons(reasons) -> tuple[Coded, np.ndarray]:
+    """Each event's first finish reason ("none" for an absent or empty list),
+    and whether any of its reasons is content_filter."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    n = len(reasons)
+    lengths = pc.fill_null(pc.list_value_length(reasons), 0).to_numpy(zero_copy_only=False)
+    flat = pc.list_flatten(reasons)
+    owner = pc.list_parent_indices(reasons).to_numpy(zero_copy_only=False)
+    has = lengths > 0
+    starts = np.zeros(n, dtype=np.int64)
+    starts[1:] = np.cumsum(lengths)[:-1]  # where each event's reasons start in ``flat``
+    first = pa.array(np.full(n, "none", dtype=object)) if not has.any() else pc.if_else(
+        pa.array(has), flat.take(pa.array(np.where(has, starts, 0))) if len(flat) else pa.nulls(n, pa.string()),
+        "none")
+    refused = np.zeros(n, dtype=bool)
+    if len(flat):
+        hit = pc.fill_null(pc.equal(flat, "content_filter"), False).to_numpy(zero_copy_only=False)
+        refused[owner[hit]] = True
+    return _coded(first), refused
+
+
+class Strings:
+    """A string column read only here and there (trace ids for exemplars):
+    kept in Arrow, each value made a Python str when it is read."""
+
+    def __init__(self, column) -> None:
+        self._column = column
+
+    def __getitem__(self, i: int) -> str:
+        return self._column[int(i)].as_py()
+
+    def __len__(self) -> int:
+        return len(self._column)
+
+    def __iter__(self):
+        return iter(self._column.to_pylist())
