@@ -34,8 +34,8 @@ from fleetpulse.errors import ConfigError
 from fleetpulse.schemas.fields import OTHER
 from fleetpulse.settings import METRIC_LABELS
 from fleetpulse.streams.windows.aggregate import group_codes
-from fleetpulse.streams.windows.columns import Coded, RequestColumns
-from fleetpulse.streams.windows.sketch import BUCKETS_PER_OCTAVE, bucket_indices
+from fleetpulse.streams.windows.columns import Coded, RequestColumns, Strings
+from fleetpulse.streams.windows.sketch import BUCKETS_PER_OCTAVE, MAX_BUCKET, ZERO_BUCKET, bucket_indices
 
 HISTOGRAMS = (
     ("gen_ai_server_request_duration_seconds", "duration", "Server-side request duration."),
@@ -122,6 +122,9 @@ class RequestExporter(Collector):
         self._labels = labels
         self._cap = LabelCap(cap)
         self._le = np.asarray(le, dtype=np.int64)
+        # The le bucket of every sketch index (int16), looked up instead of
+        # searched per event: le bucket j holds indices in (le[j-1], le[j]].
+        self._slot = np.searchsorted(self._le, np.arange(ZERO_BUCKET, MAX_BUCKET + 1), side="left")
         self._lock = threading.Lock()
         self._hist = {column: _Histogram(len(le) + 1) for _, column, _ in HISTOGRAMS}
         self._requests: dict[tuple, float] = defaultdict(float)
@@ -174,13 +177,12 @@ class RequestExporter(Collector):
         return group, lookup
 
     def _observe_histogram(self, hist: _Histogram, values: np.ndarray, group: np.ndarray, lookup: list[tuple],
-                           trace_ids: list[str], timestamps: np.ndarray) -> None:
+                           trace_ids: Strings, timestamps: np.ndarray) -> None:
         present = np.flatnonzero(~np.isnan(values))
         if present.size == 0:
             return
-        # Bucket by the sketch index, exactly as ClickHouse's maps do: le bucket j
-        # holds indices in (le[j-1], le[j]]; the last one is +Inf.
-        slot = np.searchsorted(self._le, bucket_indices(values[present]).astype(np.int64), side="left")
+        # Bucket by the sketch index, exactly as ClickHouse's maps do; the last one is +Inf.
+        slot = self._slot[bucket_indices(values[present]).astype(np.int64) - ZERO_BUCKET]
         n_slots = len(self._le) + 1
         combined = group[present] * n_slots + slot
         counts = np.bincount(combined, minlength=len(lookup) * n_slots).reshape(len(lookup), n_slots)
@@ -188,11 +190,14 @@ class RequestExporter(Collector):
         for g, key in enumerate(lookup):
             if counts[g].any():
                 hist.add(key, counts[g], float(sums[g]))
-        # The newest request of each (labels, bucket) becomes its exemplar.
-        _, last = np.unique(combined[::-1], return_index=True)
-        newest = len(combined) - 1 - last  # positions among the present values
-        for i, j in zip(present[newest].tolist(), slot[newest].tolist()):
-            hist.exemplars[(lookup[group[i]], j)] = Exemplar({"trace_id": trace_ids[i]}, float(values[i]),
+        # The newest request of each (labels, bucket) becomes its exemplar: the
+        # largest position per pair, scattered (no sort of the batch).
+        last = np.full(len(lookup) * n_slots, -1, dtype=np.int64)
+        np.maximum.at(last, combined, np.arange(len(combined)))
+        newest = last[last >= 0]  # positions among the present values
+        rows = present[newest]
+        for i, j, trace_id in zip(rows.tolist(), slot[newest].tolist(), trace_ids.at(rows)):
+            hist.exemplars[(lookup[group[i]], j)] = Exemplar({"trace_id": trace_id}, float(values[i]),
                                                              float(timestamps[i]))
 
     def describe(self):

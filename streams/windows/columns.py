@@ -42,6 +42,31 @@ class Coded:
         return len(self.codes)
 
 
+class Strings:
+    """A string column read only here and there (trace ids, for exemplars):
+    kept as it came (a list, or an Arrow array), each value made a Python
+    str only when it is read."""
+
+    def __init__(self, column) -> None:
+        self._column = column
+
+    def at(self, rows: np.ndarray) -> list[str]:
+        """The values at ``rows`` (positions)."""
+        if isinstance(self._column, list):
+            return [self._column[i] for i in rows.tolist()]
+        return self._column.take(rows).to_pylist()
+
+    def take(self, keep: np.ndarray) -> "Strings":
+        """Only the values where ``keep`` (a bool mask) is true."""
+        return Strings(self.at(np.flatnonzero(keep)))
+
+    def __len__(self) -> int:
+        return len(self._column)
+
+    def __iter__(self):
+        return iter(self._column if isinstance(self._column, list) else self._column.to_pylist())
+
+
 OUTCOMES = ["answered", "empty", "refused", "error"]
 
 
@@ -64,7 +89,7 @@ class RequestColumns:
     operation: Coded  # "unknown" when absent
     finish_reason: Coded  # the first reason, "none" when absent
     outcome: Coded  # OUTCOMES
-    trace_id: list[str]
+    trace_id: Strings
     # Quality signals from the node (docs/quality.md): NaN when the event has none.
     refusal: np.ndarray  # 0/1
     empty: np.ndarray  # 0/1
@@ -88,7 +113,7 @@ class RequestColumns:
             elif isinstance(value, Coded):
                 out[f.name] = Coded(value.codes[keep], value.values)
             else:
-                out[f.name] = [v for v, k in zip(value, keep.tolist()) if k]
+                out[f.name] = value.take(keep)
         return RequestColumns(**out)
 
 
@@ -133,7 +158,7 @@ def to_columns(events: Sequence) -> RequestColumns:
         operation=Coded.of(col["operation"]).relabel(lambda v: v or "unknown"),
         finish_reason=reasons.relabel(lambda r: r[0] if r else "none"),
         outcome=Coded(outcome, OUTCOMES),
-        trace_id=col["trace_id"],
+        trace_id=Strings(col["trace_id"]),
         refusal=floats("refusal"),
         empty=floats("empty"),
         repetition=floats("repetition"),
@@ -230,19 +255,3 @@ def _first_reasons(reasons) -> tuple[Coded, np.ndarray]:
         refused[owner[hit]] = True
     return _coded(first), refused
 
-
-class Strings:
-    """A string column read only here and there (trace ids for exemplars):
-    kept in Arrow, each value made a Python str when it is read."""
-
-    def __init__(self, column) -> None:
-        self._column = column
-
-    def __getitem__(self, i: int) -> str:
-        return self._column[int(i)].as_py()
-
-    def __len__(self) -> int:
-        return len(self._column)
-
-    def __iter__(self):
-        return iter(self._column.to_pylist())
