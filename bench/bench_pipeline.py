@@ -85,6 +85,21 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _thread_cpu(pid: int) -> dict[str, float]:
+    """CPU seconds of each of the process's threads, summed by thread name
+    (numbered names such as ``fleetpulse-math_0`` or chDB's pools folded)."""
+    out: dict[str, float] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            stat = (task / "stat").read_text()
+        except OSError:
+            continue  # the thread ended meanwhile
+        name = stat[stat.index("(") + 1:stat.rindex(")")].rstrip("0123456789_-. ") or "?"
+        fields = stat.rsplit(")", 1)[1].split()
+        out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return out
+
+
 def _peak_rss(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -96,20 +111,25 @@ def worker_run(settings: Settings, tmp: Path, expected: int) -> dict:
     """Start a worker on a full topic; time it from its first row to the last."""
     worker = WorkerProcess(another_worker(settings, tmp), tmp / f"worker-{uuid.uuid4().hex[:6]}.log").start()
     try:
-        cpu_at_ready = _cpu_seconds(worker.proc.pid)
+        pid = worker.proc.pid
+        cpu_at_ready, threads_at_ready = _cpu_seconds(pid), _thread_cpu(pid)
         first = None
+        # Polled every 0.1 s: each poll is a query on the worker's chDB, which
+        # competes with the inserts it measures.
         while (done := worker.scalar("SELECT sum(requests) FROM request_windows") or 0) < expected:
             if done and first is None:
-                first = (time.perf_counter(), done, _cpu_seconds(worker.proc.pid))
-            time.sleep(0.05)
+                first = (time.perf_counter(), done, _cpu_seconds(pid), _thread_cpu(pid))
+            time.sleep(0.1)
         end = time.perf_counter()
-        cpu = _cpu_seconds(worker.proc.pid)
-        first = first or (end, 0, cpu_at_ready)
+        cpu, threads = _cpu_seconds(pid), _thread_cpu(pid)
+        first = first or (end, 0, cpu_at_ready, threads_at_ready)
         events = expected - first[1]
         return {"events_per_s": events / max(end - first[0], 1e-9),
                 "events_per_cpu_s": events / max(cpu - first[2], 1e-9),
                 "cpu_us_per_event": (cpu - first[2]) * 1e6 / max(events, 1),
-                "peak_rss_mib": _peak_rss(worker.proc.pid) / 2**20}
+                "thread_us_per_event": {name: (seconds - first[3].get(name, 0.0)) * 1e6 / max(events, 1)
+                                        for name, seconds in threads.items()},
+                "peak_rss_mib": _peak_rss(pid) / 2**20}
     finally:
         worker.stop()
 
@@ -225,6 +245,15 @@ def markdown(r: dict, window_s: int = 10, lateness_s: int = 30) -> str:
               f"{env['cpu_us_per_event']:.1f} |"]
     lines += [f"| {p['system']} | {p['form']} | {p['events_per_s']:,.0f} | {p['cpu_us_per_event']:.1f} |"
               for p in r["peers"]]
+    lines += ["", "Where the worker's CPU goes, by thread (CPU µs per event, from /proc, over the same interval):", "",
+              "| thread | single | envelope |", "|---|---:|---:|"]
+    names = sorted(set(single.get("thread_us_per_event", {})) | set(env.get("thread_us_per_event", {})),
+                   key=lambda t: -(single.get("thread_us_per_event", {}).get(t, 0.0)
+                                   + env.get("thread_us_per_event", {}).get(t, 0.0)))
+    for name in names:
+        a, b = single["thread_us_per_event"].get(name, 0.0), env["thread_us_per_event"].get(name, 0.0)
+        if a >= 0.05 or b >= 0.05:
+            lines.append(f"| {name} | {a:.2f} | {b:.2f} |")
     lines.append("")
     lines.append(f"Datasets: {r['events']['envelopes']:,} events in 500-event envelopes; "
                  f"{r['events']['single']:,} single-event messages; the peers read "

@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench import bench_gpu_windows, bench_pipeline, bench_recorder
+from bench import bench_decode, bench_gpu_windows, bench_pipeline, bench_recorder
 from bench import soak as bench_soak
 
 OUT = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
@@ -68,6 +68,19 @@ def machine() -> str:
             f"run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
 
 
+#: The sections this script writes; any other "## " section of the previous
+#: file (written by a benchmark of its own, e.g. bench_tenants) is kept as it was.
+WRITTEN = ("Pipeline", "Decoding (in process, no I/O)", "Recorder.record_request (caller-thread cost)",
+           "GPU windows (sink-thread cost)", "What limits the missed targets", "Where the worker's time goes")
+
+
+def kept_sections(previous: str) -> list[str]:
+    """The previous file's sections that this run does not write, in order."""
+    sections = re.split(r"(?m)^(?=## )", previous)[1:]
+    return [section.rstrip("\n") + "\n" for section in sections
+            if section.splitlines()[0][3:].strip() not in WRITTEN]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer calls, for a smoke run")
@@ -75,9 +88,12 @@ def main() -> None:
     previous = OUT.read_text() if OUT.exists() else ""
     found = re.search(re.escape(bench_soak.MARK_BEGIN) + ".*?" + re.escape(bench_soak.MARK_END), previous, re.S)
     soak_section = found.group() if found else ""
+    kept = kept_sections(previous.replace(soak_section, ""))
     calls, repeats = (20_000, 2) if args.quick else (200_000, 5)
     print("bench: Recorder.record_request ...", file=sys.stderr)
     recorder = bench_recorder.run(calls=calls, repeats=repeats)
+    print("bench: decoding (no I/O) ...", file=sys.stderr)
+    decode = bench_decode.run(events=20_000 if args.quick else 100_000, envelope=500, repeats=3 if args.quick else 7)
     print("bench: pipeline (broker, worker processes; a few minutes) ...", file=sys.stderr)
     pipeline = bench_pipeline.run(quick=args.quick)
     profile = bench_pipeline.profile_batch()
@@ -95,6 +111,13 @@ def main() -> None:
         "## Pipeline",
         "",
         bench_pipeline.markdown(pipeline),
+        "## Decoding (in process, no I/O)",
+        "",
+        "`bench.bench_decode`: the same simulated events to columns each way, best of several runs, wall µs "
+        "per event (the columnar path parses on Arrow's threads):",
+        "",
+        bench_decode.markdown(decode),
+        "",
         "## Recorder.record_request (caller-thread cost)",
         "",
         bench_recorder.markdown(recorder),
@@ -114,6 +137,7 @@ def main() -> None:
         profile,
         "```",
         "",
+        *kept,
     ])
     OUT.write_text(text)
     if soak_section:  # a run of its own (python -m bench.soak --write): kept, with its date

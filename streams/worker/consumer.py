@@ -43,6 +43,7 @@ from fleetpulse.settings import Settings
 from fleetpulse.streams.windows.batch import MessageBatch
 from fleetpulse.streams.worker.handler import RequestBatchHandler
 from fleetpulse.streams.worker.librdkafka import consumer_config, to_batch
+from fleetpulse.streams.worker.threadnames import name_os_thread
 
 log = logging.getLogger("fleetpulse.worker")
 
@@ -132,6 +133,7 @@ class RequestFeed(Service):
     # --- the consumer thread -------------------------------------------------------------
 
     def _consume(self) -> None:
+        name_os_thread()
         consumer, paused, seen, waiting_since = self._consumer, False, 0.0, None
         wait = self.settings.batch_max_wait_seconds
         try:

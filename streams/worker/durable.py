@@ -27,6 +27,7 @@ from fleetpulse.streams.prometheus.pipeline import PipelineMetrics
 from fleetpulse.streams.windows.batch import SourcedDeadLetter
 from fleetpulse.streams.worker.deadletter import DeadLetterSink
 from fleetpulse.streams.worker.stall import StallWatch
+from fleetpulse.streams.worker.threadnames import name_os_thread
 
 log = logging.getLogger("fleetpulse.worker")
 
@@ -37,7 +38,7 @@ class Durable:
     def __init__(self, dead_letters: DeadLetterSink | None, metrics: PipelineMetrics):
         self.dead_letters = dead_letters
         self._metrics = metrics
-        self.executor = ThreadPoolExecutor(1, thread_name_prefix="fleetpulse-sink")
+        self.executor = ThreadPoolExecutor(1, thread_name_prefix="fleetpulse-sink", initializer=name_os_thread)
         self.stalls = StallWatch()  # read by /health
         self._stopping = asyncio.Event()  # set by stop(): no more retries
 

@@ -25,6 +25,7 @@ from fleetpulse.streams.windows.batch import (BatchResult, MessageBatch, RawMess
 from fleetpulse.streams.windows.sink import ClickHouseSink
 from fleetpulse.streams.windows.watermark import PartitionProgress
 from fleetpulse.streams.worker.durable import Durable
+from fleetpulse.streams.worker.threadnames import name_os_thread
 
 log = logging.getLogger("fleetpulse.worker")
 
@@ -41,7 +42,7 @@ class RequestBatchHandler:
         # Batch math runs on a thread of its own, so a batch is decoded and
         # aggregated while the one before is written (chDB releases the GIL
         # while it inserts) on the durable's thread.
-        self._math = ThreadPoolExecutor(1, thread_name_prefix="fleetpulse-math")
+        self._math = ThreadPoolExecutor(1, thread_name_prefix="fleetpulse-math", initializer=name_os_thread)
         self.progress: dict[TopicPartition, PartitionProgress] = {}  # durable
         self._ahead: dict[TopicPartition, PartitionProgress] = {}  # processed, being written
         self._tenant_floor: dict[TopicPartition, int] = {}  # next offset tenant_windows lacks, when assigned

@@ -1,0 +1,22 @@
+"""The worker's own threads under their names in the OS too (``top -H``,
+/proc/PID/task/*/comm), so that a person, or bench/, can see where the
+process's CPU goes: Python keeps a thread's name to itself."""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import threading
+
+_PR_SET_NAME = 15
+_LIBC = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+
+
+def name_os_thread(name: str | None = None) -> None:
+    """Give the calling thread ``name`` (its Python name when None) in the OS:
+    at most 15 bytes, as Linux keeps. Does nothing where prctl is missing."""
+    raw = (name or threading.current_thread().name).encode("ascii", "replace")[:15]
+    try:
+        _LIBC.prctl(_PR_SET_NAME, ctypes.c_char_p(raw), 0, 0, 0)
+    except AttributeError:  # not Linux
+        pass
