@@ -273,6 +273,7 @@ def profile_batch(events: int = 100_000) -> str:
     data = _events(events, seed=5)
     messages = MessageBatch.of([RawMessage("t", i % 6, i, encode_batch(data[j:j + 500]))
                                 for i, j in enumerate(range(0, len(data), 500))])
+    process_batch(messages, {}, window_seconds=10, lateness=30, max_bytes=1 << 20, keep_events=False)  # warm
     profiler = cProfile.Profile()
     profiler.enable()
     process_batch(messages, {}, window_seconds=10, lateness=30, max_bytes=1 << 20, keep_events=False)

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 from operator import attrgetter
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 
 @dataclasses.dataclass(frozen=True)
@@ -117,54 +119,95 @@ class RequestColumns:
         return RequestColumns(**out)
 
 
-_FIELDS = ("timestamp", "model", "node", "gpu", "duration", "ttft", "tpot", "queue_time", "input_tokens",
-           "output_tokens", "error_type", "operation", "finish_reasons", "trace_id", "refusal", "empty", "repetition",
-           "format_ok", "cache_read_tokens", "tenant")
+#: Attribute of each column (schemas.fast.RequestEvent) -> its wire name (an Arrow field, schemas.columnar).
+_WIRE = {"timestamp": "timestamp", "model": "gen_ai.request.model", "node": "host.name", "gpu": "gpu.id",
+         "duration": "gen_ai.server.request.duration", "ttft": "gen_ai.server.time_to_first_token",
+         "tpot": "gen_ai.server.time_per_output_token", "queue_time": "fleetpulse.queue_time",
+         "input_tokens": "gen_ai.usage.input_tokens", "output_tokens": "gen_ai.usage.output_tokens",
+         "error_type": "error.type", "operation": "gen_ai.operation.name",
+         "finish_reasons": "gen_ai.response.finish_reasons", "trace_id": "trace_id",
+         "refusal": "fleetpulse.output.refusal", "empty": "fleetpulse.output.empty",
+         "repetition": "fleetpulse.output.repetition", "format_ok": "fleetpulse.output.format_ok",
+         "cache_read_tokens": "gen_ai.usage.cache_read.input_tokens", "tenant": "fleetpulse.tenant"}
+
+
+@dataclasses.dataclass(frozen=True)
+class _Source:
+    """How to read each kind of column out of one form of decoded events."""
+
+    floats: Callable[[str], np.ndarray]  # None/null (absent) as NaN
+    ints: Callable[[str], np.ndarray]
+    coded: Callable[[str], Coded]  # None/null is a value of its own, None
+    first_reason: Callable[[], tuple[Coded, np.ndarray]]  # first finish reason ("none"), any content_filter
+    trace_ids: Callable[[], Strings]
 
 
 def to_columns(events: Sequence) -> RequestColumns:
     """Columns of decoded request events (schemas.fast.RequestEvent, or anything
     with its attribute names)."""
     n = len(events)
-    col = {name: list(map(attrgetter(name), events)) for name in _FIELDS}  # C-level, one pass per field
+    col = {name: list(map(attrgetter(name), events)) for name in _WIRE}  # C-level, one pass per field
 
-    def floats(name: str) -> np.ndarray:  # None (absent) becomes NaN
-        return np.array(col[name], dtype=np.float64) if n else np.zeros(0)
+    def first_reason() -> tuple[Coded, np.ndarray]:
+        reasons = Coded.of(col["finish_reasons"])
+        refused = np.array([bool(r) and "content_filter" in r for r in reasons.values], dtype=bool)
+        return reasons.relabel(lambda r: r[0] if r else "none"), refused[reasons.codes] if n else np.zeros(0, bool)
 
-    def ints(name: str) -> np.ndarray:
-        return np.array(col[name], dtype=np.int64) if n else np.zeros(0, dtype=np.int64)
+    return _assemble(_Source(
+        floats=lambda name: np.array(col[name], dtype=np.float64) if n else np.zeros(0),
+        ints=lambda name: np.array(col[name], dtype=np.int64) if n else np.zeros(0, dtype=np.int64),
+        coded=lambda name: Coded.of(col[name]),
+        first_reason=first_reason,
+        trace_ids=lambda: Strings(col["trace_id"])))
 
-    error_type = Coded.of(col["error_type"])
-    is_error = np.array([v is not None for v in error_type.values], dtype=bool)[error_type.codes] if n \
-        else np.zeros(0, dtype=bool)
-    reasons = Coded.of(col["finish_reasons"])
-    output_tokens = ints("output_tokens")
-    refused = np.array([bool(r) and "content_filter" in r for r in reasons.values], dtype=bool)
-    outcome = np.where(is_error, 3, np.where(output_tokens == 0, 1, np.where(
-        refused[reasons.codes] if n else np.zeros(0, dtype=bool), 2, 0))).astype(np.int64)
+
+def from_arrow(events) -> RequestColumns:
+    """Columns of request events read by schemas.columnar (an Arrow struct
+    array with the wire names): numeric columns are Arrow's own buffers, and
+    strings are dictionary-encoded in C++, so no Python runs per event."""
+    if not len(events):
+        return to_columns([])
+
+    def column(name: str):
+        return events.field(_WIRE[name])
+
+    return _assemble(_Source(
+        floats=lambda name: column(name).to_numpy(zero_copy_only=False).astype(np.float64, copy=False),
+        ints=lambda name: column(name).to_numpy(zero_copy_only=False).astype(np.int64, copy=False),
+        coded=lambda name: _coded(column(name)),
+        first_reason=lambda: _first_reasons(column("finish_reasons")),
+        trace_ids=lambda: Strings(column("trace_id"))))
+
+
+def _assemble(read: _Source) -> RequestColumns:
+    error_type = read.coded("error_type")
+    is_error = np.array([v is not None for v in error_type.values], dtype=bool)[error_type.codes]
+    finish_reason, refused = read.first_reason()
+    output_tokens = read.ints("output_tokens")
+    outcome = np.where(is_error, 3, np.where(output_tokens == 0, 1, np.where(refused, 2, 0))).astype(np.int64)
     return RequestColumns(
-        timestamp=floats("timestamp"),
-        model=Coded.of(col["model"]),
-        node=Coded.of(col["node"]),
-        gpu=Coded.of(col["gpu"]).relabel(lambda v: v or ""),
-        duration=floats("duration"),
-        ttft=floats("ttft"),
-        tpot=floats("tpot"),
-        queue_time=floats("queue_time"),
-        input_tokens=ints("input_tokens"),
+        timestamp=read.floats("timestamp"),
+        model=read.coded("model"),
+        node=read.coded("node"),
+        gpu=read.coded("gpu").relabel(lambda v: v or ""),
+        duration=read.floats("duration"),
+        ttft=read.floats("ttft"),
+        tpot=read.floats("tpot"),
+        queue_time=read.floats("queue_time"),
+        input_tokens=read.ints("input_tokens"),
         output_tokens=output_tokens,
         error_type=error_type,
         is_error=is_error,
-        operation=Coded.of(col["operation"]).relabel(lambda v: v or "unknown"),
-        finish_reason=reasons.relabel(lambda r: r[0] if r else "none"),
+        operation=read.coded("operation").relabel(lambda v: v or "unknown"),
+        finish_reason=finish_reason,
         outcome=Coded(outcome, OUTCOMES),
-        trace_id=Strings(col["trace_id"]),
-        refusal=floats("refusal"),
-        empty=floats("empty"),
-        repetition=floats("repetition"),
-        format_ok=floats("format_ok"),
-        cache_read_tokens=np.nan_to_num(floats("cache_read_tokens")),
-        tenant=_absent_as_empty(Coded.of(col["tenant"])),
+        trace_id=read.trace_ids(),
+        refusal=read.floats("refusal"),
+        empty=read.floats("empty"),
+        repetition=read.floats("repetition"),
+        format_ok=read.floats("format_ok"),
+        cache_read_tokens=np.nan_to_num(read.floats("cache_read_tokens")),
+        tenant=_absent_as_empty(read.coded("tenant")),
     )
 
 
@@ -174,60 +217,9 @@ def _absent_as_empty(column: Coded) -> Coded:
     return Coded(column.codes, ["" if v is None else v for v in column.values])
 
 
-def from_arrow(events) -> RequestColumns:
-    """Columns of request events read by schemas.columnar (an Arrow struct
-    array with the wire names): numeric columns are Arrow's own buffers, and
-    strings are dictionary-encoded in C++, so no Python runs per event."""
-    n = len(events)
-    if not n:
-        return to_columns([])
-
-    def column(name: str):
-        return events.field(name)
-
-    def floats(name: str) -> np.ndarray:  # null (absent) becomes NaN
-        return column(name).to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
-
-    def ints(name: str) -> np.ndarray:
-        return column(name).to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
-
-    error_type = _coded(column("error.type"))
-    is_error = np.array([v is not None for v in error_type.values], dtype=bool)[error_type.codes]
-    reasons = column("gen_ai.response.finish_reasons")
-    first, refused = _first_reasons(reasons)
-    output_tokens = ints("gen_ai.usage.output_tokens")
-    outcome = np.where(is_error, 3, np.where(output_tokens == 0, 1, np.where(refused, 2, 0))).astype(np.int64)
-    return RequestColumns(
-        timestamp=floats("timestamp"),
-        model=_coded(column("gen_ai.request.model")),
-        node=_coded(column("host.name")),
-        gpu=_coded(column("gpu.id")).relabel(lambda v: v or ""),
-        duration=floats("gen_ai.server.request.duration"),
-        ttft=floats("gen_ai.server.time_to_first_token"),
-        tpot=floats("gen_ai.server.time_per_output_token"),
-        queue_time=floats("fleetpulse.queue_time"),
-        input_tokens=ints("gen_ai.usage.input_tokens"),
-        output_tokens=output_tokens,
-        error_type=error_type,
-        is_error=is_error,
-        operation=_coded(column("gen_ai.operation.name")).relabel(lambda v: v or "unknown"),
-        finish_reason=first,
-        outcome=Coded(outcome, OUTCOMES),
-        trace_id=Strings(column("trace_id")),
-        refusal=floats("fleetpulse.output.refusal"),
-        empty=floats("fleetpulse.output.empty"),
-        repetition=floats("fleetpulse.output.repetition"),
-        format_ok=floats("fleetpulse.output.format_ok"),
-        cache_read_tokens=np.nan_to_num(floats("gen_ai.usage.cache_read.input_tokens")),
-        tenant=_absent_as_empty(_coded(column("fleetpulse.tenant"))),
-    )
-
-
 def _coded(column) -> Coded:
     """A string column as codes into its distinct values (first-seen order,
     like Coded.of; null is a value of its own, None)."""
-    import pyarrow.compute as pc
-
     encoded = pc.dictionary_encode(column, null_encoding="encode")
     return Coded(encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64, copy=False),
                  encoded.dictionary.to_pylist())
@@ -236,22 +228,16 @@ def _coded(column) -> Coded:
 def _first_reasons(reasons) -> tuple[Coded, np.ndarray]:
     """Each event's first finish reason ("none" for an absent or empty list),
     and whether any of its reasons is content_filter."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
     n = len(reasons)
     lengths = pc.fill_null(pc.list_value_length(reasons), 0).to_numpy(zero_copy_only=False)
     flat = pc.list_flatten(reasons)
-    owner = pc.list_parent_indices(reasons).to_numpy(zero_copy_only=False)
     has = lengths > 0
+    refused = np.zeros(n, dtype=bool)
+    if not has.any():
+        return Coded(np.zeros(n, dtype=np.int64), ["none"]), refused
     starts = np.zeros(n, dtype=np.int64)
     starts[1:] = np.cumsum(lengths)[:-1]  # where each event's reasons start in ``flat``
-    first = pa.array(np.full(n, "none", dtype=object)) if not has.any() else pc.if_else(
-        pa.array(has), flat.take(pa.array(np.where(has, starts, 0))) if len(flat) else pa.nulls(n, pa.string()),
-        "none")
-    refused = np.zeros(n, dtype=bool)
-    if len(flat):
-        hit = pc.fill_null(pc.equal(flat, "content_filter"), False).to_numpy(zero_copy_only=False)
-        refused[owner[hit]] = True
+    first = pc.if_else(pa.array(has), flat.take(pa.array(np.where(has, starts, 0))), "none")
+    hit = pc.fill_null(pc.equal(flat, "content_filter"), False).to_numpy(zero_copy_only=False)
+    refused[pc.list_parent_indices(reasons).to_numpy(zero_copy_only=False)[hit]] = True
     return _coded(first), refused
-
