@@ -100,18 +100,63 @@ class LabelCap:
                                       for v, n in zip(column.values, events)])
 
 
-class _Histogram:
-    def __init__(self, n_buckets: int):
-        self.counts: dict[tuple, np.ndarray] = {}
-        self.sums: dict[tuple, float] = defaultdict(float)
-        self.exemplars: dict[tuple[tuple, int], Exemplar] = {}
-        self._n = n_buckets
+class _Rows:
+    """Numbers per label set, one row each, in arrays that grow by half.
 
-    def add(self, key: tuple, counts: np.ndarray, total: float) -> None:
-        if key not in self.counts:
-            self.counts[key] = np.zeros(self._n, dtype=np.int64)
-        self.counts[key] += counts
-        self.sums[key] += total
+    One dict maps a label set to its row; everything else is numpy: no Python
+    object per label set and bucket (a label set costs a few hundred bytes, and
+    there can be FLEETPULSE_METRIC_LABEL_CAP ** len(labels) of them)."""
+
+    def __init__(self) -> None:
+        self.index: dict[tuple, int] = {}
+        self.keys: list[tuple] = []
+        self._arrays: list[tuple[object, str]] = []  # (owner, attribute) of every per-row array
+        self.capacity = 0
+
+    def array(self, owner: object, name: str, shape: tuple[int, ...] = (), dtype: object = np.float64) -> None:
+        setattr(owner, name, np.zeros((self.capacity, *shape), dtype=dtype) if dtype is not object
+                else np.full((self.capacity, *shape), None, dtype=object))
+        self._arrays.append((owner, name))
+
+    def rows(self, keys: list[tuple]) -> np.ndarray:
+        """The row of each of ``keys``, adding the new ones."""
+        out = np.empty(len(keys), dtype=np.int64)
+        for g, key in enumerate(keys):
+            row = self.index.get(key)
+            if row is None:
+                row = self.index[key] = len(self.keys)
+                self.keys.append(key)
+            out[g] = row
+        if len(self.keys) > self.capacity:
+            self._grow(max(len(self.keys), self.capacity + self.capacity // 2, 16))
+        return out
+
+    def _grow(self, capacity: int) -> None:
+        for owner, name in self._arrays:
+            old = getattr(owner, name)
+            new = (np.zeros((capacity, *old.shape[1:]), dtype=old.dtype) if old.dtype != object
+                   else np.full((capacity, *old.shape[1:]), None, dtype=object))
+            new[:len(old)] = old
+            setattr(owner, name, new)
+        self.capacity = capacity
+
+
+class _Histogram:
+    """Bucket counts, sums and the newest request of each bucket (its exemplar), per row."""
+
+    def __init__(self, rows: _Rows, n_buckets: int):
+        self.counts: np.ndarray
+        self.sums: np.ndarray
+        self.seen: np.ndarray  # a row has series once one of its requests had a value
+        self.exemplar_value: np.ndarray
+        self.exemplar_time: np.ndarray
+        self.exemplar_trace: np.ndarray  # the trace id (str), None where the bucket has no request yet
+        rows.array(self, "counts", (n_buckets,), np.int64)
+        rows.array(self, "sums")
+        rows.array(self, "seen", (), bool)
+        rows.array(self, "exemplar_value", (n_buckets,))
+        rows.array(self, "exemplar_time", (n_buckets,))
+        rows.array(self, "exemplar_trace", (n_buckets,), object)
 
 
 class RequestExporter(Collector):
@@ -126,13 +171,15 @@ class RequestExporter(Collector):
         # searched per event: le bucket j holds indices in (le[j-1], le[j]].
         self._slot = np.searchsorted(self._le, np.arange(ZERO_BUCKET, MAX_BUCKET + 1), side="left")
         self._lock = threading.Lock()
-        self._hist = {column: _Histogram(len(le) + 1) for _, column, _ in HISTOGRAMS}
-        self._requests: dict[tuple, float] = defaultdict(float)
-        self._errors: dict[tuple, float] = defaultdict(float)
-        self._tokens_in: dict[tuple, float] = defaultdict(float)
-        self._tokens_out: dict[tuple, float] = defaultdict(float)
-        self._tokens_cached: dict[tuple, float] = defaultdict(float)
-        self._quality: dict[tuple, float] = defaultdict(float)
+        self._rows = _Rows()
+        self._hist = {column: _Histogram(self._rows, len(le) + 1) for _, column, _ in HISTOGRAMS}
+        self._requests: np.ndarray  # per row: ok, error
+        self._tokens: np.ndarray  # per row: input, output, cache read
+        self._quality: np.ndarray  # per row: each of SIGNALS
+        self._rows.array(self, "_requests", (2,))
+        self._rows.array(self, "_tokens", (3,))
+        self._rows.array(self, "_quality", (len(SIGNALS),))
+        self._errors: dict[tuple, float] = defaultdict(float)  # (*labels, error type): few, and only where errors were
 
     def observe(self, cols: RequestColumns) -> None:
         """Add one durable batch: numpy over the batch, Python per label set."""
@@ -140,23 +187,18 @@ class RequestExporter(Collector):
             return
         with self._lock:
             group, lookup = self._label_groups(cols)
+            rows = self._rows.rows(lookup)
             for column, hist in self._hist.items():
-                self._observe_histogram(hist, getattr(cols, column), group, lookup, cols.trace_id, cols.timestamp)
+                self._observe_histogram(hist, getattr(cols, column), group, rows, cols.trace_id, cols.timestamp)
             n = len(lookup)
             requests = np.bincount(group, minlength=n)
             errors = np.bincount(group[cols.is_error], minlength=n)
-            tokens_in = np.bincount(group, weights=cols.input_tokens, minlength=n)
-            tokens_out = np.bincount(group, weights=cols.output_tokens, minlength=n)
-            tokens_cached = np.bincount(group, weights=cols.cache_read_tokens, minlength=n)
-            quality = {signal: np.bincount(group[mask], minlength=n).tolist() for signal, mask in signals(cols)}
-            for g, key in enumerate(lookup):
-                self._requests[(*key, "ok")] += int(requests[g] - errors[g])
-                self._requests[(*key, "error")] += int(errors[g])
-                self._tokens_in[key] += float(tokens_in[g])
-                self._tokens_out[key] += float(tokens_out[g])
-                self._tokens_cached[key] += float(tokens_cached[g])
-                for signal, counts in quality.items():
-                    self._quality[(*key, signal)] += counts[g]
+            self._requests[rows] += np.stack([requests - errors, errors], axis=1)
+            self._tokens[rows] += np.stack([np.bincount(group, weights=cols.input_tokens, minlength=n),
+                                            np.bincount(group, weights=cols.output_tokens, minlength=n),
+                                            np.bincount(group, weights=cols.cache_read_tokens, minlength=n)], axis=1)
+            self._quality[rows] += np.stack([np.bincount(group[mask], minlength=n) for _, mask in signals(cols)],
+                                            axis=1)
             if cols.is_error.any():
                 error_type = self._cap.column("error_type", cols.error_type, cols.is_error)
                 pairs, counts = np.unique(group[cols.is_error] * len(error_type.values) + error_type.codes,
@@ -176,7 +218,7 @@ class RequestExporter(Collector):
         lookup = [tuple(c.values[c.codes[i]] for c in capped) for i in first.tolist()]
         return group, lookup
 
-    def _observe_histogram(self, hist: _Histogram, values: np.ndarray, group: np.ndarray, lookup: list[tuple],
+    def _observe_histogram(self, hist: _Histogram, values: np.ndarray, group: np.ndarray, rows: np.ndarray,
                            trace_ids: Strings, timestamps: np.ndarray) -> None:
         present = np.flatnonzero(~np.isnan(values))
         if present.size == 0:
@@ -185,20 +227,22 @@ class RequestExporter(Collector):
         slot = self._slot[bucket_indices(values[present]).astype(np.int64) - ZERO_BUCKET]
         n_slots = len(self._le) + 1
         combined = group[present] * n_slots + slot
-        counts = np.bincount(combined, minlength=len(lookup) * n_slots).reshape(len(lookup), n_slots)
-        sums = np.bincount(group[present], weights=values[present], minlength=len(lookup))
-        for g, key in enumerate(lookup):
-            if counts[g].any():
-                hist.add(key, counts[g], float(sums[g]))
+        counts = np.bincount(combined, minlength=len(rows) * n_slots).reshape(len(rows), n_slots)
+        hist.counts[rows] += counts
+        hist.sums[rows] += np.bincount(group[present], weights=values[present], minlength=len(rows))
+        hist.seen[rows] |= counts.any(axis=1)
         # The newest request of each (labels, bucket) becomes its exemplar: the
         # largest position per pair, scattered (no sort of the batch).
-        last = np.full(len(lookup) * n_slots, -1, dtype=np.int64)
+        last = np.full(len(rows) * n_slots, -1, dtype=np.int64)
         np.maximum.at(last, combined, np.arange(len(combined)))
         newest = last[last >= 0]  # positions among the present values
-        rows = present[newest]
-        for i, j, trace_id in zip(rows.tolist(), slot[newest].tolist(), trace_ids.at(rows)):
-            hist.exemplars[(lookup[group[i]], j)] = Exemplar({"trace_id": trace_id}, float(values[i]),
-                                                             float(timestamps[i]))
+        at = present[newest]
+        where = (rows[group[at]], slot[newest])
+        hist.exemplar_value[where] = values[at]
+        hist.exemplar_time[where] = timestamps[at]
+        traces = np.empty(len(at), dtype=object)
+        traces[:] = trace_ids.at(at)
+        hist.exemplar_trace[where] = traces
 
     def describe(self):
         return []
@@ -206,19 +250,28 @@ class RequestExporter(Collector):
     def collect(self):
         with self._lock:
             yield from self._histograms()
+            keys = self._rows.keys
+            requests = self._requests[:len(keys)].tolist()
+            tokens = self._tokens[:len(keys)].tolist()
+            quality = self._quality[:len(keys)].tolist()
             yield self._counter("gen_ai_server_requests", "Requests by status (ok or error).",
-                                [*self._labels, "status"], self._requests)
+                                [*self._labels, "status"],
+                                (((*key, status), value) for key, row in zip(keys, requests)
+                                 for status, value in zip(("ok", "error"), row)))
             yield self._counter("gen_ai_server_errors", "Failed requests by error type (error.type).",
-                                [*self._labels, "error_type"], self._errors)
-            yield self._counter("gen_ai_usage_input_tokens", "Prompt tokens.", self._labels, self._tokens_in)
-            yield self._counter("gen_ai_usage_output_tokens", "Generated tokens.", self._labels, self._tokens_out)
-            yield self._counter("gen_ai_usage_cache_read_input_tokens",
-                                "Prompt tokens served from a prompt cache (gen_ai.usage.cache_read.input_tokens).",
-                                self._labels, self._tokens_cached)
+                                [*self._labels, "error_type"], self._errors.items())
+            for (name, doc), column in zip((
+                    ("gen_ai_usage_input_tokens", "Prompt tokens."),
+                    ("gen_ai_usage_output_tokens", "Generated tokens."),
+                    ("gen_ai_usage_cache_read_input_tokens",
+                     "Prompt tokens served from a prompt cache (gen_ai.usage.cache_read.input_tokens).")), range(3)):
+                yield self._counter(name, doc, self._labels, ((key, row[column]) for key, row in zip(keys, tokens)))
             yield self._counter("fleetpulse_output_quality", "Requests by output quality signal (docs/quality.md): "
                                 "analysed, refusal, empty, format_checked, format_failure (of the analysed), "
                                 "truncation, content_filter (finish reasons, of all).",
-                                [*self._labels, "signal"], self._quality)
+                                [*self._labels, "signal"],
+                                (((*key, signal), value) for key, row in zip(keys, quality)
+                                 for signal, value in zip(SIGNALS, row)))
             folded = CounterMetricFamily("fleetpulse_label_values_folded",
                                          "Label values past FLEETPULSE_METRIC_LABEL_CAP, exported as __other__.",
                                          labels=["label"])
@@ -228,19 +281,23 @@ class RequestExporter(Collector):
 
     def _histograms(self):
         edges = [le_text(i) for i in self._le.tolist()] + ["+Inf"]
+        keys = self._rows.keys
         for name, column, doc in HISTOGRAMS:
             hist = self._hist[column]
             family = HistogramMetricFamily(name, doc, labels=self._labels)
-            for key, counts in hist.counts.items():
-                cumulative = np.cumsum(counts).tolist()
-                buckets = [(le, float(c), hist.exemplars[(key, j)]) if (key, j) in hist.exemplars else (le, float(c))
-                           for j, (le, c) in enumerate(zip(edges, cumulative))]
-                family.add_metric(list(key), buckets, hist.sums[key])
+            for row in np.flatnonzero(hist.seen[:len(keys)]).tolist():
+                cumulative = np.cumsum(hist.counts[row]).tolist()
+                traces = hist.exemplar_trace[row].tolist()
+                values, times = hist.exemplar_value[row].tolist(), hist.exemplar_time[row].tolist()
+                buckets = [(le, float(c), Exemplar({"trace_id": trace}, value, at)) if trace is not None
+                           else (le, float(c))
+                           for le, c, trace, value, at in zip(edges, cumulative, traces, values, times)]
+                family.add_metric(list(keys[row]), buckets, float(hist.sums[row]))
             yield family
 
     @staticmethod
-    def _counter(name: str, doc: str, labels: list[str], values: dict) -> CounterMetricFamily:
+    def _counter(name: str, doc: str, labels: list[str], values: Iterable[tuple[tuple, float]]) -> CounterMetricFamily:
         family = CounterMetricFamily(name, doc, labels=labels)
-        for key, value in values.items():
+        for key, value in values:
             family.add_metric(list(key), value)
         return family
