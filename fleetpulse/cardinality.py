@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from typing import Iterable
 
 # -- thresholds ---------------------------------------------------------------
 

@@ -17,7 +17,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fleetpulse.producers.simulator import SimulationConfig, generate
 from fleetpulse.schemas import decode_message, encode_batch
 from fleetpulse.schemas.columnar import decode_columns
 from fleetpulse.schemas.fast import decode_requests
