@@ -69,7 +69,7 @@ def ceiling(settings: Settings, expected_events: int) -> float:
     consumer.subscribe([topic])
     seen, started = 0, None
     while seen < expected_events:
-        for msg in consumer.consume(1000, timeout=5):
+        for msg in consumer.consume(10_000, timeout=5):
             if msg.error():
                 continue
             started = started or time.perf_counter()
@@ -194,11 +194,18 @@ def run(quick: bool = False) -> dict:
                  for ds, form in ((peer_single, "single"), (peer_env, "envelope"))
                  for r in run_peers(ds.bootstrap, ds.topic("requests"), form, n_peers)]
         print("bench: ceiling and worker ...", file=sys.stderr)
+        # The ceiling is measured before and after the worker, and the better
+        # of the two kept: on a shared machine one slow pass would otherwise
+        # flatter the worker's ratio.
+        before = {"envelopes": ceiling(env, n_env), "single": ceiling(single, n_single)}
+        workers = {"envelopes": worker_run(env, tmp, n_env), "single": worker_run(single, tmp, n_single)}
+        after = {"envelopes": ceiling(env, n_env), "single": ceiling(single, n_single)}
         return {
-            "ceiling_envelopes": ceiling(env, n_env),
-            "ceiling_single": ceiling(single, n_single),
-            "worker_envelopes": worker_run(env, tmp, n_env),
-            "worker_single": worker_run(single, tmp, n_single),
+            "ceiling_envelopes": max(before["envelopes"], after["envelopes"]),
+            "ceiling_single": max(before["single"], after["single"]),
+            "ceiling_passes": {form: [before[form], after[form]] for form in before},
+            "worker_envelopes": workers["envelopes"],
+            "worker_single": workers["single"],
             "peers": peers,
             "freshness": freshness(base, tmp, probes=20 if quick else 60, background_rate=5_000),
             "rss_10k": series_rss(base, tmp, 10_000),
@@ -255,6 +262,11 @@ def markdown(r: dict, window_s: int = 10, lateness_s: int = 30) -> str:
         if a >= 0.05 or b >= 0.05:
             lines.append(f"| {name} | {a:.2f} | {b:.2f} |")
     lines.append("")
+    passes = r.get("ceiling_passes", {})
+    if passes:
+        lines.append("The ceiling is the better of two passes, before and after the worker runs: "
+                     + "; ".join(f"{form} {a:,.0f} and {b:,.0f} events/s" for form, (a, b) in passes.items()) + ".")
+        lines.append("")
     lines.append(f"Datasets: {r['events']['envelopes']:,} events in 500-event envelopes; "
                  f"{r['events']['single']:,} single-event messages; the peers read "
                  f"{r['peers'][0]['events']:,} events of the same shape in each form; freshness from "

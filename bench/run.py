@@ -24,32 +24,40 @@ from bench import soak as bench_soak
 OUT = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
 
 ANALYSIS = """\
-- **Where a worker's CPU goes now.** Per event, in process (cProfile below and
-  `python -m bench.bench_decode`): msgspec decoding and validation ~1.4 µs,
-  the batch-wide safety scans ~0.4 µs, columns ~0.9 µs, numpy grouping and
-  sketches ~1.5 µs, and writing (a Native block from the arrays, then
-  chDB's insert) ~1.5 µs at 40,000-event batches. Consuming (librdkafka, one
-  `Message` object per message) and the event loop add the rest of the
-  worker's CPU µs/event in the table.
-- **Envelopes miss half the ceiling** because the ceiling (`orjson.loads` of
-  a whole envelope, ~2 µs/event) builds dicts and checks nothing, while the
-  worker validates every field, groups, sketches and writes. Closing the gap
-  needs columns decoded without a Python object per event (a struct per
-  event, then one attribute read per field, is ~2.3 µs of it), which msgspec
-  cannot give; a native decoder into arrays is not built.
-- **Single events against the peers.** Quix Streams and a faust `take()`
-  agent both pay a Python object and a framework hop per message (60-85 CPU
-  µs/event here); the worker pays ~10. The 10x target needs the same step
-  as the envelopes.
-- **RSS at 100k series.** Idle, the worker is ~340 MiB, of which ~225 MiB is
-  chDB's library code mapped from disk (RssFile) and ~120 MiB anonymous. At
-  100k series the anonymous part peaks near 590 MiB; the Python objects of a
-  batch (traced with tracemalloc, in process, same data) stay under 120 MiB,
-  so most of the rest is chDB's native memory while it inserts parts of
-  16,000 rows with nine maps each. Smaller runs lower it
-  (`FLEETPULSE_BATCH_MAX_BYTES` 1 MiB: ~470 MiB) at a cost in CPU per event.
+- **Where a worker's CPU goes now** (the per-thread table above; the
+  fleetpulse-math thread's figure includes Arrow's parser threads, which it
+  starts). Batch math: Arrow's JSON reader, off the GIL on both cores, is
+  about half of it (`bench.bench_decode`: 2.1-2.9 µs/event wall to columns,
+  against 3.3-3.9 for msgspec plus `to_columns`); the rest is the column
+  checks, numpy grouping and sketches, the Native blocks and the tenant
+  rows. chDB (the thread it renames "Unknown": inserts, the alert and
+  watermark queries) and its merges ("MergeMutate") come next: an insert
+  with its two materialized views costs ~26 ms for one row and ~31 ms for
+  two hundred, which is why a write run is 32 MiB. Consuming (librdkafka's
+  Message per message, "fleetpulse-cons") costs ~1 µs per single-event
+  message and almost nothing per envelope event.
+- **Envelopes miss half the ceiling** (see the ratio above): the ceiling
+  reads each envelope with one `orjson.loads` (~1 µs/event) and checks
+  nothing, while the worker parses, validates every field, groups, sketches,
+  and writes through chDB, 6 CPU µs/event over its threads. With two cores,
+  half the ceiling needs about 4 CPU µs/event used in parallel; the Python
+  part of the batch math (the GIL) and chDB's per-insert cost are what is
+  left.
+- **RSS at 100k series.** chDB runs in the worker's process: its library
+  code is mapped from disk (~250-380 MiB of RSS, by how much of it the page
+  cache holds) and the idle worker's anonymous memory is ~110-130 MiB, so
+  400 MB is out of reach with an embedded chDB (a ClickHouse server over
+  HTTP, `FLEETPULSE_CLICKHOUSE_URL`, takes that out of the process). At the
+  peak, the two batches in flight (four 32 MiB runs each, at most) and
+  chDB's insert and view memory come on top; chDB's allocator gives freed
+  pages back within 200 ms (`JE_MALLOC_CONF`). Less memory costs CPU:
+  `JE_MALLOC_CONF=dirty_decay_ms:0,muzzy_decay_ms:0` (~-60 MiB anonymous,
+  +2 µs/event), `MALLOC_MMAP_THRESHOLD_=131072` (~-140 MiB, +1.5 µs/event),
+  smaller `FLEETPULSE_BATCH_MAX_BYTES` (16 MiB: ~-60 MiB, 30-45% more CPU
+  per event).
 - **Freshness** is far inside the target because partial rows are written as
   each batch lands; windows do not wait for the watermark to become visible."""
+
 
 
 def machine() -> str:
