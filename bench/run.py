@@ -30,8 +30,9 @@ ANALYSIS = """\
   about half of it (`bench.bench_decode`: 2.1-2.9 µs/event wall to columns,
   against 3.3-3.9 for msgspec plus `to_columns`); the rest is the column
   checks, numpy grouping and sketches, the Native blocks and the tenant
-  rows. chDB (the thread it renames "Unknown": inserts, the alert and
-  watermark queries) and its merges ("MergeMutate") come next: an insert
+  rows. chDB (the sink thread, which chDB renames "Unknown" or
+  "RuntimeData": inserts, the alert and watermark queries) and its merges
+  ("MergeMutate") come next: an insert
   with its two materialized views costs ~26 ms for one row and ~31 ms for
   two hundred, which is why a write run is 32 MiB. Consuming (librdkafka's
   Message per message, "fleetpulse-cons") costs ~1 µs per single-event
