@@ -40,10 +40,11 @@ ANALYSIS = """\
 - **Envelopes miss half the ceiling** (see the ratio above): the ceiling
   reads each envelope with one `orjson.loads` (~1 µs/event) and checks
   nothing, while the worker parses, validates every field, groups, sketches,
-  and writes through chDB, 6 CPU µs/event over its threads. With two cores,
-  half the ceiling needs about 4 CPU µs/event used in parallel; the Python
-  part of the batch math (the GIL) and chDB's per-insert cost are what is
-  left.
+  and writes through chDB, ~6 CPU µs/event over its threads. Half of a
+  735k events/s ceiling is 2.7 µs of wall time per event: 5.4 CPU µs/event
+  with both cores busy all the time, where the worker keeps ~1.6 cores busy
+  (271k events/s x 5.9 µs). What is left is the Python part of the batch
+  math, which holds the GIL, and chDB's cost per insert.
 - **RSS at 100k series.** chDB runs in the worker's process: its library
   code is mapped from disk (~250-380 MiB of RSS, by how much of it the page
   cache holds) and the idle worker's anonymous memory is ~110-130 MiB, so
