@@ -36,6 +36,8 @@ from fleetpulse.producers.simulator import Drift, SimulationConfig, generate, ru
 from fleetpulse.streams.panels.dashboards import DASHBOARDS, PANELS, VARIABLES
 from fleetpulse.streams.panels.macros import TimeRange, as_grafana, choose_interval, rate_interval, variables
 from fleetpulse.streams.panels.serve import MAX_POINTS
+from fleetpulse.streams.windows.grid import window_start
+from fleetpulse.streams.windows.watermark import newest_closed_start
 from tests.clock import RECENT_HOUR
 from tests.integration.promstack import Prometheus
 from tests.integration.workers import isolated_settings
@@ -81,6 +83,22 @@ class Fleet:
             return orjson.loads(response.read())
 
 
+def _every_gpu_window(settings, worker):
+    """(what, SQL) to wait for until the GPU windows stop changing: every
+    sample stored (SimulatedGpus.finish sends the last second after the last
+    request), then every window the fleet watermark will close, at the base
+    grain and at 1 m (both written in the same tick). Read after every
+    request window is in. A panel that joins requests with GPU windows would
+    otherwise change between two reads of it."""
+    newest_request = worker.scalar("SELECT max(max_event_time) FROM request_windows")
+    newest_sample = math.floor(newest_request) + 1
+    final = newest_closed_start(newest_sample, settings.window_seconds, settings.allowed_lateness_seconds)
+    minute = window_start(final + settings.window_seconds, 60) - 60
+    yield "every GPU sample", f"SELECT max(timestamp) >= {newest_sample} FROM gpu_samples"
+    yield "every GPU window", (f"SELECT (SELECT max(toUInt32(window_start)) FROM gpu_windows) >= {final} AND "
+                               f"(SELECT max(toUInt32(window_start)) FROM gpu_windows_1m) >= {minute}")
+
+
 @pytest.fixture(scope="module")
 def fleet(kafka_settings, tmp_path_factory, start_worker):
     tmp = tmp_path_factory.mktemp("panels")
@@ -101,8 +119,9 @@ def fleet(kafka_settings, tmp_path_factory, start_worker):
         last = int(RECENT_HOUR) + DURATION_S
         for what, sql in (("drift evaluations", f"SELECT max(window) >= toDateTime({last - 120}) FROM drift_stats"),
                           ("a firing alert", "SELECT count() > 0 FROM alerts WHERE status = 'firing'"),
-                          ("GPU windows", f"SELECT max(window_start) >= toDateTime({last - 60}) FROM gpu_efficiency"),
                           ("every request window", f"SELECT sum(requests) = {CONFIG.total} FROM request_windows")):
+            assert worker.wait_for(sql, 1, timeout=240) == 1, f"no {what} after 240 s:\n{worker.log_tail()}"
+        for what, sql in _every_gpu_window(settings, worker):  # read once every request window is in
             assert worker.wait_for(sql, 1, timeout=240) == 1, f"no {what} after 240 s:\n{worker.log_tail()}"
         yield Fleet(settings, worker, prometheus)
     finally:
