@@ -44,7 +44,7 @@ from fleetpulse.settings import Settings
 from fleetpulse.streams.windows.batch import MessageBatch
 from fleetpulse.streams.worker.handler import RequestBatchHandler
 from fleetpulse.streams.worker.librdkafka import BatchFiller, consumer_config, to_batch
-from fleetpulse.streams.worker.threadnames import name_os_thread
+from fleetpulse.streams.worker.threadnames import give_back_free_heap, name_os_thread
 
 log = logging.getLogger("fleetpulse.worker")
 
@@ -120,11 +120,19 @@ class RequestFeed(Service):
                     await self.handler.handle(batch, functools.partial(self._durable, batch), self.on_fatal)
             except Exception:  # noqa: BLE001 -- anything not retried is fatal
                 self.on_fatal(batch)
+            del batch  # not held while waiting for the next: an idle worker keeps no batch's bytes
 
     def _durable(self, batch: MessageBatch) -> None:
-        """The whole batch is written: its offsets may be committed, its slot reused."""
+        """The whole batch is written: its offsets may be committed, its slot reused.
+        With nothing else queued, the worker is idle: the heap's free pages go back."""
         self._done.append(self._offsets(batch))
         self._slot.release()
+        if self._queue.empty():  # after the write's frames let go of the batch
+            self._loop.call_soon(self._give_back_if_idle)
+
+    def _give_back_if_idle(self) -> None:
+        if self._queue.empty():
+            self._loop.run_in_executor(None, give_back_free_heap)
 
     def lag(self) -> dict[tuple[str, int], int]:
         """Messages not yet written, per partition: the last high-water mark the

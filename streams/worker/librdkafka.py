@@ -28,10 +28,11 @@ def consumer_config(settings: Settings) -> dict:
         "heartbeat.interval.ms": max(1000, settings.session_timeout_seconds * 250),
         "partition.assignment.strategy": "range",
         # Prefetch is memory: bounded, and at least two of the largest messages.
-        # Two full batches, so that consume() finds the next batch waiting while
-        # this one is processed: with less, single-event messages (a small one
+        # A whole write run, so that consume() finds the next run waiting while
+        # this one is processed: with 8 MiB, single-event messages (a small one
         # each) waited on fetches, at half the throughput in bench/.
-        "queued.max.messages.kbytes": max(8192, 2 * max(settings.max_message_bytes, settings.batch_max_bytes) // 1024),
+        "queued.max.messages.kbytes": max(8192, 2 * settings.max_message_bytes // 1024,
+                                          settings.batch_max_bytes // 1024),
         "fetch.max.bytes": max(8 << 20, 2 * settings.max_message_bytes),
         "log_level": 4,  # warnings and worse
     }

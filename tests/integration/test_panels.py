@@ -131,7 +131,13 @@ def fleet(kafka_settings, tmp_path_factory, start_worker):
 @pytest.mark.parametrize("panel", CLICKHOUSE_PANELS, ids=lambda p: p.name)
 def test_every_clickhouse_panel_returns_rows_as_grafana_runs_it_and_as_the_pages_do(fleet, panel):
     # Silences live in wall-clock time (added now); the simulated data a day ago.
-    for bounds in (fleet.narrow, fleet.wide) if panel.name != "alerts_silences" else (fleet.wide,):
+    # Which alerts are firing at the end of the simulated ten minutes depends
+    # on when the alert evaluator first ticked: it starts at the present, and
+    # a worker that stores the whole simulation before its first tick judges
+    # only the newest windows. The fixture waits for a firing alert; the wide
+    # range holds it.
+    wide_only = ("alerts_silences", "alerts_firing")
+    for bounds in (fleet.narrow, fleet.wide) if panel.name not in wide_only else (fleet.wide,):
         grafana = fleet.as_grafana_sends(panel.sql, bounds)
         assert grafana, f"{panel.name} returned no rows over {bounds}"
         pages = fleet.panel(panel.name, bounds)
