@@ -34,7 +34,7 @@ ANALYSIS = """\
   "RuntimeData": inserts, the alert and watermark queries) and its merges
   ("MergeMutate") come next: an insert
   with its two materialized views costs ~26 ms for one row and ~31 ms for
-  two hundred, which is why a write run is 32 MiB. Consuming (librdkafka's
+  two hundred, so larger write runs cost less per event. Consuming (librdkafka's
   Message per message, "fleetpulse-cons") costs ~1 µs per single-event
   message and almost nothing per envelope event.
 - **Envelopes miss half the ceiling** (see the ratio above): the ceiling
@@ -50,7 +50,7 @@ ANALYSIS = """\
   cache holds) and the idle worker's anonymous memory is ~110-130 MiB, so
   400 MB is out of reach with an embedded chDB (a ClickHouse server over
   HTTP, `FLEETPULSE_CLICKHOUSE_URL`, takes that out of the process). At the
-  peak, the two batches in flight (four 32 MiB runs each, at most) and
+  peak, the two batches in flight (four write runs each, at most) and
   chDB's insert and view memory come on top; chDB's allocator gives freed
   pages back within 200 ms (`JE_MALLOC_CONF`). Less memory costs CPU:
   `JE_MALLOC_CONF=dirty_decay_ms:0,muzzy_decay_ms:0` (~-60 MiB anonymous,
