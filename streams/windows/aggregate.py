@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import Sequence
 
 import numpy as np
 
@@ -68,6 +69,19 @@ class SparseMaps:
     counts: np.ndarray
     labels: np.ndarray
 
+    @classmethod
+    def concat(cls, parts: Sequence["SparseMaps"]) -> "SparseMaps":
+        """The groups of each part one after the other. Parts that share their
+        labels (the bucket maps) keep them; categories are laid side by side."""
+        entries = np.cumsum([0] + [len(p.keys) for p in parts[:-1]])
+        ends = np.concatenate([p.ends + shift for p, shift in zip(parts, entries.tolist())])
+        counts = np.concatenate([p.counts for p in parts])
+        if all(p.labels is parts[0].labels for p in parts):
+            return cls(ends, np.concatenate([p.keys for p in parts]), counts, parts[0].labels)
+        shifts = np.cumsum([0] + [len(p.labels) for p in parts[:-1]])
+        keys = np.concatenate([p.keys + shift for p, shift in zip(parts, shifts.tolist())])
+        return cls(ends, keys, counts, np.concatenate([p.labels for p in parts]))
+
     def dicts(self) -> list[dict]:
         names, counts, ends = self.labels[self.keys].tolist(), self.counts.tolist(), self.ends.tolist()
         return [dict(zip(names[lo:hi], counts[lo:hi])) for lo, hi in zip([0, *ends], ends)]
@@ -102,6 +116,22 @@ class WindowBlock:
 
     def __len__(self) -> int:
         return len(self.source)
+
+    @classmethod
+    def concat(cls, parts: Sequence["WindowBlock"], sources: Sequence[np.ndarray]) -> "WindowBlock":
+        """The rows of each part one after the other; ``sources[k]`` maps part
+        k's source indices to the merged batch's."""
+        def cat(name: str) -> np.ndarray:
+            return np.concatenate([getattr(p, name) for p in parts])
+
+        return cls(
+            source=np.concatenate([remap[p.source] for p, remap in zip(parts, sources)]),
+            window_start=cat("window_start"), model=Coded.concat([p.model for p in parts]),
+            node=Coded.concat([p.node for p in parts]), gpu=Coded.concat([p.gpu for p in parts]), late=cat("late"),
+            requests=cat("requests"), errors=cat("errors"), input_tokens=cat("input_tokens"),
+            output_tokens=cat("output_tokens"), latency_sum=cat("latency_sum"),
+            maps={name: SparseMaps.concat([p.maps[name] for p in parts]) for name in parts[0].maps},
+            quality={name: np.concatenate([p.quality[name] for p in parts]) for name in parts[0].quality})
 
     def partials(self) -> list[Partial]:
         """The rows as Python values (Python per row: for reading and tests)."""

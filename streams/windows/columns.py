@@ -40,6 +40,13 @@ class Coded:
         merged = cls.of(values)
         return cls(merged.codes[codes] if len(codes) else codes, merged.values)
 
+    @classmethod
+    def concat(cls, parts: Sequence["Coded"]) -> "Coded":
+        """The columns one after the other, each distinct value with one code."""
+        shifts = np.cumsum([0] + [len(p.values) for p in parts[:-1]])
+        codes = np.concatenate([p.codes + shift for p, shift in zip(parts, shifts.tolist())])
+        return cls.of_codes(codes, [v for p in parts for v in p.values])
+
     def __len__(self) -> int:
         return len(self.codes)
 

@@ -17,6 +17,7 @@ replayed batch has.
 from __future__ import annotations
 
 import dataclasses
+from typing import Sequence
 
 import numpy as np
 
@@ -47,6 +48,19 @@ class TenantBlock:
 
     def __len__(self) -> int:
         return len(self.source)
+
+    @classmethod
+    def concat(cls, parts: Sequence["TenantBlock"], sources: Sequence[np.ndarray]) -> "TenantBlock":
+        """The rows of each part one after the other; ``sources[k]`` maps part
+        k's source indices to the merged batch's."""
+        def cat(name: str) -> np.ndarray:
+            return np.concatenate([getattr(p, name) for p in parts])
+
+        return cls(source=np.concatenate([remap[p.source] for p, remap in zip(parts, sources)]),
+                   window_start=cat("window_start"), tenant=Coded.concat([p.tenant for p in parts]),
+                   model=Coded.concat([p.model for p in parts]), requests=cat("requests"), errors=cat("errors"),
+                   input_tokens=cat("input_tokens"), output_tokens=cat("output_tokens"),
+                   cache_read_tokens=cat("cache_read_tokens"))
 
     def rows(self) -> list[tuple]:
         """(window_start, tenant, model, requests, errors, input, output) per row: for reading and tests."""

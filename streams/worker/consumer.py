@@ -53,9 +53,8 @@ HIGHWATER_EVERY_S = 1.0
 #: Batches consumed ahead of the one being written: reading overlaps writing.
 SLOTS = 2
 #: A batch handed over holds up to this many runs of FLEETPULSE_BATCH_MAX_BYTES:
-#: the handler processes run k+1 while run k is written, inside one handover,
-#: which cost less than one handover per run (bench/: envelopes 195-203k ev/s
-#: against 111k with one run per handover, on the same machine).
+#: the handler decodes them one by one (memory) while the handover before is
+#: written, and writes their window rows in one insert (handler.WRITE_ROWS).
 RUNS_PER_BATCH = 4
 #: Waiting this long for a slot (ClickHouse is slow or away) pauses the partitions.
 #: Not at once: a resume drops librdkafka's prefetch, and a busy worker waits briefly all the time.
