@@ -3,9 +3,10 @@
 faust's per-message path (aiokafka record -> Message -> Event -> stream ->
 take buffer) costs about 250 µs per Kafka message, which single-event
 producers pay per event. Here a confluent-kafka consumer on a thread of its
-own fills each batch up to RUNS_PER_BATCH x FLEETPULSE_BATCH_MAX_BYTES (or
-FLEETPULSE_BATCH_MAX_MESSAGES) with a few consume() calls (librdkafka.BatchFiller)
-and turns it into columns with C-level ``map`` (no Python per message). Each batch crosses
+own fills each batch up to RUNS_PER_BATCH x FLEETPULSE_BATCH_MAX_BYTES
+(librdkafka.handover_bytes) or FLEETPULSE_BATCH_MAX_MESSAGES with a few
+consume() calls (librdkafka.BatchFiller) and turns it into columns with
+C-level ``map`` (no Python per message). Each batch crosses
 to the event loop through one of two slots, where a service of the faust app
 writes it (streams/worker/handler.py): faust's cost is paid per batch. faust still runs the
 app: this service, the GPU agent, the timers, the web server.
@@ -43,7 +44,7 @@ from mode import Service
 from fleetpulse.settings import Settings
 from fleetpulse.streams.windows.batch import MessageBatch
 from fleetpulse.streams.worker.handler import RequestBatchHandler
-from fleetpulse.streams.worker.librdkafka import BatchFiller, consumer_config, to_batch
+from fleetpulse.streams.worker.librdkafka import BatchFiller, consumer_config, handover_bytes, to_batch
 from fleetpulse.streams.worker.threadnames import give_back_free_heap, name_os_thread
 
 log = logging.getLogger("fleetpulse.worker")
@@ -52,10 +53,6 @@ POLL_S = 0.2
 HIGHWATER_EVERY_S = 1.0
 #: Batches consumed ahead of the one being written: reading overlaps writing.
 SLOTS = 2
-#: A batch handed over holds up to this many runs of FLEETPULSE_BATCH_MAX_BYTES:
-#: the handler decodes them one by one (memory) while the handover before is
-#: written, and writes their window rows in one insert (handler.WRITE_ROWS).
-RUNS_PER_BATCH = 4
 #: Waiting this long for a slot (ClickHouse is slow or away) pauses the partitions.
 #: Not at once: a resume drops librdkafka's prefetch, and a busy worker waits briefly all the time.
 PAUSE_AFTER_S = 5.0
@@ -149,7 +146,7 @@ class RequestFeed(Service):
         name_os_thread()
         consumer, paused, seen, waiting_since = self._consumer, False, 0.0, None
         s = self.settings
-        filler = BatchFiller(RUNS_PER_BATCH * s.batch_max_bytes, s.batch_max_messages, s.batch_max_wait_seconds,
+        filler = BatchFiller(handover_bytes(s), s.batch_max_messages, s.batch_max_wait_seconds,
                              s.max_message_bytes)
         try:
             while not self._stopping.is_set():

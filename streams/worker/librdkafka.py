@@ -13,6 +13,17 @@ from fleetpulse.settings import Settings
 from fleetpulse.streams.windows.batch import MessageBatch
 
 
+#: A batch handed over holds up to this many runs of FLEETPULSE_BATCH_MAX_BYTES:
+#: the handler decodes them one by one (memory) while the handover before is
+#: written, and writes their window rows in one insert (handler.WRITE_ROWS).
+RUNS_PER_BATCH = 4
+
+
+def handover_bytes(settings: Settings) -> int:
+    """The most message bytes one handover holds (one batch of the consumer)."""
+    return RUNS_PER_BATCH * settings.batch_max_bytes
+
+
 def consumer_config(settings: Settings) -> dict:
     """librdkafka settings of the requests consumer."""
     config = {
@@ -28,11 +39,15 @@ def consumer_config(settings: Settings) -> dict:
         "heartbeat.interval.ms": max(1000, settings.session_timeout_seconds * 250),
         "partition.assignment.strategy": "range",
         # Prefetch is memory: bounded, and at least two of the largest messages.
-        # A whole write run, so that consume() finds the next run waiting while
-        # this one is processed: with 8 MiB, single-event messages (a small one
-        # each) waited on fetches, at half the throughput in bench/.
+        # One handover (handover_bytes), fetched while the consumer waits for
+        # a free slot, so that the next handover is waiting when one frees:
+        # with less, the consumer waited on fetches while the batch math sat
+        # idle (bench/, one sitting: single events 110-124k/s with one
+        # handover, 95k with two runs, 77-84k with one; envelopes 186-211k,
+        # 171-173k and 146-149k). Twice that gained nothing more.
         "queued.max.messages.kbytes": max(8192, 2 * settings.max_message_bytes // 1024,
-                                          settings.batch_max_bytes // 1024),
+                                          handover_bytes(settings) // 1024),
+        "max.partition.fetch.bytes": max(4 << 20, settings.max_message_bytes),
         "fetch.max.bytes": max(8 << 20, 2 * settings.max_message_bytes),
         "log_level": 4,  # warnings and worse
     }
