@@ -12,6 +12,7 @@ Measured in one run, on one machine, as ratios against the issue's targets:
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import sys
 import tempfile
@@ -179,13 +180,27 @@ def freshness(base: Settings, tmp: Path, probes: int, background_rate: int) -> d
 
 
 def series_rss(base: Settings, tmp: Path, series: int) -> dict:
-    """All series active in one window: ``series`` distinct (model, node) pairs, 2 events each."""
+    """All series active in one window: exactly ``series`` distinct (model,
+    node) pairs, 2 events each, every event in one 10 s window."""
     models = 100
-    events = _events(2 * series, seed=series, nodes=series // models, models=models)
+    events = _events(2 * series, seed=series)
+    shift = math.ceil(min(e["timestamp"] for e in events) / 10) * 10 - min(e["timestamp"] for e in events)
+    for i, e in enumerate(events):
+        pair = i % series
+        e["gen_ai.request.model"], e["host.name"] = f"model-{pair % models:03d}", f"node-{pair // models:05d}"
+        e["timestamp"] += shift  # 2 x series events at 50,000/s: within the first window
     settings = _dataset(base, tmp, events, envelope=500)
     result = worker_run(settings, tmp, len(events))
     distinct = len({(int(e["timestamp"] // 10), e["gen_ai.request.model"], e["host.name"]) for e in events})
     return {**result, "series": distinct}
+
+
+def best_run(runs: list[dict]) -> dict:
+    """The faster of repeated worker runs, with every run's rate kept: on a
+    shared machine one pass may be slowed by something else (the ceiling and
+    the peers are measured the same way)."""
+    best = max(runs, key=lambda r: r["events_per_s"])
+    return {**best, "passes_events_per_s": [r["events_per_s"] for r in runs]}
 
 
 def run(quick: bool = False) -> dict:
@@ -195,7 +210,7 @@ def run(quick: bool = False) -> dict:
     broker.start()
     base = dataclasses.replace(base, kafka_bootstrap=base.bootstrap)
     try:
-        n_env, n_single, n_peers = (200_000, 40_000, 20_000) if quick else (1_000_000, 200_000, 100_000)
+        n_env, n_single, n_peers = (200_000, 100_000, 20_000) if quick else (1_000_000, 1_000_000, 100_000)
         env = _dataset(base, tmp, _events(n_env, seed=1), envelope=500)
         single = _dataset(base, tmp, _events(n_single, seed=2), envelope=None)
         # The peers read a prefix-sized topic of their own: the same events, fewer of them (they are slow).
@@ -203,15 +218,19 @@ def run(quick: bool = False) -> dict:
         peer_env = _dataset(base, tmp, peer_events, envelope=500)
         peer_single = _dataset(base, tmp, peer_events, envelope=None)
         print("bench: peers (Quix Streams, faust) ...", file=sys.stderr)
-        peers = [dataclasses.asdict(r) | {"events_per_s": r.events_per_s, "cpu_us_per_event": r.cpu_us_per_event}
-                 for ds, form in ((peer_single, "single"), (peer_env, "envelope"))
-                 for r in run_peers(ds.bootstrap, ds.topic("requests"), form, n_peers)]
+        # Each peer twice, the faster pass kept, as the worker's runs.
+        passes = [dataclasses.asdict(r) | {"events_per_s": r.events_per_s, "cpu_us_per_event": r.cpu_us_per_event}
+                  for _ in range(2) for ds, form in ((peer_single, "single"), (peer_env, "envelope"))
+                  for r in run_peers(ds.bootstrap, ds.topic("requests"), form, n_peers)]
+        peers = [best_run([p for p in passes if (p["system"], p["form"]) == key])
+                 for key in dict.fromkeys((p["system"], p["form"]) for p in passes)]
         print("bench: ceiling and worker ...", file=sys.stderr)
         # The ceiling is measured before and after the worker, and the better
         # of the two kept: on a shared machine one slow pass would otherwise
         # flatter the worker's ratio.
         before = {"envelopes": ceiling(env, n_env), "single": ceiling(single, n_single)}
-        workers = {"envelopes": worker_run(env, tmp, n_env), "single": worker_run(single, tmp, n_single)}
+        workers = {"envelopes": best_run([worker_run(env, tmp, n_env) for _ in range(2)]),
+                   "single": best_run([worker_run(single, tmp, n_single) for _ in range(2)])}
         after = {"envelopes": ceiling(env, n_env), "single": ceiling(single, n_single)}
         return {
             "ceiling_envelopes": max(before["envelopes"], after["envelopes"]),
@@ -279,6 +298,13 @@ def markdown(r: dict, window_s: int = 10, lateness_s: int = 30) -> str:
     if passes:
         lines.append("The ceiling is the better of two passes, before and after the worker runs: "
                      + "; ".join(f"{form} {a:,.0f} and {b:,.0f} events/s" for form, (a, b) in passes.items()) + ".")
+        lines.append("")
+    runs = [(f"worker {form}", w) for form, w in (("single", single), ("envelopes", env))] + [
+        (f"{p['system']} {p['form']}", p) for p in r["peers"]]
+    if all("passes_events_per_s" in w for _, w in runs):
+        lines.append("The worker and each peer ran twice, each time from the start of its topic, and the faster "
+                     "pass is shown: " + "; ".join(f"{name} " + " and ".join(f"{x:,.0f}" for x in w["passes_events_per_s"])
+                                                for name, w in runs) + " events/s.")
         lines.append("")
     lines.append(f"Datasets: {r['events']['envelopes']:,} events in 500-event envelopes; "
                  f"{r['events']['single']:,} single-event messages; the peers read "

@@ -87,7 +87,7 @@ class Settings:
     drift_alpha: float = 0.0001
     batch_max_messages: int = 50_000
     batch_max_wait_seconds: float = 0.5
-    batch_max_bytes: int = 16 * 1024 * 1024  # memory; 32 MiB: 30-45% less CPU per event in bench/ (docs/architecture.md)
+    batch_max_bytes: int = 16 * 1024 * 1024  # the decoding memory of one run (docs/architecture.md, "Bounded by bytes")
     max_message_bytes: int = 524288
     home: Path = Path(".fleetpulse")
     cache_dir: Path = Path("~/.cache/fleetpulse")
