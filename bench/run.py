@@ -27,36 +27,41 @@ ANALYSIS = """\
 - **Where a worker's CPU goes now** (the per-thread table above; the
   fleetpulse-math thread's figure includes Arrow's parser threads, which it
   starts). Batch math: Arrow's JSON reader, off the GIL on both cores, is
-  about half of it (`bench.bench_decode`: 2.1-2.9 µs/event wall to columns,
-  against 3.3-3.9 for msgspec plus `to_columns`); the rest is the column
+  about half of it (`bench.bench_decode`: 2.2-2.5 µs/event wall to columns,
+  against 4.9-5.4 for msgspec plus `to_columns`); the rest is the column
   checks, numpy grouping and sketches, the Native blocks and the tenant
   rows. chDB (the sink thread, which chDB renames "Unknown" or
   "RuntimeData": inserts, the alert and watermark queries) and its merges
-  ("MergeMutate") come next: an insert
-  with its two materialized views costs ~26 ms for one row and ~31 ms for
-  two hundred, so larger write runs cost less per event. Consuming (librdkafka's
-  Message per message, "fleetpulse-cons") costs ~1 µs per single-event
-  message and almost nothing per envelope event.
+  ("MergeMutate") come next. An insert into `request_windows` with its two
+  materialized views costs ~50-65 ms however few its rows, so a handover's
+  runs are written in one insert (`batch.merge_results`). Consuming
+  (librdkafka's Message per message, "fleetpulse-cons") costs ~2 µs per
+  single-event message and almost nothing per envelope event.
 - **Envelopes miss half the ceiling** (see the ratio above): the ceiling
-  reads each envelope with one `orjson.loads` (~1 µs/event) and checks
-  nothing, while the worker parses, validates every field, groups, sketches,
-  and writes through chDB, ~6 CPU µs/event over its threads. Half of a
-  735k events/s ceiling is 2.7 µs of wall time per event: 5.4 CPU µs/event
-  with both cores busy all the time, where the worker keeps ~1.6 cores busy
-  (271k events/s x 5.9 µs). What is left is the Python part of the batch
-  math, which holds the GIL, and chDB's cost per insert.
+  reads each envelope with one `orjson.loads` and checks nothing, while the
+  worker parses, validates every field, groups, sketches, and writes through
+  chDB, ~7 CPU µs/event over its threads. Half of a 626k events/s ceiling is
+  3.2 µs of wall time per event: 6.4 CPU µs/event with both cores busy all
+  the time, where the worker keeps ~1.5 cores busy (227k events/s x 6.8 µs).
+  Arrow's parse alone is ~3 CPU µs/event (more than `orjson.loads`), so
+  even with both cores always busy the rest would have to fit in ~3.4 µs.
+  What is left is the Python part of the batch math, which holds the GIL,
+  and chDB's inserts. The ceiling itself moved by a third between its two
+  passes here (462k and 626k): on this shared machine the ratio moves with
+  it.
 - **RSS at 100k series.** chDB runs in the worker's process: its library
-  code is mapped from disk (~250-380 MiB of RSS, by how much of it the page
-  cache holds) and the idle worker's anonymous memory is ~110-130 MiB, so
-  400 MB is out of reach with an embedded chDB (a ClickHouse server over
-  HTTP, `FLEETPULSE_CLICKHOUSE_URL`, takes that out of the process). At the
-  peak, the two batches in flight (four write runs each, at most) and
-  chDB's insert and view memory come on top; chDB's allocator gives freed
-  pages back within 200 ms (`JE_MALLOC_CONF`). Less memory costs CPU:
+  code is mapped from disk (~250-400 MiB of RSS, by how much of it the page
+  cache holds; 302 MiB here) and the idle worker's anonymous memory is
+  ~110-130 MiB, so 400 MB is out of reach with an embedded chDB (a
+  ClickHouse server over HTTP, `FLEETPULSE_CLICKHOUSE_URL`, takes that out
+  of the process). At the peak, the two batches in flight (four runs of
+  `FLEETPULSE_BATCH_MAX_BYTES` each, at most), librdkafka's prefetch of one
+  batch, and chDB's insert and view memory come on top (at 100k series
+  every event is a row of its own); chDB's allocator gives freed pages back
+  within 200 ms (`JE_MALLOC_CONF`). Less memory costs CPU:
   `JE_MALLOC_CONF=dirty_decay_ms:0,muzzy_decay_ms:0` (~-60 MiB anonymous,
   +2 µs/event), `MALLOC_MMAP_THRESHOLD_=131072` (~-140 MiB, +1.5 µs/event),
-  smaller `FLEETPULSE_BATCH_MAX_BYTES` (16 MiB: ~-60 MiB, 30-45% more CPU
-  per event).
+  smaller `FLEETPULSE_BATCH_MAX_BYTES`.
 - **Freshness** is far inside the target because partial rows are written as
   each batch lands; windows do not wait for the watermark to become visible."""
 
