@@ -270,8 +270,8 @@ def process_batch(messages: MessageBatch | list[RawMessage], progress: Mapping[T
 def merge_results(parts: Sequence[BatchResult]) -> BatchResult:
     """Consecutive batches of one topic, each processed from the progress the
     one before leaves, as one batch: one INSERT (and its materialized views)
-    instead of one per part. chDB's cost per insert is mostly fixed (~60 ms
-    with the two rollup views, for 200 rows or 2,000 here), so the worker
+    instead of one per part. chDB's cost per insert is mostly fixed (~50-65 ms
+    with the two rollup views for a few hundred rows here), so the worker
     decodes a handover in runs of FLEETPULSE_BATCH_MAX_BYTES, which bound the
     decoding memory, and writes the runs' window rows (a few per series, not
     per event) at once. Every row carries its partition's span of the whole

@@ -105,6 +105,17 @@ def test_a_bad_message_among_good_ones_goes_the_per_message_way_alone(raw):
     assert got.columnar and got.unusual == 1 and got.per_message[0] == 1 and got.per_message[2] == 2
 
 
+def test_utf8_is_checked_over_the_whole_batch_and_per_message_only_when_it_fails():
+    """Non-ASCII text that is UTF-8 stays on the columnar path; one message
+    that is not UTF-8 goes the per-message way alone, whatever its neighbours."""
+    accented = with_text("host.name", '"nœud-é"')
+    broken = GOOD_TEXT.replace('"node-01"', '"node-\udcff"').encode("utf-8", "surrogateescape")
+    got = assert_equivalent([accented, GOOD_TEXT.encode(), accented])
+    assert got.columnar and got.unusual == 0
+    got = assert_equivalent([accented, broken, GOOD_TEXT.encode(), accented])
+    assert got.columnar and got.unusual == 1 and list(got.per_message) == [1, 0, 1, 1]
+
+
 def test_ordinary_events_take_the_columnar_path_with_the_same_columns():
     events = simulated(2000)
     for event in events[::7]:  # the optional fields too: quality, cache, tenants
