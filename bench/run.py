@@ -34,7 +34,7 @@ ANALYSIS = """\
   "RuntimeData": inserts, the alert and watermark queries) and its merges
   ("MergeMutate") come next. An insert into `request_windows` with its two
   materialized views costs ~50-65 ms however few its rows, so a handover's
-  runs are written in one insert (`batch.merge_results`). Consuming
+  runs are written in one insert (`merge.merge_results`). Consuming
   (librdkafka's Message per message, "fleetpulse-cons") costs ~2 µs per
   single-event message and almost nothing per envelope event.
 - **Envelopes miss half the ceiling** (see the ratio above): the ceiling

@@ -1,6 +1,7 @@
 """Request messages to window rows, and the sink that makes them durable.
 
 - ``batch``: one batch of messages to rows, dead letters and progress (pure).
+- ``merge``: consecutive batches of one handover as one write (pure).
 - ``columns``: decoded events as columns, strings as integer codes (pure).
 - ``grid``: where windows of any size start (pure).
 - ``aggregate``: the columns grouped per source partition, window, model, node,

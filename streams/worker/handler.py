@@ -21,7 +21,8 @@ from fleetpulse.streams.prometheus.pipeline import PipelineMetrics
 from fleetpulse.streams.prometheus.requests import RequestExporter
 from fleetpulse.streams.prometheus.tenants import TenantTopK
 from fleetpulse.streams.windows.batch import (BatchResult, MessageBatch, RawMessage, Retention, TopicPartition, byte_runs,
-                                              merge_results, process_batch)
+                                              process_batch)
+from fleetpulse.streams.windows.merge import merge_results
 from fleetpulse.streams.windows.sink import ClickHouseSink
 from fleetpulse.streams.windows.watermark import PartitionProgress
 from fleetpulse.streams.worker.durable import Durable
@@ -105,7 +106,7 @@ class RequestBatchHandler:
         owned = messages.take(np.isin(messages.partitions, self.owned_partitions(messages.topic)))
         chunks = owned.split(self._settings.batch_max_bytes) if len(owned) else []
         # Decoded run by run (memory), and the runs' window rows written in one
-        # insert (chDB's cost per insert is mostly fixed: batch.merge_results)
+        # insert (chDB's cost per insert is mostly fixed: merge.merge_results)
         # until they reach WRITE_ROWS; with raw events, one write per run, as
         # their inserts are cut by day.
         loop = asyncio.get_running_loop()

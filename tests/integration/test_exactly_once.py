@@ -28,7 +28,11 @@ def test_sigkill_five_times_mid_stream_and_totals_stay_exact(kafka_settings, tmp
     tmp = tmp_path_factory.mktemp("crash")
     # A stable worker id (Kafka static membership): the restarted worker takes the
     # partitions over at once instead of waiting out the dead one's session.
-    settings = isolated_settings(kafka_settings, tmp, batch_max_messages=200, worker_id="crash-test-worker")
+    # Runs of 256 KiB (an envelope or two each): the backlog a restart finds is
+    # handed over four runs at a time, decoded run by run and written in one
+    # insert (merge.merge_results), so the kills land in merged writes too.
+    settings = isolated_settings(kafka_settings, tmp, batch_max_messages=200, batch_max_bytes=256 * 1024,
+                                 worker_id="crash-test-worker")
     truth_path = tmp / "truth.jsonl"
     worker = start_worker(settings)
     simulator = run_simulator(settings, "--count", str(EVENTS), "--rate", str(RATE), "--seed", "7",
