@@ -118,7 +118,7 @@ def _peak_rss(pid: int) -> int:
     return 0
 
 
-def worker_run(settings: Settings, tmp: Path, expected: int, poll_s: float = 0.1) -> dict:
+def worker_run(settings: Settings, tmp: Path, expected: int) -> dict:
     """Start a worker on a full topic; time it from its first row to the last."""
     worker = WorkerProcess(another_worker(settings, tmp), tmp / f"worker-{uuid.uuid4().hex[:6]}.log").start()
     try:
@@ -133,7 +133,7 @@ def worker_run(settings: Settings, tmp: Path, expected: int, poll_s: float = 0.1
                 first = (time.perf_counter(), done, _cpu_seconds(pid), _thread_cpu(pid))
             now_anon, now_file = _rss_parts(pid)
             anon, file = max(anon, now_anon), max(file, now_file)
-            time.sleep(poll_s)
+            time.sleep(0.1)
         end = time.perf_counter()
         cpu, threads = _cpu_seconds(pid), _thread_cpu(pid)
         first = first or (end, 0, cpu_at_ready, threads_at_ready)
