@@ -13,6 +13,7 @@
   by fleetpulse/params.py).
 - ``pages``: the built-in dashboard pages and their data endpoints, from the
   panel catalogue (streams/panels); ``offload``: blocking calls (queries) on
-  daemon threads, off the event loop; ``threadnames``: the worker's threads
-  under their names in the OS too, to see where its CPU goes.
+  daemon threads, off the event loop; ``threadnames``: the worker's dealings
+  with libc: its threads under their names in the OS too (to see where its
+  CPU goes), its malloc arenas, the free heap given back when idle.
 """

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import errno
 import logging
 import os
@@ -18,6 +16,7 @@ from fleetpulse.migrate import migrate
 from fleetpulse.settings import Settings, is_loopback
 from fleetpulse.streams.worker.app import build_app
 from fleetpulse.streams.worker.query import open_reader
+from fleetpulse.streams.worker.threadnames import limit_malloc_arenas
 from fleetpulse.prices import load_prices, read_prices
 from fleetpulse.topics import check_kafka, ensure_topics
 
@@ -60,10 +59,6 @@ def run_worker(settings: Settings) -> int:
     return 0
 
 
-#: glibc's mallopt(M_ARENA_MAX, n).
-_M_ARENA_MAX = -8
-
-
 def _limit_malloc_arenas(arenas: int = 2) -> None:
     """Two malloc arenas for the whole worker, before its threads start.
 
@@ -74,10 +69,7 @@ def _limit_malloc_arenas(arenas: int = 2) -> None:
     under churn"). The MALLOC_ARENA_MAX environment variable, when set, wins."""
     if "MALLOC_ARENA_MAX" in os.environ:
         return
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        libc.mallopt(_M_ARENA_MAX, arenas)
-    except (OSError, AttributeError):  # not glibc: its allocator has no such knob
+    if not limit_malloc_arenas(arenas):
         log.debug("mallopt is not available; malloc arenas are left as they are")
 
 

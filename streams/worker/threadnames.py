@@ -1,7 +1,8 @@
 """The worker's dealings with its OS, through libc: its threads under their
 names in the OS too (``top -H``, /proc/PID/task/*/comm), so that a person,
 or bench/, can see where the process's CPU goes (Python keeps a thread's name
-to itself); and the heap's free pages given back when the worker goes idle."""
+to itself); the number of malloc arenas; and the heap's free pages given
+back when the worker goes idle."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import ctypes.util
 import threading
 
 _PR_SET_NAME = 15
+_M_ARENA_MAX = -8  # mallopt's parameter
 _LIBC = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
 
 
@@ -34,3 +36,11 @@ def give_back_free_heap() -> None:
         _LIBC.malloc_trim(0)
     except AttributeError:  # not glibc
         pass
+
+
+def limit_malloc_arenas(arenas: int) -> bool:
+    """glibc's mallopt(M_ARENA_MAX, arenas); False where glibc is missing."""
+    try:
+        return bool(_LIBC.mallopt(_M_ARENA_MAX, arenas))
+    except AttributeError:  # not glibc: its allocator has no such knob
+        return False

@@ -244,4 +244,3 @@ def test_raw_events_of_many_days_are_cut_into_runs_of_at_most_fifty_days():
     few_days = run([RawMessage("t", 0, 0, encode_batch(days[:3]))])
     assert few_days.event_runs == [EventRun(0, 3, "")]
     assert [r[EVENT_COLUMNS.index("event_index")] for r in few_days.event_rows] == [0, 1, 2]  # order kept
-
