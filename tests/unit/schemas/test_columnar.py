@@ -1,5 +1,5 @@
 """The columnar path (schemas.columnar.decode_columns, then the msgspec path
-where Arrow refuses a batch, as streams.windows.batch runs them) against the
+for what it leaves, as streams.windows.batch runs them) against the
 validator (schemas.validate.decode_message): for every message, the same valid
 events with the same values and the same dead letters. The traps, the
 properties and the corpora are test_fast's own; the columnar path must also
@@ -34,12 +34,12 @@ class WorkerDecode:
     events: list  # RequestEvent-shaped, for comparing with the validator
     per_message: list[int]
     dead: list
-    columnar: bool  # whether Arrow read the batch (else the msgspec path decided all of it)
+    columnar: bool  # whether the scanner read the batch (else the msgspec path decided all of it)
     unusual: int  # messages the columnar path left to the msgspec path
 
 
 def worker_decode(values: list[bytes], max_bytes: int = MAX_BYTES) -> WorkerDecode:
-    """What process_batch decodes: the columnar path, or the msgspec path when Arrow refuses the batch."""
+    """What process_batch decodes: the columnar path, or the msgspec path when it returns None."""
     decoded = decode_columns(values, max_bytes)
     if decoded is None:
         batch = decode_requests(values, max_bytes)
@@ -66,7 +66,8 @@ def assert_equivalent(values: list[bytes], max_bytes: int = MAX_BYTES) -> Worker
 
 @pytest.mark.parametrize("raw", [pytest.param(raw, id=name) for name, raw, _ in TRAPS])
 def test_each_trap_among_good_messages_gets_the_validators_verdict(raw):
-    assert_equivalent([GOOD_TEXT.encode(), raw, envelope(GOOD_TEXT.encode(), GOOD_TEXT.encode())])
+    got = assert_equivalent([GOOD_TEXT.encode(), raw, envelope(GOOD_TEXT.encode(), GOOD_TEXT.encode())])
+    assert got.columnar and got.unusual <= 1  # a trap never sends its neighbours the slow way
 
 
 @pytest.mark.parametrize("raw", [pytest.param(raw, id=name) for name, raw, _ in TRAPS])
@@ -78,11 +79,9 @@ def test_all_traps_in_one_batch_get_the_validators_verdicts():
     assert_equivalent([raw for _, raw, _ in TRAPS])
 
 
-#: Traps that hold only schema fields and that Arrow reads: the batch stays
-#: columnar, and the trap alone goes the per-message way (the columnar path
-#: vouches for none of them). What Arrow refuses (5.0 for an integer, an
-#: envelope in an envelope, whose "events" no request event has) sends the
-#: whole batch the msgspec way: test_an_unknown_field_sends_the_whole_batch_the_msgspec_way.
+#: Messages the columnar path vouches for none of: the scanner reads them and
+#: the column checks refuse them, or the scanner leaves them. Each goes the
+#: per-message way alone, and the batch stays columnar.
 SCHEMA_ONLY = [
     tokens("10000001"), with_text("gen_ai.server.request.duration", "-1"),
     with_text("gen_ai.server.request.duration", "NaN"), with_text("gen_ai.server.request.duration", "Infinity"),
@@ -105,7 +104,7 @@ def test_a_bad_message_among_good_ones_goes_the_per_message_way_alone(raw):
     assert got.columnar and got.unusual == 1 and got.per_message[0] == 1 and got.per_message[2] == 2
 
 
-def test_utf8_is_checked_over_the_whole_batch_and_per_message_only_when_it_fails():
+def test_a_message_that_is_not_utf8_goes_the_per_message_way_alone():
     """Non-ASCII text that is UTF-8 stays on the columnar path; one message
     that is not UTF-8 goes the per-message way alone, whatever its neighbours."""
     accented = with_text("host.name", '"nœud-é"')
@@ -144,10 +143,17 @@ def assert_same_columns(a, b) -> None:
             assert list(x) == list(y), f.name
 
 
-def test_an_unknown_field_sends_the_whole_batch_the_msgspec_way():
-    values = [GOOD_TEXT.encode(), with_text("x-extra", '"v"')]
-    assert decode_columns(values, MAX_BYTES) is None
-    assert_equivalent(values)
+@pytest.mark.parametrize("raw", [
+    with_text("x-extra", '"v"'), with_text("gen_ai.usage.input_tokens", "5.0"), with_text("request.id", '"r\\u002d1"'),
+    GOOD_TEXT.encode()[:-1] + b', "host.name": "n2"}', envelope(GOOD_TEXT.encode(), GOOD_TEXT.encode())[:-1] + b', "x": 1}',
+    envelope(envelope(GOOD_TEXT.encode())), with_text("timestamp", "1796144400250000000000"),
+])
+def test_what_the_scanner_leaves_goes_the_per_message_way_alone(raw):
+    """An unknown field, 5.0 for an integer, an escape, a duplicate key,
+    anything beside an envelope's events, an envelope in an envelope, an
+    integer of more than 18 digits for a number: the validator decides."""
+    got = assert_equivalent([GOOD_TEXT.encode(), raw, GOOD_TEXT.encode()])
+    assert got.columnar and got.unusual == 1 and got.per_message[0] == got.per_message[2] == 1
 
 
 @pytest.mark.parametrize("values", [
