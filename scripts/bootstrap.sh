@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Set up everything fleetpulse needs on a fresh Debian machine, idempotently:
-# Java for the Kafka broker, Prometheus, Alertmanager and Chromium for the tests
-# (apt, only if missing), a virtualenv with the project
-# and its test dependencies (pip), and Apache Kafka's jars (Maven, once).
+# Java for the Kafka broker, Prometheus, Alertmanager and Chromium for the tests,
+# a Rust compiler for the batch scanner (apt, only if missing), a virtualenv with
+# the project and its test dependencies (pip; it builds the scanner), and
+# Apache Kafka's jars (Maven, once).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,6 +29,10 @@ command -v prometheus >/dev/null || need_pkgs+=(prometheus)
 command -v prometheus-alertmanager >/dev/null || need_pkgs+=(prometheus-alertmanager)
 # A real browser for the built-in pages' test (Playwright drives it; it downloads no browser).
 command -v chromium >/dev/null || need_pkgs+=(chromium)
+# The hot path's batch scanner is Rust (schemas/native, no crates): rustup's
+# cargo if there is one, else Debian's.
+[ -x "$HOME/.cargo/bin/cargo" ] && export PATH="$HOME/.cargo/bin:$PATH"
+command -v cargo >/dev/null || need_pkgs+=(cargo rustc)
 [ ${#need_pkgs[@]} -eq 0 ] || apt_install "${need_pkgs[@]}"
 
 "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
@@ -39,8 +44,10 @@ if [ ! -x .venv/bin/python ] || [ ! -x .venv/bin/pip ]; then
   "$PYTHON" -m venv .venv
 fi
 stamp=.venv/.fleetpulse-installed
-want=$(sha256sum pyproject.toml | cut -d' ' -f1)
-if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+# The editable install builds the scanner once: a change to its sources, or a
+# scanner gone missing, installs again.
+want=$(cat pyproject.toml schemas/native/Cargo.toml schemas/native/src/*.rs | sha256sum | cut -d' ' -f1)
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ] || ! ls schemas/_scan*.so >/dev/null 2>&1; then
   log "installing fleetpulse and its dependencies into .venv (pip)"
   .venv/bin/python -m pip install -q --upgrade pip
   .venv/bin/python -m pip install -q -e '.[test]'

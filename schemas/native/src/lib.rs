@@ -242,7 +242,10 @@ impl<'a> Reader<'a> {
     /// keys mostly come in the order they came before, and this skips them
     /// with one comparison instead of a scan.
     fn known_key(&mut self, schema: &Schema, field: usize) -> bool {
-        let Some(name) = schema.names.get(field) else { return false };
+        let name = match schema.names.get(field) {
+            Some(name) => name,
+            None => return false,
+        };
         let end = self.at + name.len() + 2;
         match self.text.get(self.at..end) {
             Some(found) if found[0] == b'"' && found[name.len() + 1] == b'"' && &found[1..name.len() + 1] == name.as_slice() => {
