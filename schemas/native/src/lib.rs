@@ -72,90 +72,98 @@ impl Schema {
     }
 }
 
-/// One field's value in an object being read; strings are ranges of the text
-/// (they hold no escape), a list is a range of `Reader::items`.
-#[derive(Clone, Copy)]
-enum Slot {
-    Absent,
-    Num(f64),
-    Int(i64),
-    Str(usize, usize),
-    List(usize, usize),
-}
-
 /// One column, in Arrow's layout: a validity byte per row (packed into a
-/// bitmap in Python), values or offsets, and string bytes.
+/// bitmap in Python), and values, or offsets and string bytes.
 struct Column {
     kind: Kind,
     valid: Vec<u8>,
-    values: Vec<u8>, // f64 or i64 values (native endian), or int32 offsets
-    data: Vec<u8>,   // string bytes
-    items: Vec<u8>,  // int32 offsets of a list's strings into `data`
+    floats: Vec<f64>,
+    ints: Vec<i64>,
+    offsets: Vec<i32>, // a string's bytes in `data`, or a list's strings in `items`: rows + 1
+    items: Vec<i32>,   // a list's strings' bytes in `data`
+    data: Vec<u8>,
 }
 
 impl Column {
-    fn new(kind: Kind) -> Column {
-        let mut column = Column { kind, valid: Vec::new(), values: Vec::new(), data: Vec::new(), items: Vec::new() };
-        if matches!(kind, Kind::Str | Kind::List) {
-            column.values.extend_from_slice(&0i32.to_ne_bytes());
+    fn new(kind: Kind, rows: usize) -> Column {
+        let mut column = Column {
+            kind,
+            valid: Vec::with_capacity(rows),
+            floats: Vec::new(),
+            ints: Vec::new(),
+            offsets: Vec::new(),
+            items: Vec::new(),
+            data: Vec::new(),
+        };
+        match kind {
+            Kind::Number => column.floats.reserve(rows),
+            Kind::Integer => column.ints.reserve(rows),
+            Kind::Str | Kind::List => {
+                column.offsets.reserve(rows + 1);
+                column.offsets.push(0);
+            }
         }
         if kind == Kind::List {
-            column.items.extend_from_slice(&0i32.to_ne_bytes());
+            column.items.push(0);
         }
         column
     }
 
-    fn reserve(&mut self, rows: usize) {
-        self.valid.reserve(rows);
-        self.values.reserve(rows * if matches!(self.kind, Kind::Number | Kind::Integer) { 8 } else { 4 });
+    fn rows(&self) -> usize {
+        self.valid.len()
     }
 
-    fn push(&mut self, slot: Slot, text: &[u8], items: &[(usize, usize)]) {
-        let present = !matches!(slot, Slot::Absent);
-        self.valid.push(present as u8);
-        match (self.kind, slot) {
-            (Kind::Number, Slot::Num(x)) => self.values.extend_from_slice(&x.to_ne_bytes()),
-            (Kind::Number, _) => self.values.extend_from_slice(&0f64.to_ne_bytes()),
-            (Kind::Integer, Slot::Int(x)) => self.values.extend_from_slice(&x.to_ne_bytes()),
-            (Kind::Integer, _) => self.values.extend_from_slice(&0i64.to_ne_bytes()),
-            (Kind::Str, slot) => {
-                if let Slot::Str(start, end) = slot {
-                    self.data.extend_from_slice(&text[start..end]);
-                }
-                self.values.extend_from_slice(&(self.data.len() as i32).to_ne_bytes());
-            }
-            (Kind::List, slot) => {
-                if let Slot::List(first, last) = slot {
-                    for &(start, end) in &items[first..last] {
-                        self.data.extend_from_slice(&text[start..end]);
-                        self.items.extend_from_slice(&(self.data.len() as i32).to_ne_bytes());
-                    }
-                }
-                let count = self.items.len() / 4 - 1;
-                self.values.extend_from_slice(&(count as i32).to_ne_bytes());
-            }
+    fn push_null(&mut self) {
+        self.valid.push(0);
+        match self.kind {
+            Kind::Number => self.floats.push(0.0),
+            Kind::Integer => self.ints.push(0),
+            Kind::Str => self.offsets.push(self.data.len() as i32),
+            Kind::List => self.offsets.push(self.items.len() as i32 - 1),
         }
     }
 
-    fn offset(buffer: &[u8], index: usize) -> usize {
-        let at = index * 4;
-        i32::from_ne_bytes([buffer[at], buffer[at + 1], buffer[at + 2], buffer[at + 3]]) as usize
+    fn push_str(&mut self, bytes: &[u8]) {
+        self.data.extend_from_slice(bytes);
+        self.offsets.push(self.data.len() as i32);
+        self.valid.push(1);
     }
 
-    /// Back to `rows` rows: an envelope read in part is dropped whole.
+    fn push_item(&mut self, bytes: &[u8]) {
+        self.data.extend_from_slice(bytes);
+        self.items.push(self.data.len() as i32);
+    }
+
+    fn end_list(&mut self) {
+        self.offsets.push(self.items.len() as i32 - 1);
+        self.valid.push(1);
+    }
+
+    /// Whether the last row holds this string.
+    fn last_is(&self, bytes: &[u8]) -> bool {
+        let rows = self.rows();
+        rows > 0
+            && self.valid[rows - 1] == 1
+            && &self.data[self.offsets[rows - 1] as usize..self.offsets[rows] as usize] == bytes
+    }
+
+    /// Back to `rows` rows: a message read in part is dropped whole (a
+    /// list's strings too, pushed before its row).
     fn truncate(&mut self, rows: usize) {
         self.valid.truncate(rows);
+        self.floats.truncate(rows);
+        self.ints.truncate(rows);
         match self.kind {
-            Kind::Number | Kind::Integer => self.values.truncate(rows * 8),
+            Kind::Number | Kind::Integer => {}
             Kind::Str => {
-                self.values.truncate((rows + 1) * 4);
-                self.data.truncate(Column::offset(&self.values, rows));
+                self.offsets.truncate(rows + 1);
+                self.data.truncate(self.offsets[rows] as usize);
             }
             Kind::List => {
-                self.values.truncate((rows + 1) * 4);
-                let count = Column::offset(&self.values, rows);
-                self.items.truncate((count + 1) * 4);
-                self.data.truncate(Column::offset(&self.items, count));
+                self.offsets.truncate(rows + 1);
+                let items = self.offsets[rows] as usize;
+                self.items.truncate(items + 1);
+                self.data.truncate(self.items[items] as usize);
             }
         }
     }
@@ -176,15 +184,26 @@ enum Number {
     Float(f64),
 }
 
+/// Where the members of an object stopped: at its end, or at an `events` key.
+enum Stop {
+    End,
+    Events,
+}
+
 /// Not in the subset: the message is left to the per-message decoders.
 struct Unusual;
 
 type Read<T> = Result<T, Unusual>;
 
+/// Powers of ten a double holds exactly.
+const EXACT_TENS: [f64; 23] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19,
+    1e20, 1e21, 1e22,
+];
+
 struct Reader<'a> {
     text: &'a [u8],
     at: usize,
-    items: Vec<(usize, usize)>,
     /// The field that followed each field last time (the last slot: the first
     /// field of an object), tried first: producers write their keys in one order.
     follows: &'a mut [usize],
@@ -238,9 +257,9 @@ impl<'a> Reader<'a> {
         Ok((start, end))
     }
 
-    /// The key of the field `field` names, with its quotes, if it is next:
-    /// keys mostly come in the order they came before, and this skips them
-    /// with one comparison instead of a scan.
+    /// Whether the key of field `field`, with its quotes, is next (then it is
+    /// skipped): keys mostly come in the order they came before, and this
+    /// skips them with one comparison instead of a scan.
     fn known_key(&mut self, schema: &Schema, field: usize) -> bool {
         let name = match schema.names.get(field) {
             Some(name) => name,
@@ -256,17 +275,22 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn digits(&mut self) -> usize {
+    /// Digits from here: their count, and their value (wrapping past 19 digits).
+    fn digits(&mut self, mut value: u64) -> (usize, u64) {
         let start = self.at;
-        while self.at < self.text.len() && self.text[self.at].is_ascii_digit() {
+        while let Some(&byte) = self.text.get(self.at) {
+            if !byte.is_ascii_digit() {
+                break;
+            }
+            value = value.wrapping_mul(10).wrapping_add((byte - b'0') as u64);
             self.at += 1;
         }
-        self.at - start
+        (self.at - start, value)
     }
 
     /// A number in JSON's grammar: an integer literal of at most 18 digits
     /// as its value (Python reads it as an int, exactly), or any other literal
-    /// as its float (correctly rounded, as Python's); longer integer literals
+    /// as its float, correctly rounded as Python's; longer integer literals
     /// are left to the validator.
     fn number(&mut self) -> Read<Number> {
         self.skip_space();
@@ -274,39 +298,45 @@ impl<'a> Reader<'a> {
         let negative = self.text.get(self.at) == Some(&b'-');
         self.at += negative as usize;
         let first = self.at;
-        let mut magnitude: i64 = 0;
-        while let Some(&byte) = self.text.get(self.at) {
-            if !byte.is_ascii_digit() {
-                break;
-            }
-            magnitude = magnitude.wrapping_mul(10).wrapping_add((byte - b'0') as i64);
-            self.at += 1;
-        }
-        let whole = self.at - first;
+        let (whole, mut mantissa) = self.digits(0);
         if whole == 0 || (whole > 1 && self.text[first] == b'0') {
             return Err(Unusual); // no digit, or a leading zero
         }
-        let mut integer = true;
+        let (mut fraction, mut exponent, mut integer) = (0, 0i64, true);
         if self.text.get(self.at) == Some(&b'.') {
             self.at += 1;
-            if self.digits() == 0 {
+            (fraction, mantissa) = self.digits(mantissa);
+            if fraction == 0 {
                 return Err(Unusual);
             }
             integer = false;
         }
         if matches!(self.text.get(self.at), Some(b'e' | b'E')) {
             self.at += 1;
+            let minus = self.text.get(self.at) == Some(&b'-');
             if matches!(self.text.get(self.at), Some(b'+' | b'-')) {
                 self.at += 1;
             }
-            if self.digits() == 0 {
+            let (count, value) = self.digits(0);
+            if count == 0 {
                 return Err(Unusual);
             }
+            exponent = if count > 4 { 99_999 } else { value as i64 };
+            exponent = if minus { -exponent } else { exponent };
             integer = false;
         }
         if integer {
             // 18 digits never wrap an i64.
-            return if whole <= 18 { Ok(Number::Int(if negative { -magnitude } else { magnitude })) } else { Err(Unusual) };
+            let value = mantissa as i64;
+            return if whole <= 18 { Ok(Number::Int(if negative { -value } else { value })) } else { Err(Unusual) };
+        }
+        // Clinger's fast path: an exact mantissa times or over an exact power
+        // of ten is one correctly rounded operation.
+        let scale = exponent - fraction as i64;
+        if whole + fraction <= 19 && mantissa <= 1 << 53 && (-22..=22).contains(&scale) {
+            let magnitude = mantissa as f64;
+            let value = if scale < 0 { magnitude / EXACT_TENS[(-scale) as usize] } else { magnitude * EXACT_TENS[scale as usize] };
+            return Ok(Number::Float(if negative { -value } else { value }));
         }
         // SAFETY: the literal is ASCII: the grammar above read every byte of it.
         let literal = unsafe { std::str::from_utf8_unchecked(&self.text[start..self.at]) };
@@ -321,35 +351,42 @@ impl<'a> Reader<'a> {
         Ok(())
     }
 
-    /// A field's value, by the field's kind.
-    fn value(&mut self, kind: Kind) -> Read<Slot> {
+    /// A field's value, by the column's kind, pushed as the column's next row.
+    fn value_into(&mut self, column: &mut Column) -> Read<()> {
         if self.peek()? == b'n' {
             self.null()?;
-            return Ok(Slot::Absent);
+            column.push_null();
+            return Ok(());
         }
-        match kind {
-            Kind::Number => match self.number()? {
+        match column.kind {
+            Kind::Number => {
                 // i64 -> f64 rounds to nearest, ties to even, as Python's float(int).
-                Number::Int(x) => Ok(Slot::Num(x as f64)),
-                Number::Float(x) => Ok(Slot::Num(x)),
-            },
+                let value = match self.number()? {
+                    Number::Int(x) => x as f64,
+                    Number::Float(x) => x,
+                };
+                column.floats.push(value);
+                column.valid.push(1);
+            }
             Kind::Integer => match self.number()? {
-                Number::Int(x) => Ok(Slot::Int(x)),
-                Number::Float(_) => Err(Unusual), // 5.0: the validator decides
+                Number::Int(x) => {
+                    column.ints.push(x);
+                    column.valid.push(1);
+                }
+                Number::Float(_) => return Err(Unusual), // 5.0: the validator decides
             },
             Kind::Str => {
                 let (start, end) = self.string()?;
-                Ok(Slot::Str(start, end))
+                column.push_str(&self.text[start..end]);
             }
             Kind::List => {
                 self.expect(b'[')?;
-                let first = self.items.len();
                 if self.peek()? == b']' {
                     self.at += 1;
                 } else {
                     loop {
-                        let item = self.string()?;
-                        self.items.push(item);
+                        let (start, end) = self.string()?;
+                        column.push_item(&self.text[start..end]);
                         match self.peek()? {
                             b',' => self.at += 1,
                             b']' => {
@@ -360,9 +397,10 @@ impl<'a> Reader<'a> {
                         }
                     }
                 }
-                Ok(Slot::List(first, self.items.len()))
+                column.end_list();
             }
         }
+        Ok(())
     }
 
     /// After a member: true when another follows, false at the object's end.
@@ -380,135 +418,161 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// An object of schema fields into `slots`; `on_events` reads the value of
-    /// an `events` key (only an envelope may have one) and says it was there.
-    fn object(
-        &mut self,
-        schema: &Schema,
-        slots: &mut [Slot],
-        mut on_events: impl FnMut(&mut Self) -> Read<()>,
-    ) -> Read<u64> {
-        slots.iter_mut().for_each(|slot| *slot = Slot::Absent);
-        self.expect(b'{')?;
-        let mut seen: u64 = 0;
+    /// An object's members from here (after its `{`), each field's value
+    /// pushed to its column, `seen` marking them; an `events` key stops it
+    /// when `events` allows one (its `:` read), and is Unusual otherwise.
+    fn members(&mut self, schema: &Schema, columns: &mut [Column], seen: &mut u64, events: bool) -> Read<Stop> {
         if self.peek()? == b'}' {
             self.at += 1;
-            return Ok(seen);
+            return Ok(Stop::End);
         }
         let mut previous = schema.names.len();
         loop {
             self.skip_space();
             let guess = self.follows[previous];
             let field = if self.known_key(schema, guess) {
-                Some(guess)
+                guess
             } else {
                 let (start, end) = self.string()?;
                 let key = &self.text[start..end];
-                if key == b"events" { None } else { Some(schema.find(key, guess).ok_or(Unusual)?) }
+                if key == b"events" && events {
+                    self.expect(b':')?;
+                    return Ok(Stop::Events);
+                }
+                schema.find(key, guess).ok_or(Unusual)?
             };
             self.expect(b':')?;
-            match field {
-                Some(field) => {
-                    if seen & (1 << field) != 0 {
-                        return Err(Unusual); // a duplicate key
-                    }
-                    seen |= 1 << field;
-                    self.follows[previous] = field;
-                    previous = field;
-                    slots[field] = self.value(schema.kinds[field])?;
-                }
-                None => {
-                    if seen & (1 << 63) != 0 {
-                        return Err(Unusual);
-                    }
-                    seen |= 1 << 63;
-                    on_events(self)?;
-                }
+            if *seen & (1 << field) != 0 {
+                return Err(Unusual); // a duplicate key
             }
+            *seen |= 1 << field;
+            self.follows[previous] = field;
+            previous = field;
+            self.value_into(&mut columns[field])?;
             if !self.more()? {
-                return Ok(seen);
+                return Ok(Stop::End);
             }
+        }
+    }
+
+    /// An envelope's list of events, each a row; their number.
+    fn events(&mut self, schema: &Schema, columns: &mut [Column]) -> Read<i64> {
+        self.expect(b'[')?;
+        if self.peek()? == b']' {
+            self.at += 1;
+            return Ok(0);
+        }
+        let mut count = 0;
+        loop {
+            self.expect(b'{')?;
+            let mut seen = 0;
+            self.members(schema, columns, &mut seen, false)?;
+            absent_as_null(columns, seen);
+            count += 1;
+            match self.peek()? {
+                b',' => self.at += 1,
+                b']' => {
+                    self.at += 1;
+                    return Ok(count);
+                }
+                _ => return Err(Unusual),
+            }
+        }
+    }
+
+    /// The rest of an envelope after its events: `type` or `version` (not
+    /// seen before), each checked; whether they hold the envelope's values.
+    fn header_after_events(&mut self, schema: &Schema, seen: &mut u64) -> Read<bool> {
+        let mut right = true;
+        while self.more()? {
+            let (start, end) = self.string()?;
+            let field = schema.find(&self.text[start..end], 0).ok_or(Unusual)?;
+            self.expect(b':')?;
+            if *seen & (1 << field) != 0 {
+                return Err(Unusual);
+            }
+            *seen |= 1 << field;
+            if field == schema.type_field {
+                let (start, end) = self.string()?;
+                right &= self.text[start..end] == schema.batch_type[..];
+            } else if field == schema.version_field {
+                right &= matches!(self.number()?, Number::Int(v) if v == schema.version);
+            } else {
+                return Err(Unusual); // an envelope holds nothing but its header and events
+            }
+        }
+        Ok(right)
+    }
+
+    /// Nothing but whitespace after the object.
+    fn end(&mut self) -> Read<()> {
+        self.skip_space();
+        if self.at == self.text.len() { Ok(()) } else { Err(Unusual) }
+    }
+}
+
+/// A null in every column an object did not name, so all hold its row.
+fn absent_as_null(columns: &mut [Column], seen: u64) {
+    for (field, column) in columns.iter_mut().enumerate() {
+        if seen & (1 << field) == 0 {
+            column.push_null();
         }
     }
 }
 
 impl Scanned {
-    fn push_row(&mut self, slots: &[Slot], text: &[u8], items: &[(usize, usize)]) {
-        for (column, &slot) in self.columns.iter_mut().zip(slots) {
-            column.push(slot, text, items);
+    /// One message: (kind, events), its events pushed as rows; on Unusual the
+    /// caller takes back whatever it pushed.
+    fn message(&mut self, schema: &Schema, reader: &mut Reader) -> Read<(u8, i64)> {
+        let row = self.rows;
+        reader.expect(b'{')?;
+        let mut seen = 0u64;
+        if let Stop::End = reader.members(schema, &mut self.columns, &mut seen, true)? {
+            reader.end()?;
+            absent_as_null(&mut self.columns, seen);
+            self.rows += 1;
+            return Ok((1, 1));
         }
-        self.rows += 1;
+        // An envelope: before its events, only its header was read into row
+        // `row` (its values are checked, then taken back out of the columns).
+        let header = (1u64 << schema.type_field) | (1u64 << schema.version_field);
+        if seen & !header != 0 {
+            return Err(Unusual);
+        }
+        let (kind, version) = (&self.columns[schema.type_field], &self.columns[schema.version_field]);
+        let mut right = (seen & (1 << schema.type_field) == 0 || kind.last_is(&schema.batch_type))
+            && (seen & (1 << schema.version_field) == 0
+                || (version.valid[row] == 1 && version.ints[row] == schema.version));
+        self.columns[schema.type_field].truncate(row);
+        self.columns[schema.version_field].truncate(row);
+        let count = reader.events(schema, &mut self.columns)?;
+        right &= reader.header_after_events(schema, &mut seen)?;
+        reader.end()?;
+        if !right || seen != header {
+            return Err(Unusual);
+        }
+        self.rows += count as usize;
+        Ok((2, count))
     }
 
     fn truncate(&mut self, rows: usize) {
         self.columns.iter_mut().for_each(|column| column.truncate(rows));
         self.rows = rows;
     }
-
-    /// One message: (kind, events), its events pushed; on Unusual nothing is.
-    fn message(&mut self, schema: &Schema, reader: &mut Reader, top: &mut [Slot], inner: &mut [Slot]) -> Read<(u8, i64)> {
-        let mut count = 0i64;
-        let seen = reader.object(schema, top, |reader| {
-            reader.expect(b'[')?;
-            if reader.peek()? == b']' {
-                reader.at += 1;
-                return Ok(());
-            }
-            loop {
-                reader.items.clear();
-                if reader.object(schema, inner, |_| Err(Unusual))? & (1 << 63) != 0 {
-                    return Err(Unusual);
-                }
-                self.push_row(inner, reader.text, &reader.items);
-                count += 1;
-                match reader.peek()? {
-                    b',' => reader.at += 1,
-                    b']' => {
-                        reader.at += 1;
-                        return Ok(());
-                    }
-                    _ => return Err(Unusual),
-                }
-            }
-        })?;
-        reader.skip_space();
-        if reader.at != reader.text.len() {
-            return Err(Unusual); // something after the object
-        }
-        if seen & (1 << 63) == 0 {
-            self.push_row(top, reader.text, &reader.items);
-            return Ok((1, 1));
-        }
-        // An envelope: its header exactly, and nothing else beside its events.
-        let header = (1u64 << schema.type_field) | (1u64 << schema.version_field) | (1 << 63);
-        let batch = match top[schema.type_field] {
-            Slot::Str(start, end) => reader.text[start..end] == schema.batch_type[..],
-            _ => false,
-        };
-        let version = matches!(top[schema.version_field], Slot::Int(v) if v == schema.version);
-        if seen != header || !batch || !version {
-            return Err(Unusual);
-        }
-        Ok((2, count))
-    }
 }
 
 fn scan(schema: &Schema, text: &[u8], starts: &[i64], sizes: &[i64], usual: &[u8]) -> Scanned {
     let n = starts.len();
-    let mut out = Scanned {
-        kinds: vec![0; n],
-        counts: vec![0; n],
-        columns: schema.kinds.iter().map(|&kind| Column::new(kind)).collect(),
-        rows: 0,
-    };
     // Rows: one per message at least, and one per ~256 bytes is about what an
     // envelope of ordinary events holds (an estimate: the columns grow past it).
     let estimate = n.max(text.len() / 256);
-    out.columns.iter_mut().for_each(|column| column.reserve(estimate));
-    let mut top = vec![Slot::Absent; schema.names.len()];
-    let mut inner = vec![Slot::Absent; schema.names.len()];
+    let mut out = Scanned {
+        kinds: vec![0; n],
+        counts: vec![0; n],
+        columns: schema.kinds.iter().map(|&kind| Column::new(kind, estimate)).collect(),
+        rows: 0,
+    };
     let mut follows = vec![0; schema.names.len() + 1];
-    let mut items = Vec::new();
     for i in 0..n {
         let (start, size) = (starts[i], sizes[i]);
         if usual[i] == 0 || start < 0 || size < 0 || (start + size) as usize > text.len() {
@@ -520,17 +584,15 @@ fn scan(schema: &Schema, text: &[u8], starts: &[i64], sizes: &[i64], usual: &[u8
         if !message.is_ascii() && std::str::from_utf8(message).is_err() {
             continue;
         }
-        items.clear();
-        let mut reader = Reader { text: message, at: 0, items: std::mem::take(&mut items), follows: &mut follows };
+        let mut reader = Reader { text: message, at: 0, follows: &mut follows };
         let rows = out.rows;
-        match out.message(schema, &mut reader, &mut top, &mut inner) {
+        match out.message(schema, &mut reader) {
             Ok((kind, count)) => {
                 out.kinds[i] = kind;
                 out.counts[i] = count;
             }
             Err(Unusual) => out.truncate(rows),
         }
-        items = reader.items;
     }
     out
 }
@@ -628,15 +690,21 @@ pub unsafe extern "C" fn fp_rows(scanned: *const Scanned) -> usize {
 #[no_mangle]
 pub unsafe extern "C" fn fp_buffer(scanned: *const Scanned, index: usize, len: *mut usize) -> *const u8 {
     let scanned = &*scanned;
+    fn bytes<T>(values: &[T]) -> &[u8] {
+        // SAFETY: plain numbers (u8, i32, i64, f64) seen as their bytes, for as long as the scan lives.
+        unsafe { std::slice::from_raw_parts(values.as_ptr() as *const u8, std::mem::size_of_val(values)) }
+    }
     let buffer: &[u8] = match index {
         0 => &scanned.kinds,
-        1 => std::slice::from_raw_parts(scanned.counts.as_ptr() as *const u8, scanned.counts.len() * 8),
+        1 => bytes(&scanned.counts),
         _ => match scanned.columns.get((index - 2) / 4) {
-            Some(column) => match (index - 2) % 4 {
-                0 => &column.valid,
-                1 => &column.values,
-                2 => &column.data,
-                _ => &column.items,
+            Some(column) => match ((index - 2) % 4, column.kind) {
+                (0, _) => &column.valid,
+                (1, Kind::Number) => bytes(&column.floats),
+                (1, Kind::Integer) => bytes(&column.ints),
+                (1, _) => bytes(&column.offsets),
+                (2, _) => &column.data,
+                _ => bytes(&column.items),
             },
             None => &[],
         },

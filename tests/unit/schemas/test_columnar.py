@@ -147,6 +147,10 @@ def assert_same_columns(a, b) -> None:
     with_text("x-extra", '"v"'), with_text("gen_ai.usage.input_tokens", "5.0"), with_text("request.id", '"r\\u002d1"'),
     GOOD_TEXT.encode()[:-1] + b', "host.name": "n2"}', envelope(GOOD_TEXT.encode(), GOOD_TEXT.encode())[:-1] + b', "x": 1}',
     envelope(envelope(GOOD_TEXT.encode())), with_text("timestamp", "1796144400250000000000"),
+    with_text("gen_ai.usage.input_tokens", "5e0"), with_text("gen_ai.usage.input_tokens", "true"),
+    with_text("gen_ai.usage.input_tokens", "012"), with_text("timestamp", "1796144400."),
+    GOOD_TEXT.encode().replace(b'"host.name"', b'"host\\u002ename"'), with_text("host.name", '"a\\tb"'),
+    envelope(GOOD_TEXT.encode(), head=b'"type": "batch", "version": 1.0'), b'{"type": "batch", "version": 1, "events": {}}',
 ])
 def test_what_the_scanner_leaves_goes_the_per_message_way_alone(raw):
     """An unknown field, 5.0 for an integer, an escape, a duplicate key,
