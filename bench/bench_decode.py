@@ -2,14 +2,15 @@
 
 Ways over the same bytes, simulated events (the shape
 ``fleetpulse.producers.simulator.generate`` gives the pipeline benchmarks):
-- columnar: ``schemas.columnar.decode_columns`` on the whole batch (Arrow's
-  JSON reader, C++), then ``from_arrow``: the worker's path, to columns;
+- columnar: ``schemas.columnar.decode_columns`` on the whole batch (the
+  Rust scanner of ``schemas.scan``, then the column checks), then
+  ``from_arrow``: the worker's path, to columns;
 - fast: ``schemas.fast.decode_requests`` on the whole batch (msgspec, C),
-  then ``to_columns``: the path Arrow hands over to;
+  then ``to_columns``: the path the scanner hands unusual messages to;
 - validator: ``schemas.validate.decode_message`` per message (orjson + Python), no columns;
 - orjson.loads per message, validating nothing, no columns: the floor of any dict decoder.
 
-Wall time: the columnar path parses on Arrow's threads (both cores here).
+Wall time, one thread each (the scanner runs off the GIL, on the caller's thread).
 
 Two batches: 10,000 single-event messages, and 20 envelopes of 500 events.
 Each figure is the best of ``--repeats`` runs, in µs per event.

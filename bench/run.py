@@ -129,7 +129,7 @@ def main() -> None:
         "## Decoding (in process, no I/O)",
         "",
         "`bench.bench_decode`: the same simulated events to columns each way, best of several runs, wall µs "
-        "per event (the columnar path parses on Arrow's threads):",
+        "per event:",
         "",
         bench_decode.markdown(decode),
         "",
