@@ -135,15 +135,8 @@ def _field_ok(field: Field, column: pa.Array) -> np.ndarray:
         else:
             length = pc.fill_null(pc.utf8_length(column), 1).to_numpy(zero_copy_only=False)
             good = (length >= 1) & (length <= (field.max_length or np.iinfo(np.int64).max))
-    else:  # string_list: every item a string (Arrow reads a null item as null)
-        items = pc.list_flatten(column)
-        if items.null_count:
-            bad = pc.list_parent_indices(column).to_numpy(zero_copy_only=False)[
-                items.is_null().to_numpy(zero_copy_only=False)]
-            good = np.ones(len(column), dtype=bool)
-            good[bad] = False
-        else:
-            good = np.ones(len(column), dtype=bool)
+    else:  # string_list: the scanner reads a list of strings only (an item of another kind leaves the message)
+        good = np.ones(len(column), dtype=bool)
     return ok & (~present | good)
 
 
