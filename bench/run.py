@@ -24,34 +24,28 @@ from bench import soak as bench_soak
 OUT = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
 
 ANALYSIS = """\
-- **Where a worker's CPU goes now** (the per-thread table above; the
-  fleetpulse-math thread's figure includes Arrow's parser threads, which it
-  starts). Batch math: Arrow's JSON reader, off the GIL on both cores, is
-  about half of it (`bench.bench_decode`: 2.2-2.5 µs/event wall to columns,
-  against 4.9-5.4 for msgspec plus `to_columns`); the rest is the column
-  checks, numpy grouping and sketches, the Native blocks and the tenant
-  rows. chDB (the sink thread, which chDB renames "Unknown" or
-  "RuntimeData": inserts, the alert and watermark queries) and its merges
-  ("MergeMutate") come next. An insert into `request_windows` with its two
-  materialized views costs ~50-65 ms however few its rows, so a handover's
-  runs are written in one insert (`merge.merge_results`). Consuming
-  (librdkafka's Message per message, "fleetpulse-cons") costs ~2 µs per
-  single-event message and almost nothing per envelope event.
-- **Envelopes miss half the ceiling** (see the ratio above): the ceiling
-  reads each envelope with one `orjson.loads` and checks nothing, while the
-  worker parses, validates every field, groups, sketches, and writes through
-  chDB, ~7 CPU µs/event over its threads. Half of a 626k events/s ceiling is
-  3.2 µs of wall time per event: 6.4 CPU µs/event with both cores busy all
-  the time, where the worker keeps ~1.5 cores busy (227k events/s x 6.8 µs).
-  Arrow's parse alone is ~3 CPU µs/event (more than `orjson.loads`), so
-  even with both cores always busy the rest would have to fit in ~3.4 µs.
-  What is left is the Python part of the batch math, which holds the GIL,
-  and chDB's inserts. The ceiling itself moved by a third between its two
-  passes here (462k and 626k): on this shared machine the ratio moves with
-  it.
+- **Where a worker's CPU goes now** (the per-thread table above). Batch
+  math ("fleetpulse-math"): the Rust scanner (`schemas/scan.py`,
+  `schemas/native`) reads the batch into columns in one call, off the GIL,
+  and is the largest single item of it (the profile below: ~0.8 µs/event
+  in envelopes, about half of `process_batch`); the rest is the column
+  checks (Arrow compute), numpy grouping and sketches, the Native blocks and
+  the tenant rows. chDB (the sink thread, which chDB renames "Unknown" or
+  "RuntimeData": inserts, and the evaluators' ticks every 2 s) and its
+  merges ("MergeMutate") come next. Consuming single events
+  ("fleetpulse-cons": librdkafka's Message per message) costs ~4 µs per
+  message on this machine; the ceiling pays the same `consume()`.
+- **Envelopes now reach half of the ceiling.** Arrow's JSON reader, the
+  decoder before the scanner, cost 6.3-7.3 CPU µs/event to checked columns
+  on this machine, more than `orjson.loads` alone; the scanner path costs
+  2.3-2.5 (the same 100,000 events, one process). Same harness, same
+  machine, before and after: envelopes 99-125k events/s at 12.9-13.7 CPU
+  µs/event (33-41% of a ~300k ceiling), then 168-188k at 7.8-8.6
+  (56-70%). The ratio moves with the ceiling, which moves by a quarter
+  between its own passes here.
 - **RSS at 100k series.** chDB runs in the worker's process: its library
   code is mapped from disk (~250-400 MiB of RSS, by how much of it the page
-  cache holds; 302 MiB here) and the idle worker's anonymous memory is
+  cache holds; ~270 MiB here) and the idle worker's anonymous memory is
   ~110-130 MiB, so 400 MB is out of reach with an embedded chDB (a
   ClickHouse server over HTTP, `FLEETPULSE_CLICKHOUSE_URL`, takes that out
   of the process). At the peak, the two batches in flight (four runs of
@@ -62,6 +56,11 @@ ANALYSIS = """\
   `JE_MALLOC_CONF=dirty_decay_ms:0,muzzy_decay_ms:0` (~-60 MiB anonymous,
   +2 µs/event), `MALLOC_MMAP_THRESHOLD_=131072` (~-140 MiB, +1.5 µs/event),
   smaller `FLEETPULSE_BATCH_MAX_BYTES`.
+- **`record_request` p99 sits on this machine's floor.** The same timed
+  loop around a bare append of one tuple to a list, with no Recorder and no
+  thread, has a p99 of 4.4-5.3 µs here (the floor line above); the call
+  itself is that append behind a length check. On the previous
+  development machine the same code measured 3.3 µs.
 - **Freshness** is far inside the target because partial rows are written as
   each batch lands; windows do not wait for the watermark to become visible."""
 
