@@ -96,9 +96,10 @@ class _Owner:
 
     def __init__(self, handle: int) -> None:
         self.handle = handle
+        self._free = _LIB.fp_free  # held: module globals may be gone when the last one goes, at exit
 
     def __del__(self) -> None:
-        _LIB.fp_free(self.handle)
+        self._free(self.handle)
 
 
 def _buffer(owner: _Owner, index: int) -> pa.Buffer:
