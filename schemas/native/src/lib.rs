@@ -575,10 +575,11 @@ fn scan(schema: &Schema, text: &[u8], starts: &[i64], sizes: &[i64], usual: &[u8
     let mut follows = vec![0; schema.names.len() + 1];
     for i in 0..n {
         let (start, size) = (starts[i], sizes[i]);
-        if usual[i] == 0 || start < 0 || size < 0 || (start + size) as usize > text.len() {
-            continue;
-        }
-        let message = &text[start as usize..(start + size) as usize];
+        let end = match start.checked_add(size) {
+            Some(end) if usual[i] != 0 && start >= 0 && size >= 0 && end as usize <= text.len() => end as usize,
+            _ => continue,
+        };
+        let message = &text[start as usize..end];
         // Strings are the only tokens that may hold bytes past ASCII, and
         // each is whole inside the message: the message's UTF-8 is theirs.
         if !message.is_ascii() && std::str::from_utf8(message).is_err() {

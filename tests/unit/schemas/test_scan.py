@@ -142,6 +142,7 @@ def test_what_is_not_one_object_of_schema_fields_is_left(raw):
 def test_messages_it_is_told_to_skip_and_spans_past_the_text_are_left():
     good = json.dumps(GOOD).encode()
     text = good + b"\n" + good
-    result = scan(text, np.array([0, len(good) + 1, len(text) - 3]), np.array([len(good), len(good), 10]),
-                  np.array([False, True, True]))
-    assert result.kinds.tolist() == [UNUSUAL, SINGLE, UNUSUAL] and len(result.events) == 1
+    big = np.iinfo(np.int64).max - 1
+    result = scan(text, np.array([0, len(good) + 1, len(text) - 3, big, -1]),
+                  np.array([len(good), len(good), 10, 10, 5]), np.array([False, True, True, True, True]))
+    assert result.kinds.tolist() == [UNUSUAL, SINGLE, UNUSUAL, UNUSUAL, UNUSUAL] and len(result.events) == 1
