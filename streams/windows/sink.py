@@ -37,7 +37,8 @@ FROM {table} WHERE source_topic = {{topic:String}} GROUP BY source_partition
 """
 
 # The same mapping as the materialized views (sql/004_rollups.sql; the detail
-# maps since 013, the quality counts since 014); the integration tests
+# maps since 013, the quality counts since 014; the views stopped grouping in
+# 018, and these sums are the same); the integration tests
 # test_sql.py::test_rollup_catch_up_fills_in_exactly_what_the_views_missed and
 # test_rollups.py::test_the_backfill_gives_windows_written_before_it_their_exact_maps
 # hold them equal. The columns are named: a rollup's columns are in the order
