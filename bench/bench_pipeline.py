@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -195,6 +196,51 @@ def series_rss(base: Settings, tmp: Path, series: int) -> dict:
     return {**result, "series": distinct}
 
 
+_CHDB_ALONE = """
+import json, sys
+from pathlib import Path
+from fleetpulse.clickhouse import ClickHouse
+from fleetpulse.migrate import migrate
+from fleetpulse.settings import load_settings
+from fleetpulse.streams.worker.main import _return_freed_memory
+_return_freed_memory()  # the worker's allocator settings, before chDB loads
+home = Path(sys.argv[1])
+ch = ClickHouse(load_settings(environ={"FLEETPULSE_CLICKHOUSE_URL": f"chdb://{home / 'chdb'}"}, home=home))
+migrate(ch, log=lambda _: None)
+status = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines())
+print(json.dumps({key: int(status[key].split()[0]) / 1024 for key in ("VmHWM", "RssAnon", "RssFile")}))
+"""
+
+
+def chdb_alone_rss(tmp: Path) -> dict:
+    """The floor under every worker on embedded chDB: a Python process that
+    opens chDB and migrates the schema, and does nothing else."""
+    home = tmp / f"chdb-alone-{uuid.uuid4().hex[:6]}"
+    home.mkdir()
+    out = subprocess.run([sys.executable, "-c", _CHDB_ALONE, str(home)], check=True, capture_output=True,
+                         text=True, timeout=300).stdout
+    got = orjson.loads(out.strip().splitlines()[-1])
+    return {"peak_rss_mib": got["VmHWM"], "peak_anon_mib": got["RssAnon"], "peak_file_mib": got["RssFile"]}
+
+
+def idle_worker_rss(base: Settings, tmp: Path, seconds: float = 5.0) -> dict:
+    """A worker that has read nothing: started on empty topics, then watched
+    for ``seconds`` (its evaluators tick every 2 s)."""
+    settings = dataclasses.replace(base, topic_prefix=f"benchi{uuid.uuid4().hex[:6]}.")
+    ensure_topics(settings)
+    worker = WorkerProcess(another_worker(settings, tmp), tmp / "worker-idle.log").start()
+    try:
+        anon = file = 0.0
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            now_anon, now_file = _rss_parts(worker.proc.pid)
+            anon, file = max(anon, now_anon), max(file, now_file)
+            time.sleep(0.1)
+        return {"peak_rss_mib": _peak_rss(worker.proc.pid) / 2**20, "peak_anon_mib": anon, "peak_file_mib": file}
+    finally:
+        worker.stop()
+
+
 def best_run(runs: list[dict]) -> dict:
     """The faster of repeated worker runs, with every run's rate kept: on a
     shared machine one pass may be slowed by something else (the ceiling and
@@ -240,6 +286,8 @@ def run(quick: bool = False) -> dict:
             "worker_single": workers["single"],
             "peers": peers,
             "freshness": freshness(base, tmp, probes=20 if quick else 60, background_rate=5_000),
+            "rss_chdb_alone": chdb_alone_rss(tmp),
+            "rss_idle": idle_worker_rss(base, tmp),
             "rss_10k": series_rss(base, tmp, 10_000),
             "rss_100k": series_rss(base, tmp, 100_000),
             "events": {"envelopes": n_env, "single": n_single},
@@ -267,6 +315,9 @@ def markdown(r: dict, window_s: int = 10, lateness_s: int = 30) -> str:
         ("worker vs peers, envelopes", "", "", versus("envelope", env)),
         ("freshness p50", f"{fresh['p50_s']:.2f} s", f"<= {fresh_target} s", f"{fresh['p50_s'] / fresh_target:.2f}x"),
         ("freshness p99", f"{fresh['p99_s']:.2f} s", f"<= {fresh_target} s", f"{fresh['p99_s'] / fresh_target:.2f}x"),
+        ("peak RSS, chDB alone (Python, chDB, the schema migrated; no worker)",
+         _rss(r["rss_chdb_alone"], "after migrating"), "", ""),
+        ("peak RSS, idle worker (no events)", _rss(r["rss_idle"]), "", ""),
         (f"peak RSS, {r['rss_10k']['series']:,} series", _rss(r['rss_10k']), "", ""),
         (f"peak RSS, {r['rss_100k']['series']:,} series", _rss(r['rss_100k']),
          "<= 400 MB", f"{r['rss_100k']['peak_rss_mib'] * 2**20 / 400e6:.2f}x"),
@@ -313,8 +364,8 @@ def markdown(r: dict, window_s: int = 10, lateness_s: int = 30) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _rss(run: dict) -> str:
-    return (f"{run['peak_rss_mib']:.0f} MiB (polled peaks: anonymous {run.get('peak_anon_mib', 0):.0f} MiB, "
+def _rss(run: dict, when: str = "polled peaks") -> str:
+    return (f"{run['peak_rss_mib']:.0f} MiB ({when}: anonymous {run.get('peak_anon_mib', 0):.0f} MiB, "
             f"mapped from files {run.get('peak_file_mib', 0):.0f} MiB)")
 
 

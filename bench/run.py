@@ -43,19 +43,25 @@ ANALYSIS = """\
   12.9-13.7 CPU µs/event before, 168-177k at 8.4-8.6 after. The ratio
   moves with the ceiling, which moved from 205k to 341k between its own
   passes in this run, so 52% here is close to the line.
-- **RSS at 100k series.** chDB runs in the worker's process: its library
-  code is mapped from disk (~250-400 MiB of RSS, by how much of it the page
-  cache holds; ~280 MiB here) and the idle worker's anonymous memory is
-  ~110-130 MiB, so 400 MB is out of reach with an embedded chDB (a
-  ClickHouse server over HTTP, `FLEETPULSE_CLICKHOUSE_URL`, takes that out
-  of the process). At the peak, the two batches in flight (four runs of
-  `FLEETPULSE_BATCH_MAX_BYTES` each, at most), librdkafka's prefetch of one
-  batch, and chDB's insert and view memory come on top (at 100k series
-  every event is a row of its own); chDB's allocator gives freed pages back
-  within 200 ms (`JE_MALLOC_CONF`). Less memory costs CPU:
-  `JE_MALLOC_CONF=dirty_decay_ms:0,muzzy_decay_ms:0` (~-60 MiB anonymous,
-  +2 µs/event), `MALLOC_MMAP_THRESHOLD_=131072` (~-140 MiB, +1.5 µs/event),
-  smaller `FLEETPULSE_BATCH_MAX_BYTES`.
+- **RSS at 100k series.** The two floor lines above say why 400 MB is out
+  of reach with an embedded chDB. A Python process that only opens chDB and
+  migrates the schema peaks near 330-345 MiB: chDB's library code mapped
+  from disk (~225 MiB) and ~100 MiB of its own heap. The idle worker, which
+  has read nothing, peaks above 400 MB already. A ClickHouse server
+  (`FLEETPULSE_CLICKHOUSE_URL`) takes chDB out of the worker's process, but
+  none that runs this schema installs on this machine (Debian's
+  clickhouse-server is 18.16, without the Map type; PyPI's `chdb-core-lite`
+  lacks `arrayCumSum` and aborts under the worker's allocator settings), so
+  the bench cannot measure that. Above the idle floor, at 100k series, the
+  peak comes in the first seconds of a full backlog and is the batches' own
+  bytes: two handovers in flight (four runs of `FLEETPULSE_BATCH_MAX_BYTES`
+  each, at most) and librdkafka's prefetch of one more. A timeline of that
+  run (0.5 s samples) had ~300-380 MiB more anonymous memory than idle while
+  chDB tracked 12-35 MiB of its own. chDB's part at this cardinality was
+  cut by sql/018 (rollup views without a GROUP BY: the 100k run 24k -> 60-70k
+  events/s, insert peak -65 MiB) and sql/019 (compact rollup parts: chDB's
+  tracked peak 494-516 -> 173-250 MiB); docs/architecture.md, "Rollups".
+  chDB's allocator gives freed pages back within 200 ms (`JE_MALLOC_CONF`).
 - **`record_request` p99 sits near this machine's floor.** The same timed
   loop around a bare append of one tuple to a list, with no Recorder and no
   thread, is the floor line above; the call itself is that append behind a
