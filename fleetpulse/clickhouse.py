@@ -114,9 +114,13 @@ class ClickHouse:
                        settings={"insert_deduplication_token": dedup_token})
 
     def insert_native(self, table: str, columns: Sequence[str], block: bytes, dedup_token: str) -> None:
-        """Insert one block already in ClickHouse's Native format, idempotently."""
+        """Insert one block already in ClickHouse's Native format, idempotently:
+        a block with a token seen before is dropped, and so are the blocks its
+        materialized views make (without the second setting they are inserted
+        again, and the rollups count a retried batch twice; sql/020)."""
         self._call(self._client.raw_insert, table, list(columns), insert_block=block, fmt="Native",
-                   settings={"insert_deduplication_token": dedup_token})
+                   settings={"insert_deduplication_token": dedup_token,
+                             "deduplicate_blocks_in_dependent_materialized_views": 1})
 
     def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         with self._lock:

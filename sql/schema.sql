@@ -367,7 +367,7 @@ CREATE TABLE request_windows_1h
 ENGINE = AggregatingMergeTree
 ORDER BY (window_start, model, node, source_topic, source_partition)
 TTL window_start + toIntervalDay(FLEETPULSE_ROLLUP_1H_TTL_DAYS)
-SETTINGS index_granularity = 8192, min_bytes_for_wide_part = 268435456;
+SETTINGS index_granularity = 8192, min_bytes_for_wide_part = 268435456, non_replicated_deduplication_window = 10000;
 
 CREATE TABLE request_windows_1m
 (
@@ -403,7 +403,7 @@ CREATE TABLE request_windows_1m
 ENGINE = AggregatingMergeTree
 ORDER BY (window_start, model, node, source_topic, source_partition)
 TTL window_start + toIntervalDay(FLEETPULSE_ROLLUP_1M_TTL_DAYS)
-SETTINGS index_granularity = 8192, min_bytes_for_wide_part = 268435456;
+SETTINGS index_granularity = 8192, min_bytes_for_wide_part = 268435456, non_replicated_deduplication_window = 10000;
 
 CREATE TABLE silences
 (

@@ -226,6 +226,31 @@ def test_rollup_catch_up_fills_in_exactly_what_the_views_missed(ch):
     assert sink.read_progress("catchup")[4].next_offset == 12
 
 
+def test_a_retried_batch_counts_once_in_the_windows_and_in_both_rollups(own_ch):
+    """A retry after an ambiguous failure sends a batch again under its token:
+    ClickHouse drops the repeat in request_windows, and the rollups must drop
+    what their views would make of it too. A retry that finds the rollups
+    without the batch (a crash between the base insert and its views) fills
+    them in."""
+    ch = own_ch
+    events = request_events(1200, seed=21, model="retry")
+    block = batch_block(events[:600], "retry", 2, 7)
+    for _ in range(3):
+        ch.insert_native("request_windows", WINDOW_COLUMNS, block, dedup_token="retry:7")
+    for view in ("request_windows_1m_mv", "request_windows_1h_mv"):  # the views miss the next batch
+        ch.command(f"DETACH TABLE {view}")
+    later = batch_block(events[600:], "retry", 2, 8)
+    ch.insert_native("request_windows", WINDOW_COLUMNS, later, dedup_token="retry:8")
+    for view in ("request_windows_1m_mv", "request_windows_1h_mv"):
+        ch.command(f"ATTACH TABLE {view}")
+    ch.insert_native("request_windows", WINDOW_COLUMNS, later, dedup_token="retry:8")  # its retry
+    for table in ("request_windows", "request_windows_1m", "request_windows_1h"):
+        got = ch.query(f"SELECT sum(requests), max(offset_last) FROM {table} WHERE model = 'retry'").result_rows
+        assert got == [(1200, 8)], table
+    for grain, bucket in GRAINS:
+        assert rollup_from_view(ch, grain, "retry") == rollup_from_base(ch, bucket, "retry")
+
+
 def test_raw_events_of_150_days_are_written_once_however_often_the_batch_is(ch):
     """One valid envelope can hold events of more days than ClickHouse's
     max_partitions_per_insert_block (100): the sink writes it in runs of days,
