@@ -119,6 +119,12 @@ def _peak_rss(pid: int) -> int:
     return 0
 
 
+def _rss_result(pid: int, anon: float, file: float) -> dict:
+    """The kernel's peak RSS of ``pid`` (VmHWM), with the largest anonymous and
+    file-mapped parts seen (the kernel keeps a peak of the total only)."""
+    return {"peak_rss_mib": _peak_rss(pid) / 2**20, "peak_anon_mib": anon, "peak_file_mib": file}
+
+
 def worker_run(settings: Settings, tmp: Path, expected: int) -> dict:
     """Start a worker on a full topic; time it from its first row to the last."""
     worker = WorkerProcess(another_worker(settings, tmp), tmp / f"worker-{uuid.uuid4().hex[:6]}.log").start()
@@ -144,7 +150,7 @@ def worker_run(settings: Settings, tmp: Path, expected: int) -> dict:
                 "cpu_us_per_event": (cpu - first[2]) * 1e6 / max(events, 1),
                 "thread_us_per_event": {name: (seconds - first[3].get(name, 0.0)) * 1e6 / max(events, 1)
                                         for name, seconds in threads.items()},
-                "peak_rss_mib": _peak_rss(pid) / 2**20, "peak_anon_mib": anon, "peak_file_mib": file}
+                **_rss_result(pid, anon, file)}
     finally:
         worker.stop()
 
@@ -197,7 +203,7 @@ def series_rss(base: Settings, tmp: Path, series: int) -> dict:
 
 
 _CHDB_ALONE = """
-import json, sys
+import sys
 from pathlib import Path
 from fleetpulse.clickhouse import ClickHouse
 from fleetpulse.migrate import migrate
@@ -207,8 +213,8 @@ _return_freed_memory()  # the worker's allocator settings, before chDB loads
 home = Path(sys.argv[1])
 ch = ClickHouse(load_settings(environ={"FLEETPULSE_CLICKHOUSE_URL": f"chdb://{home / 'chdb'}"}, home=home))
 migrate(ch, log=lambda _: None)
-status = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines())
-print(json.dumps({key: int(status[key].split()[0]) / 1024 for key in ("VmHWM", "RssAnon", "RssFile")}))
+print("migrated", flush=True)
+sys.stdin.read()  # measured from outside until the bench closes stdin
 """
 
 
@@ -217,10 +223,15 @@ def chdb_alone_rss(tmp: Path) -> dict:
     opens chDB and migrates the schema, and does nothing else."""
     home = tmp / f"chdb-alone-{uuid.uuid4().hex[:6]}"
     home.mkdir()
-    out = subprocess.run([sys.executable, "-c", _CHDB_ALONE, str(home)], check=True, capture_output=True,
-                         text=True, timeout=300).stdout
-    got = orjson.loads(out.strip().splitlines()[-1])
-    return {"peak_rss_mib": got["VmHWM"], "peak_anon_mib": got["RssAnon"], "peak_file_mib": got["RssFile"]}
+    with subprocess.Popen([sys.executable, "-c", _CHDB_ALONE, str(home)], stdin=subprocess.PIPE,
+                          stdout=subprocess.PIPE, text=True) as proc:
+        try:
+            if proc.stdout.readline().strip() != "migrated":
+                raise RuntimeError(f"the chDB-alone process exited with {proc.wait(60)} before migrating")
+            return _rss_result(proc.pid, *_rss_parts(proc.pid))
+        finally:
+            proc.stdin.close()
+            proc.wait(60)
 
 
 def idle_worker_rss(base: Settings, tmp: Path, seconds: float = 5.0) -> dict:
@@ -236,7 +247,7 @@ def idle_worker_rss(base: Settings, tmp: Path, seconds: float = 5.0) -> dict:
             now_anon, now_file = _rss_parts(worker.proc.pid)
             anon, file = max(anon, now_anon), max(file, now_file)
             time.sleep(0.1)
-        return {"peak_rss_mib": _peak_rss(worker.proc.pid) / 2**20, "peak_anon_mib": anon, "peak_file_mib": file}
+        return _rss_result(worker.proc.pid, anon, file)
     finally:
         worker.stop()
 

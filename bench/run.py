@@ -56,8 +56,9 @@ ANALYSIS = """\
   peak comes in the first seconds of a full backlog and is the batches' own
   bytes: two handovers in flight (four runs of `FLEETPULSE_BATCH_MAX_BYTES`
   each, at most) and librdkafka's prefetch of one more. A timeline of the
-  same run, taken by hand in a development session (0.5 s samples), had ~300-380 MiB more anonymous memory than idle while
-  chDB tracked 12-35 MiB of its own. chDB's part at this cardinality was
+  same run, taken by hand in a development session (0.5 s samples), had
+  ~300-380 MiB more anonymous memory than idle while chDB tracked 12-35 MiB
+  of its own. chDB's part at this cardinality was
   cut by sql/018 (rollup views without a GROUP BY: the 100k run 24k -> 60-70k
   events/s, insert peak -65 MiB) and sql/019 (compact rollup parts: chDB's
   tracked peak 494-516 -> 173-250 MiB); docs/architecture.md, "Rollups".

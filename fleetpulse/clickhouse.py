@@ -33,6 +33,14 @@ def describe(settings: Settings) -> str:
     return f"ClickHouse at {parts.scheme}://{parts.hostname}:{parts.port or ''}"
 
 
+def _idempotent(dedup_token: str) -> dict[str, Any]:
+    """Settings of an insert that ClickHouse drops when ``dedup_token`` was seen
+    before, together with the blocks the table's materialized views make of it:
+    without the second setting they are inserted again, and the rollups counted
+    a retried batch twice (sql/020)."""
+    return {"insert_deduplication_token": dedup_token, "deduplicate_blocks_in_dependent_materialized_views": 1}
+
+
 class ClickHouse:
     """A thread-safe wrapper around one session: calls on it run one at a time.
 
@@ -111,16 +119,12 @@ class ClickHouse:
         """Insert idempotently: ClickHouse drops a repeat of the same ``dedup_token``."""
         if rows:
             self._call(self._client.insert, table, rows, column_names=list(columns),
-                       settings={"insert_deduplication_token": dedup_token})
+                       settings=_idempotent(dedup_token))
 
     def insert_native(self, table: str, columns: Sequence[str], block: bytes, dedup_token: str) -> None:
-        """Insert one block already in ClickHouse's Native format, idempotently:
-        a block with a token seen before is dropped, and so are the blocks its
-        materialized views make (without the second setting they are inserted
-        again, and the rollups count a retried batch twice; sql/020)."""
+        """Insert one block already in ClickHouse's Native format, idempotently."""
         self._call(self._client.raw_insert, table, list(columns), insert_block=block, fmt="Native",
-                   settings={"insert_deduplication_token": dedup_token,
-                             "deduplicate_blocks_in_dependent_materialized_views": 1})
+                   settings=_idempotent(dedup_token))
 
     def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         with self._lock:
